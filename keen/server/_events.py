@@ -1,0 +1,200 @@
+"""Validation and enrichment of events on write (keen-api.md 4.4-4.7).
+
+Choices where keen-api.md leaves room ([INF] points):
+
+* ``autofill`` (access keys, 4.6) is deep-merged into the event and **autofill wins** on a
+  conflict; nested objects present on both sides are merged key by key.
+* ``keen.timestamp`` may carry any ISO-8601 offset (none = UTC); it is stored normalised to UTC
+  (``...Z``, millisecond precision) and an unparseable value is an ``InvalidPropertyValueError``.
+  ``keen.created_at`` and ``keen.id`` (24 hex digits) are always set by the server;
+  ``keen.addons`` is dropped. Other ``keen.*`` sub-properties are kept as sent.
+* ``keen.uniqueness_token`` must be a string of at most 64 characters. Tokens never expire here
+  (the service forgets them after 31 days).
+* Schema types: ``string``, ``num``, ``bool``, ``list``, ``null``, ``datetime`` (only
+  ``keen.timestamp`` and ``keen.created_at``), one per dotted path; objects are flattened, lists
+  are not. A path seen as ``null`` takes the first non-null type seen later.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from keen.server.timeframes import format_timestamp, parse_iso, to_micros
+
+__all__ = ["EventError", "collection_name_error", "prepare_event"]
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_MAX_STRING = 10_000
+_MAX_PROPERTY_NAME = 256
+_MAX_TOKEN = 64
+_MAX_DEPTH = 1000
+
+
+class EventError(Exception):
+    """One event the API refuses; ``name`` is the API's error name (batch ``error.name``)."""
+
+    def __init__(self, name: str, description: str) -> None:
+        super().__init__(description)
+        self.name = name
+        self.description = description
+
+    def as_item(self) -> dict[str, Any]:
+        return {"success": False, "error": {"name": self.name, "description": self.description}}
+
+
+def collection_name_error(name: Any) -> str | None:
+    """Why ``name`` is not a valid collection name (keen-api.md 4.5), or None when it is."""
+    if not isinstance(name, str) or not name.strip():
+        return "Collection names must be non-empty strings."
+    if len(name) > 64:
+        return f"Collection name {name[:80]!r} is longer than 64 characters."
+    if not name.isascii():
+        return f"Collection name {name!r} must contain only ASCII characters."
+    if "$" in name:
+        return f"Collection name {name!r} must not contain '$'."
+    if name.startswith("_"):
+        return f"Collection name {name!r} must not start with '_'."
+    if name.startswith(".") or name.endswith("."):
+        return f"Collection name {name!r} must not start or end with '.'."
+    return None
+
+
+def _merge(target: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    """Deep-merge ``extra`` into ``target``; ``extra`` wins on conflicts."""
+    for key, value in extra.items():
+        current = target.get(key)
+        if isinstance(value, Mapping) and isinstance(current, dict):
+            _merge(current, value)
+        elif isinstance(value, Mapping):
+            target[key] = _deep_copy(value)
+        else:
+            target[key] = value
+
+
+def _deep_copy(value: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in value.items()}
+
+
+def _check_value(path: str, value: Any, types: dict[str, str], depth: int) -> None:
+    """Validate ``value`` at dotted ``path`` and record its schema type(s) in ``types``."""
+    if depth > _MAX_DEPTH:
+        raise EventError("InvalidPropertyValueError", f"Property {path!r} is nested too deeply.")
+    if isinstance(value, str):
+        if len(value) >= _MAX_STRING:
+            raise EventError(
+                "InvalidPropertyValueError",
+                f"Property {path!r} is a string of {len(value)} characters; strings must be "
+                f"shorter than {_MAX_STRING}.",
+            )
+        kind = "string"
+    elif isinstance(value, bool):
+        kind = "bool"
+    elif isinstance(value, int):
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise EventError(
+                "InvalidPropertyValueError",
+                f"Property {path!r} is a number outside the signed 64-bit range.",
+            )
+        kind = "num"
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise EventError(
+                "InvalidPropertyValueError", f"Property {path!r} is not a finite number."
+            )
+        kind = "num"
+    elif value is None:
+        kind = "null"
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            _check_name(path, key)
+            _check_value(f"{path}.{key}" if path else key, inner, types, depth + 1)
+        return
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_value(f"{path}[{index}]", item, {}, depth + 1)
+        kind = "list"
+    else:
+        raise EventError(
+            "InvalidPropertyValueError",
+            f"Property {path!r} holds a {type(value).__name__}, which is not a JSON value.",
+        )
+    if path and "[" not in path and types.get(path, "null") == "null":
+        types[path] = kind
+
+
+def _check_name(parent: str, key: Any) -> None:
+    where = f" (in {parent!r})" if parent else ""
+    if not isinstance(key, str) or not key:
+        problem = "is empty"
+    elif len(key) >= _MAX_PROPERTY_NAME:
+        problem = f"is {len(key)} characters long; names must be shorter than 256"
+    elif key.startswith("$"):
+        problem = "starts with '$'"
+    elif "." in key:
+        problem = "contains '.' (periods address nested properties)"
+    else:
+        return
+    raise EventError("InvalidPropertyNameError", f"Property name {key!r}{where} {problem}.")
+
+
+def prepare_event(
+    event: Any,
+    *,
+    now: datetime,
+    now_text: str,
+    autofill: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any], int, str | None, dict[str, str]]:
+    """Validate and enrich one event.
+
+    Returns ``(stored_event, timestamp_micros, uniqueness_token, schema_types)``; raises
+    ``EventError`` naming the problem.
+    """
+    if not isinstance(event, dict):
+        raise EventError("InvalidEventError", "An event must be a JSON object.")
+    if autofill:
+        event = _deep_copy(event)
+        _merge(event, autofill)
+    keen = event.get("keen")
+    if keen is None:
+        keen = {}
+    elif not isinstance(keen, dict):
+        raise EventError("NamespaceTypeError", "The 'keen' property must be an object.")
+    else:
+        keen = dict(keen)
+    keen.pop("addons", None)
+    stamp = keen.get("timestamp")
+    if stamp is None:
+        ts_micros, keen["timestamp"] = to_micros(now), now_text
+    else:
+        if not isinstance(stamp, str):
+            raise EventError(
+                "InvalidPropertyValueError", "keen.timestamp must be an ISO-8601 string."
+            )
+        try:
+            parsed = parse_iso(stamp)
+        except ValueError:
+            raise EventError(
+                "InvalidPropertyValueError",
+                f"keen.timestamp {stamp[:100]!r} is not an ISO-8601 date-time.",
+            ) from None
+        ts_micros, keen["timestamp"] = to_micros(parsed), format_timestamp(parsed)
+    token = keen.get("uniqueness_token")
+    if token is not None and (not isinstance(token, str) or len(token) > _MAX_TOKEN):
+        raise EventError(
+            "InvalidPropertyValueError",
+            "keen.uniqueness_token must be a string of at most 64 characters.",
+        )
+    keen["created_at"] = now_text
+    keen["id"] = os.urandom(12).hex()
+    stored = dict(event)
+    stored["keen"] = keen
+    types: dict[str, str] = {}
+    for key, value in stored.items():
+        _check_name("", key)
+        _check_value(key, value, types, 1)
+    types["keen.timestamp"] = types["keen.created_at"] = "datetime"
+    return stored, ts_micros, token, types

@@ -1,0 +1,505 @@
+"""Query filters (keen-api.md 7.6): validation, a Python reference evaluator, and SQL compilation.
+
+Every filter is compiled to a SQLite expression over the stored event JSON (``json_extract``,
+``json_type``, ``json_each``) so that queries run inside SQLite; ``event_matches`` is the same
+semantics in plain Python, used where SQLite cannot address a property (a name containing ``"``)
+and as the reference the tests compare the SQL with.
+
+Semantics (the [INF] choices of keen-api.md 7.6, written down):
+
+* Values compare as JSON values: ``true`` is not ``1``, ``"1"`` is not ``1``, ``1`` equals ``1.0``.
+* ``eq``: equal; on a list property it also matches when **any element** equals the value.
+  ``eq null`` matches an explicit ``null`` **and a missing property**.
+* ``ne``: exactly ``not eq`` (so a missing property matches ``ne 5`` but not ``ne null``).
+* ``in``: ``eq`` against any of the listed values (a list property matches on any overlap; a
+  ``null`` in the list matches missing properties).
+* ``lt``/``lte``/``gt``/``gte``: numbers with numbers, strings with strings (code-point order);
+  any element of a list property may match; missing, ``null``, booleans and mismatched types never
+  match. On ``keen.timestamp`` an ISO-8601 value is compared as an instant (any offset).
+* ``exists``: ``true`` when the property is present, **even when its value is null**; ``false``
+  when it is absent. The value must be a boolean.
+* ``contains``: substring of a string property; on a list property, an element equal to the
+  value or a string element containing it. ``not_contains`` is its negation, so a missing property
+  matches ``not_contains``.
+* ``regex``: Python :mod:`re` syntax, ``re.search`` (unanchored) on string values or string
+  elements of a list.
+* ``within``: only on ``keen.location.coordinates`` (``[longitude, latitude]``); value
+  ``{"coordinates": [lon, lat], "max_distance_miles": d}``; great-circle distance <= d.
+* ``or``: ``{"operator": "or", "operands": [<filter>, ...]}`` (``property_value`` is accepted
+  in place of ``operands``); matches when any operand matches.
+* Arrays of objects cannot be filtered into (a dotted path does not enter a list).
+* Unknown keys in a filter (such as the UI's ``property_type``) are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any, Callable
+
+from keen.server._errors import QueryError, bad_request
+from keen.server.timeframes import format_timestamp, parse_iso, to_micros
+
+__all__ = [
+    "OPERATORS",
+    "Column",
+    "compile_filters",
+    "event_matches",
+    "normalize_filters",
+    "register_functions",
+    "sort_key",
+    "value_at",
+]
+
+OPERATORS = frozenset(
+    {"eq", "ne", "lt", "lte", "gt", "gte", "exists", "in", "contains", "not_contains",
+     "within", "regex", "or"}
+)
+_ORDERING = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+_GEO_PROPERTY = "keen.location.coordinates"
+_EARTH_RADIUS_MILES = 3958.7613
+_MISSING = object()
+
+Filter = dict[str, Any]
+
+
+# --------------------------------------------------------------------------- validation
+
+def _filter_error(message: str) -> QueryError:
+    return bad_request("InvalidFilterError", message)
+
+
+def normalize_filters(filters: Any) -> list[Filter]:
+    """Check the shape of a filter list; returns it (as a list). Raises QueryError (400)."""
+    if filters is None:
+        return []
+    if not isinstance(filters, list):
+        raise _filter_error("filters must be a list of {property_name, operator, property_value}.")
+    return [_normalize_one(item) for item in filters]
+
+
+def _normalize_one(item: Any) -> Filter:
+    if not isinstance(item, dict):
+        raise _filter_error(f"Each filter must be an object, not {item!r}.")
+    operator = item.get("operator")
+    if operator not in OPERATORS:
+        raise _filter_error(
+            f"Unknown filter operator {operator!r}; use one of {', '.join(sorted(OPERATORS))}."
+        )
+    if operator == "or":
+        operands = item.get("operands", item.get("property_value"))
+        if not isinstance(operands, list):
+            raise _filter_error("An 'or' filter needs 'operands': a list of filters.")
+        return {"operator": "or", "operands": [_normalize_one(op) for op in operands]}
+    name = item.get("property_name")
+    if not isinstance(name, str) or not name:
+        raise _filter_error(f"A {operator!r} filter needs a property_name.")
+    if "property_value" not in item:
+        raise _filter_error(f"The filter on {name!r} needs a property_value.")
+    value = item["property_value"]
+    problem = _value_problem(name, operator, value)
+    if problem:
+        raise _filter_error(f"The {operator!r} filter on {name!r} {problem}.")
+    if name == "keen.created_at" and operator in _ORDERING and _timestamp_micros(value):
+        value = format_timestamp(parse_iso(value))  # stored values are UTC ...Z text
+    return {"property_name": name, "operator": operator, "property_value": value}
+
+
+def _value_problem(name: str, operator: str, value: Any) -> str | None:
+    if operator == "exists" and not isinstance(value, bool):
+        return "needs property_value true or false"
+    if operator == "in" and not isinstance(value, list):
+        return "needs a list as property_value"
+    if operator in _ORDERING and (
+        isinstance(value, bool) or not isinstance(value, (int, float, str))
+    ):
+        return "needs a number or a string as property_value"
+    if operator == "regex":
+        if not isinstance(value, str):
+            return "needs a regular expression string as property_value"
+        try:
+            _compiled(value)
+        except re.error as exc:
+            return f"has an invalid regular expression ({exc})"
+    if operator == "within":
+        if name != _GEO_PROPERTY:
+            raise bad_request(
+                "InvalidPropertyNameForGeoFilter",
+                "You specified a geo filter on a property other than keen.location.coordinates, "
+                f"which is not allowed. You specified: '{name}'.",
+            )
+        if _geo_target(value) is None:
+            return 'needs {"coordinates": [longitude, latitude], "max_distance_miles": <number>}'
+    return None
+
+
+def _geo_target(value: Any) -> tuple[float, float, float] | None:
+    if not isinstance(value, dict):
+        return None
+    coords, miles = value.get("coordinates"), value.get("max_distance_miles")
+    numbers = [*coords, miles] if isinstance(coords, list) and len(coords) == 2 else []
+    if not numbers or any(isinstance(n, bool) or not isinstance(n, (int, float)) for n in numbers):
+        return None
+    return float(numbers[0]), float(numbers[1]), float(numbers[2])
+
+
+@lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+# --------------------------------------------------------------------------- Python evaluator
+
+def value_at(event: Mapping[str, Any], path: str) -> Any:
+    """The value at dotted ``path`` in ``event``, or the module's ``_MISSING`` sentinel."""
+    current: Any = event
+    for part in path.split("."):
+        if not isinstance(current, dict) or part not in current:
+            return _MISSING
+        current = current[part]
+    return current
+
+
+def _canon(value: Any) -> Any:
+    """A hashable form under which two values are equal exactly when they are equal JSON."""
+    if isinstance(value, bool):
+        return ("b", value)
+    if isinstance(value, (int, float)):
+        return ("n", value)
+    if isinstance(value, str):
+        return ("s", value)
+    if isinstance(value, list):
+        return ("l", tuple(_canon(v) for v in value))
+    if isinstance(value, dict):
+        return ("d", tuple(sorted((k, _canon(v)) for k, v in value.items())))
+    return ("z",)
+
+
+def sort_key(value: Any) -> tuple[Any, ...]:
+    """Total order over JSON values: null < booleans < numbers < strings < lists/objects."""
+    if value is None:
+        return (0,)
+    if isinstance(value, bool):
+        return (1, value)
+    if isinstance(value, (int, float)):
+        return (2, value)
+    if isinstance(value, str):
+        return (3, value)
+    return (4, json.dumps(value, sort_keys=True))
+
+
+def _elements(value: Any) -> Iterable[Any]:
+    """The value itself, then its elements when it is a list ("any element" semantics)."""
+    yield value
+    if isinstance(value, list):
+        yield from value
+
+
+def _ordered(left: Any, operator: str, right: Any) -> bool:
+    both_numbers = all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right)
+    )
+    if not both_numbers and not (isinstance(left, str) and isinstance(right, str)):
+        return False
+    if operator == "lt":
+        return bool(left < right)
+    if operator == "lte":
+        return bool(left <= right)
+    if operator == "gt":
+        return bool(left > right)
+    return bool(left >= right)
+
+
+def _contains(value: Any, wanted: Any) -> bool:
+    if isinstance(value, str):
+        return isinstance(wanted, str) and wanted in value
+    if isinstance(value, list):
+        target = _canon(wanted)
+        return any(
+            _canon(e) == target or (isinstance(e, str) and isinstance(wanted, str) and wanted in e)
+            for e in value
+        )
+    return False
+
+
+def _miles(coords: Any, target: tuple[float, float, float]) -> bool:
+    if not isinstance(coords, list) or len(coords) != 2:
+        return False
+    if any(isinstance(c, bool) or not isinstance(c, (int, float)) for c in coords):
+        return False
+    lon1, lat1, lon2, lat2 = map(math.radians, (coords[0], coords[1], target[0], target[1]))
+    half = (math.sin((lat2 - lat1) / 2) ** 2
+            + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2)
+    distance = 2 * _EARTH_RADIUS_MILES * math.asin(min(1.0, math.sqrt(half)))
+    return distance <= target[2]
+
+
+def _timestamp_micros(value: Any) -> int | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return to_micros(parse_iso(value))
+    except ValueError:
+        return None
+
+
+def _matches(event: Mapping[str, Any], flt: Filter) -> bool:
+    operator = flt["operator"]
+    if operator == "or":
+        return any(_matches(event, op) for op in flt["operands"])
+    name, wanted = flt["property_name"], flt["property_value"]
+    value = value_at(event, name)
+    if operator == "exists":
+        return (value is not _MISSING) == wanted
+    if operator in ("eq", "ne", "in"):
+        choices = wanted if operator == "in" else [wanted]
+        if value is _MISSING:
+            hit = any(c is None for c in choices)
+        else:
+            targets = {_canon(c) for c in choices}
+            hit = any(_canon(e) in targets for e in _elements(value))
+        return hit != (operator == "ne")
+    if value is _MISSING:
+        return operator == "not_contains"
+    if operator in _ORDERING:
+        if name == "keen.timestamp" and _timestamp_micros(wanted) is not None:
+            return _ordered(_timestamp_micros(value), operator, _timestamp_micros(wanted))
+        return any(_ordered(e, operator, wanted) for e in _elements(value))
+    if operator in ("contains", "not_contains"):
+        return _contains(value, wanted) != (operator == "not_contains")
+    if operator == "regex":
+        pattern = _compiled(wanted)
+        return any(isinstance(e, str) and pattern.search(e) is not None for e in _elements(value))
+    target = _geo_target(wanted)
+    return target is not None and _miles(value, target)
+
+
+def event_matches(event: Mapping[str, Any], filters: Sequence[Filter]) -> bool:
+    """True when ``event`` passes every (normalised) filter."""
+    return all(_matches(event, flt) for flt in filters)
+
+
+# --------------------------------------------------------------------------- SQL compilation
+
+def _sqlite_path(path: str) -> str | None:
+    """SQLite JSON path for a dotted property path, or None when SQLite cannot address it."""
+    parts = path.split(".")
+    if any(not part or '"' in part for part in parts):
+        return None
+    return "$" + "".join(f'."{part}"' for part in parts)
+
+
+def _literal(text: str) -> str:
+    """``text`` as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+_HAS_ARROW = sqlite3.sqlite_version_info >= (3, 38, 0)
+
+
+class Column:
+    """SQL expressions reading one dotted property of the JSON column ``body``.
+
+    ``value`` is the SQL value (JSON true reads as 1: always pair it with ``type``; lists and
+    objects read as their JSON text), ``type`` the JSON type name (NULL when missing) and ``repr``
+    the JSON text of the value (NULL when missing). Paths SQLite cannot address go through
+    Python functions with the same results.
+    """
+
+    def __init__(self, path: str, body: str = "body") -> None:
+        self.path = path
+        sql_path = _sqlite_path(path)
+        self.native = sql_path is not None
+        if sql_path is not None:
+            lit = _literal(sql_path)
+            self.value, self.type = f"json_extract({body}, {lit})", f"json_type({body}, {lit})"
+            # Before SQLite 3.38 there is no ``->``: rebuild the JSON text from type and value.
+            self.repr = f"({body} -> {lit})" if _HAS_ARROW else (
+                f"(CASE {self.type} WHEN 'text' THEN json_quote({self.value}) "
+                f"WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN 'null' "
+                f"ELSE CAST({self.value} AS TEXT) END)"
+            )
+            self.elements = f"json_each({body}, {lit})"
+        else:
+            lit = _literal(path)
+            self.value, self.type = f"keen_value({body}, {lit})", f"keen_type({body}, {lit})"
+            self.repr = f"keen_repr({body}, {lit})"
+            self.elements = ""
+
+
+def _scalar(operator: str, wanted: Any, value: str, type_: str) -> tuple[str, list[Any]]:
+    """SQL that is true when one JSON scalar (``value``/``type_`` expressions) satisfies
+    ``operator``/``wanted`` without looking into lists."""
+    if operator in ("eq", "in"):
+        choices = wanted if operator == "in" else [wanted]
+        parts: list[str] = []
+        params: list[Any] = []
+        numbers = [c for c in choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
+        strings = [c for c in choices if isinstance(c, str)]
+        kinds = sorted({"true" if c else "false" for c in choices if isinstance(c, bool)}
+                       | ({"null"} if any(c is None for c in choices) else set()))
+        containers = [c for c in choices if isinstance(c, (list, dict))]
+        if numbers:
+            marks = ", ".join("?" * len(numbers))
+            parts.append(f"({type_} IN ('integer', 'real') AND {value} IN ({marks}))")
+            params += numbers
+        if strings:
+            parts.append(f"({type_} = 'text' AND {value} IN ({', '.join('?' * len(strings))}))")
+            params += strings
+        if kinds:
+            parts.append(f"{type_} IN ({', '.join(_literal(k) for k in kinds)})")
+        for container in containers:
+            parts.append(f"({type_} IN ('array', 'object') AND keen_json_eq({value}, ?))")
+            params.append(json.dumps(container))
+        return ("(" + " OR ".join(parts) + ")" if parts else "0"), params
+    if operator in _ORDERING:
+        kind = "'text'" if isinstance(wanted, str) else "'integer', 'real'"
+        return f"({type_} IN ({kind}) AND {value} {_ORDERING[operator]} ?)", [wanted]
+    if operator == "contains":
+        eq_sql, eq_params = _scalar("eq", wanted, value, type_)
+        if not isinstance(wanted, str):
+            return eq_sql, eq_params
+        return f"({eq_sql} OR ({type_} = 'text' AND instr({value}, ?) > 0))", [*eq_params, wanted]
+    if operator == "regex":
+        return f"({type_} = 'text' AND keen_regexp(?, {value}))", [wanted]
+    raise AssertionError(operator)  # pragma: no cover - callers only pass the operators above
+
+
+def _any_element(operator: str, wanted: Any, column: Column) -> tuple[str, list[Any]]:
+    """SQL true when the property, or any element of it when it is a list, passes the scalar
+    test (``contains`` on the property itself is only the substring test)."""
+    if operator == "contains":
+        if isinstance(wanted, str):
+            direct_sql = f"({column.type} = 'text' AND instr({column.value}, ?) > 0)"
+            direct_params: list[Any] = [wanted]
+        else:
+            direct_sql, direct_params = "0", []
+    else:
+        direct_sql, direct_params = _scalar(operator, wanted, column.value, column.type)
+    elem_sql, elem_params = _scalar(operator, wanted, "je.value", "je.type")
+    # Only our own expressions and quoted literals are interpolated; values are bound.
+    sql = (
+        f"({direct_sql} OR ({column.type} = 'array' AND EXISTS "  # noqa: S608
+        f"(SELECT 1 FROM {column.elements} AS je WHERE {elem_sql})))"
+    )
+    return sql, [*direct_params, *elem_params]
+
+
+def _compile_one(flt: Filter, body: str) -> tuple[str, list[Any]]:
+    operator = flt["operator"]
+    if operator == "or":
+        if not flt["operands"]:
+            return "0", []
+        compiled = [_compile_one(op, body) for op in flt["operands"]]
+        return (
+            "(" + " OR ".join(sql for sql, _ in compiled) + ")",
+            [p for _, params in compiled for p in params],
+        )
+    name, wanted = flt["property_name"], flt["property_value"]
+    column = Column(name, body)
+    if not column.native:
+        return f"keen_filter({body}, ?)", [json.dumps(flt)]
+    if operator == "exists":
+        return f"({column.type} IS {'NOT ' if wanted else ''}NULL)", []
+    if name == "keen.timestamp" and operator in (*_ORDERING, "eq", "ne"):
+        micros = _timestamp_micros(wanted)
+        if micros is not None:
+            symbol = {"eq": "=", "ne": "!=", **_ORDERING}[operator]
+            return f"(ts {symbol} ?)", [micros]
+    if operator == "within":
+        target = _geo_target(wanted)
+        assert target is not None  # checked by normalize_filters
+        return f"coalesce(keen_within({column.value}, ?, ?, ?), 0)", list(target)
+    negate = operator in ("ne", "not_contains")
+    positive = {"ne": "eq", "not_contains": "contains"}.get(operator, operator)
+    sql, params = _any_element(positive, wanted, column)
+    choices = wanted if positive == "in" else [wanted]
+    if positive in ("eq", "in") and any(c is None for c in choices):
+        sql, params = f"({column.type} IS NULL OR {sql})", params
+    return f"({'NOT ' if negate else ''}coalesce({sql}, 0))", params
+
+
+def compile_filters(filters: Sequence[Filter], body: str = "body") -> tuple[str, list[Any]]:
+    """One SQL boolean expression (AND of all filters) over the JSON column ``body``."""
+    if not filters:
+        return "1", []
+    compiled = [_compile_one(flt, body) for flt in filters]
+    return " AND ".join(sql for sql, _ in compiled), [p for _, ps in compiled for p in ps]
+
+
+# --------------------------------------------------------------------------- SQL functions
+
+def _sql_value(body: str, path: str) -> Any:
+    value = value_at(json.loads(body), path)
+    if value is _MISSING or value is None:
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return value
+
+
+def _sql_type(body: str, path: str) -> str | None:
+    value = value_at(json.loads(body), path)
+    if value is _MISSING:
+        return None
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "real"
+    if isinstance(value, str):
+        return "text"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _sql_repr(body: str, path: str) -> str | None:
+    value = value_at(json.loads(body), path)
+    if value is _MISSING:
+        return None
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _sql_filter(body: str, filter_json: str) -> int:
+    return int(_matches(json.loads(body), json.loads(filter_json)))
+
+
+def _sql_regexp(pattern: str, text: Any) -> int:
+    return int(isinstance(text, str) and _compiled(pattern).search(text) is not None)
+
+
+def _sql_within(coords: Any, lon: float, lat: float, miles: float) -> int:
+    if not isinstance(coords, str):
+        return 0
+    return int(_miles(json.loads(coords), (lon, lat, miles)))
+
+
+def _sql_json_eq(text: Any, wanted_json: str) -> int:
+    if not isinstance(text, str):
+        return 0
+    return int(_canon(json.loads(text)) == _canon(json.loads(wanted_json)))
+
+
+_FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
+    "keen_value": (2, _sql_value),
+    "keen_type": (2, _sql_type),
+    "keen_repr": (2, _sql_repr),
+    "keen_filter": (2, _sql_filter),
+    "keen_regexp": (2, _sql_regexp),
+    "keen_within": (4, _sql_within),
+    "keen_json_eq": (2, _sql_json_eq),
+}
+
+
+def register_functions(connection: Any) -> None:
+    """Install the Python helpers the compiled SQL may call on a sqlite3 connection."""
+    for name, (arity, function) in _FUNCTIONS.items():
+        connection.create_function(name, arity, function, deterministic=True)

@@ -1,0 +1,336 @@
+"""SQLite storage of the local Keen server: events, inferred schemas and JSON documents.
+
+One database (a file, or memory when ``path`` is None) holds everything, so a file database
+survives restarts:
+
+* ``events``: one row per stored event: ``project``, ``collection``, ``ts`` (``keen.timestamp`` as
+  integer UTC microseconds, indexed with project and collection), ``token`` (the
+  ``keen.uniqueness_token``, unique per project and collection when present) and ``body`` (the
+  event as JSON text).
+* ``properties``: the inferred type of every dotted property path per collection.
+* ``documents``: JSON documents by ``(project, kind, name)`` (saved queries, datasets, access
+  keys... : the HTTP layer decides the kinds).
+
+A repeated ``keen.uniqueness_token`` in a collection is not stored again and is reported as a
+success (``{"success": true}``), so a client that retries a batch sees the same answer as the
+first time. Validation and enrichment rules: :mod:`keen.server._events`.
+
+Thread safety: an in-memory database has one connection guarded by a lock. A file database uses
+WAL with ``synchronous=NORMAL``: writes go through one connection under the lock, reads through
+a small pool of connections that run concurrently with writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from keen.server._events import EventError, collection_name_error, prepare_event
+from keen.server.filters import compile_filters, normalize_filters, register_functions
+from keen.server.timeframes import format_timestamp, resolve_timeframe, to_micros
+
+__all__ = ["Storage"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    project TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    token TEXT,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (project, collection, ts);
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_token ON events (project, collection, token)
+    WHERE token IS NOT NULL;
+CREATE TABLE IF NOT EXISTS properties (
+    project TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    path TEXT NOT NULL,
+    type TEXT NOT NULL,
+    PRIMARY KEY (project, collection, path)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS documents (
+    project TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (project, kind, name)
+) WITHOUT ROWID;
+"""
+_POOL_SIZE = 4
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class Storage:
+    """Events and documents of every project in one SQLite database (``path`` None = memory)."""
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._memory = path is None or path == ":memory:"
+        self._pool: list[sqlite3.Connection] = []
+        self._closed = False
+        self._writer = self._connect()
+        with self._lock:
+            self._writer.executescript(_SCHEMA)
+
+    # ------------------------------------------------------------------ connections
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            ":memory:" if self._memory else str(self.path),
+            check_same_thread=False,
+            isolation_level=None,  # explicit BEGIN/COMMIT below
+            timeout=30.0,
+        )
+        if not self._memory:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA temp_store=FILE")
+        register_functions(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """The writer connection inside one transaction (committed unless an error escapes)."""
+        with self._lock:
+            self._check_open()
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection for reads; cursors must be consumed before the block ends.
+
+        Memory databases serialise on the lock; file databases hand out pooled connections
+        (WAL readers see the last committed state and do not block writers).
+        """
+        if self._memory:
+            with self._lock:
+                self._check_open()
+                yield self._writer
+            return
+        with self._lock:
+            self._check_open()
+            conn = self._pool.pop() if self._pool else None
+        if conn is None:
+            conn = self._connect()
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            with self._lock:
+                if self._closed or len(self._pool) >= _POOL_SIZE:
+                    conn.close()
+                else:
+                    self._pool.append(conn)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this Storage is closed")
+
+    def close(self) -> None:
+        """Close every connection (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for conn in self._pool:
+                conn.close()
+            self._pool.clear()
+            self._writer.close()
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ events
+
+    def insert_events(
+        self,
+        project_id: str,
+        collection: str,
+        events: list[Any],
+        *,
+        now: datetime,
+        autofill: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Validate, enrich and store ``events``; one result per event, in order.
+
+        Each result is ``{"success": True}`` or ``{"success": False, "error": {"name",
+        "description"}}`` with the API's error names (``InvalidCollectionNameError``,
+        ``InvalidPropertyNameError``, ``InvalidPropertyValueError``, ``InvalidEventError``,
+        ``NamespaceTypeError``). The whole batch is one transaction.
+        """
+        problem = collection_name_error(collection)
+        if problem is not None:
+            return [EventError("InvalidCollectionNameError", problem).as_item() for _ in events]
+        now_text = format_timestamp(now)
+        rows: list[tuple[str, str, int, str | None, str]] = []
+        results: list[dict[str, Any]] = []
+        schema: dict[str, str] = {}
+        for event in events:
+            try:
+                stored, ts, token, types = prepare_event(
+                    event, now=now, now_text=now_text, autofill=autofill
+                )
+            except EventError as exc:
+                results.append(exc.as_item())
+                continue
+            rows.append((project_id, collection, ts, token, _dumps(stored)))
+            for path, kind in types.items():
+                if schema.get(path, "null") == "null":
+                    schema[path] = kind
+            results.append({"success": True})
+        if rows:
+            with self._write() as conn:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO events (project, collection, ts, token, body) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    rows,
+                )
+                conn.executemany(
+                    "INSERT INTO properties (project, collection, path, type) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (project, collection, path) DO UPDATE SET type = excluded.type "
+                    "WHERE properties.type = 'null'",
+                    [(project_id, collection, path, kind) for path, kind in schema.items()],
+                )
+        return results
+
+    def delete_events(
+        self,
+        project_id: str,
+        collection: str,
+        *,
+        timeframe: Any = None,
+        timezone: Any = None,
+        filters: Any = None,
+        now: datetime,
+    ) -> int:
+        """Delete the events of a collection matching ``timeframe``/``filters`` (all when both
+        are absent, which also forgets the collection's schema); returns how many.
+
+        Raises ``QueryError`` (400) for a bad timeframe, timezone or filter.
+        """
+        where = ["project = ?", "collection = ?"]
+        params: list[Any] = [project_id, collection]
+        if timeframe is not None:
+            start, end = resolve_timeframe(timeframe, timezone, now)
+            where.append("ts >= ? AND ts < ?")
+            params += [to_micros(start), to_micros(end)]
+        checked = normalize_filters(filters)
+        if checked:
+            sql, filter_params = compile_filters(checked)
+            where.append(sql)
+            params += filter_params
+        with self._write() as conn:
+            deleted = conn.execute(
+                f"DELETE FROM events WHERE {' AND '.join(where)}", params  # noqa: S608
+            ).rowcount
+            if timeframe is None and not checked:
+                conn.execute(
+                    "DELETE FROM properties WHERE project = ? AND collection = ?",
+                    (project_id, collection),
+                )
+        return int(deleted)
+
+    def count_events(self, project_id: str, collection: str | None = None) -> int:
+        """How many events are stored for a project (or one of its collections)."""
+        sql = "SELECT count(*) FROM events WHERE project = ?"
+        params: list[Any] = [project_id]
+        if collection is not None:
+            sql += " AND collection = ?"
+            params.append(collection)
+        with self.reading() as conn:
+            return int(conn.execute(sql, params).fetchone()[0])
+
+    # ------------------------------------------------------------------ schemas
+
+    def collections(self, project_id: str) -> list[dict[str, Any]]:
+        """Every collection of a project as ``{"name", "properties", "url"}``, by name."""
+        with self.reading() as conn:
+            rows = conn.execute(
+                "SELECT collection, path, type FROM properties WHERE project = ? "
+                "ORDER BY collection, path",
+                (project_id,),
+            ).fetchall()
+        by_name: dict[str, dict[str, str]] = {}
+        for name, path, kind in rows:
+            by_name.setdefault(name, {})[path] = kind
+        return [self._describe(project_id, name, props) for name, props in by_name.items()]
+
+    def collection(self, project_id: str, name: str) -> dict[str, Any] | None:
+        """One collection's ``{"name", "properties", "url"}``, or None if it has no events."""
+        with self.reading() as conn:
+            rows = conn.execute(
+                "SELECT path, type FROM properties WHERE project = ? AND collection = ? "
+                "ORDER BY path",
+                (project_id, name),
+            ).fetchall()
+        if not rows:
+            return None
+        return self._describe(project_id, name, dict(rows))
+
+    @staticmethod
+    def _describe(project_id: str, name: str, properties: dict[str, str]) -> dict[str, Any]:
+        return {
+            "name": name,
+            "properties": properties,
+            "url": f"/3.0/projects/{quote(project_id, safe='')}/events/{quote(name, safe='')}",
+        }
+
+    # ------------------------------------------------------------------ documents
+
+    def put_doc(self, project_id: str, kind: str, name: str, doc: Mapping[str, Any]) -> None:
+        """Create or replace a JSON document."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO documents (project, kind, name, body) VALUES (?, ?, ?, ?)",
+                (project_id, kind, name, _dumps(doc)),
+            )
+
+    def get_doc(self, project_id: str, kind: str, name: str) -> dict[str, Any] | None:
+        """A stored document, or None."""
+        with self.reading() as conn:
+            row = conn.execute(
+                "SELECT body FROM documents WHERE project = ? AND kind = ? AND name = ?",
+                (project_id, kind, name),
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def list_docs(self, project_id: str, kind: str) -> list[dict[str, Any]]:
+        """Every document of a kind in a project, sorted by name."""
+        with self.reading() as conn:
+            rows = conn.execute(
+                "SELECT body FROM documents WHERE project = ? AND kind = ? ORDER BY name",
+                (project_id, kind),
+            ).fetchall()
+        return [dict(json.loads(body)) for (body,) in rows]
+
+    def delete_doc(self, project_id: str, kind: str, name: str) -> bool:
+        """Delete a document; False when there was none."""
+        with self._write() as conn:
+            cursor = conn.execute(
+                "DELETE FROM documents WHERE project = ? AND kind = ? AND name = ?",
+                (project_id, kind, name),
+            )
+            return cursor.rowcount > 0

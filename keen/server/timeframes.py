@@ -1,0 +1,285 @@
+"""Timestamps, timezones, timeframes and interval buckets of the local Keen server.
+
+Choices where keen-api.md leaves room ([INF] points):
+
+* ``keen.timestamp`` and timeframe boundaries accept any ISO-8601 offset (``Z``, ``+02:00``,
+  ``-0800``); a value without an offset is UTC, also inside an absolute timeframe (the query
+  ``timezone`` only moves relative timeframes and interval boundaries).
+* Relative timeframes (section 7.3): ``this_N_units`` runs from the start of the unit N-1 units
+  before the current one to the *end* of the current unit; ``previous_N_units`` covers the N
+  complete units before the current one. Weeks start on Sunday 00:00. Singular units are accepted
+  (``this_2_day``). Shortcuts: ``this_minute``, ``this_hour``, ``this_day``/``today``,
+  ``this_week``, ``this_month``, ``this_year``, ``previous_minute``, ``previous_hour``,
+  ``previous_day``/``yesterday``, ``previous_week``, ``previous_month``, ``previous_year``.
+* Calendar arithmetic for days, weeks, months and years is done on the wall clock of the query
+  timezone (so a day across a DST change lasts 23 or 25 hours in a named zone); minutes and hours
+  are absolute durations.
+* Named timezones come from :mod:`zoneinfo` (``US/Pacific`` and other aliases included); a number
+  (or numeric string) is a fixed offset in seconds east of UTC.
+* Intervals: buckets start at the calendar boundary of the unit at or before the timeframe start
+  (``every_6_hours`` is anchored at the floor-to-hour of the start, then steps six hours) and the
+  first and last buckets are clipped to the timeframe. At most ``MAX_BUCKETS`` buckets.
+* Boundaries are rendered in UTC as ``YYYY-MM-DDTHH:MM:SS.mmmZ``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from keen.server._errors import QueryError, bad_request
+
+__all__ = [
+    "MAX_BUCKETS",
+    "format_timestamp",
+    "interval_buckets",
+    "parse_interval",
+    "parse_iso",
+    "resolve_timeframe",
+    "resolve_timezone",
+    "to_micros",
+]
+
+MAX_BUCKETS = 10_000
+UNITS = ("minute", "hour", "day", "week", "month", "year")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+_ISO_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
+    r"\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?"
+)
+_RELATIVE_RE = re.compile(r"(this|previous)_(\d+)_(minute|hour|day|week|month|year)s?")
+_INTERVAL_RE = re.compile(r"every_(\d+)_(minute|hour|day|week|month|year)s?")
+_SHORTCUTS = {
+    "today": "this_1_days",
+    "yesterday": "previous_1_days",
+    **{f"this_{unit}": f"this_1_{unit}s" for unit in UNITS},
+    **{f"previous_{unit}": f"previous_1_{unit}s" for unit in UNITS},
+}
+_NAMED_INTERVALS = {
+    "minutely": "minute",
+    "hourly": "hour",
+    "daily": "day",
+    "weekly": "week",
+    "monthly": "month",
+    "yearly": "year",
+}
+
+
+def parse_iso(text: str) -> datetime:
+    """Parse an ISO-8601 date-time (any offset; none = UTC) into an aware UTC datetime.
+
+    Raises ``ValueError`` when ``text`` is not one.
+    """
+    match = _ISO_RE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"not an ISO-8601 date-time: {text!r}")
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    micros = int((fraction + "000000")[:6]) if fraction else 0
+    if offset is None or offset in "Zz":
+        tz: tzinfo = timezone.utc
+    else:
+        sign = -1 if offset[0] == "-" else 1
+        digits = offset[1:].replace(":", "")
+        minutes = int(digits[:2]) * 60 + (int(digits[2:4]) if len(digits) > 2 else 0)
+        tz = timezone(sign * timedelta(minutes=minutes))
+    value = datetime(
+        int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
+        micros, tzinfo=tz,
+    )
+    return value.astimezone(timezone.utc)
+
+
+def to_micros(value: datetime) -> int:
+    """Microseconds since the Unix epoch of an aware (or naive = UTC) datetime."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    """The aware UTC datetime of a microsecond epoch value."""
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def format_timestamp(value: datetime | int) -> str:
+    """Render as the API does: UTC, millisecond precision, ``Z`` (``2015-01-01T00:00:00.000Z``)."""
+    if isinstance(value, int):
+        value = from_micros(value)
+    elif value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def resolve_timezone(tz: Any) -> tzinfo:
+    """The tzinfo for a query ``timezone``: None = UTC, seconds offset (number or numeric
+    string), or an IANA name. Raises ``QueryError`` (400) otherwise."""
+    if tz is None or tz == "":
+        return timezone.utc
+    if isinstance(tz, bool):
+        raise _bad_timezone(tz)
+    if isinstance(tz, str):
+        text = tz.strip()
+        if re.fullmatch(r"[+-]?\d+(\.0*)?", text):
+            tz = int(float(text))
+        else:
+            try:
+                return ZoneInfo(text)
+            except (ZoneInfoNotFoundError, ValueError, OSError):
+                raise _bad_timezone(tz) from None
+    if isinstance(tz, float) and tz.is_integer():
+        tz = int(tz)
+    if isinstance(tz, int) and -86_400 < tz < 86_400:
+        return timezone(timedelta(seconds=tz))
+    raise _bad_timezone(tz)
+
+
+def _bad_timezone(tz: Any) -> QueryError:
+    return bad_request(
+        "InvalidTimezoneError",
+        f"The timezone {tz!r} is not valid: give an IANA name such as 'US/Pacific' or an offset "
+        "in seconds such as -28800.",
+    )
+
+
+def _timeframe_error(detail: str) -> QueryError:
+    return bad_request(
+        "TimeframeDefinitionError",
+        f"You sent in an invalid definition for the timeframe: {detail!r}.",
+    )
+
+
+def _floor(local: datetime, unit: str) -> datetime:
+    """Start of the calendar ``unit`` containing ``local`` (wall clock of its timezone)."""
+    if unit == "minute":
+        return local.replace(second=0, microsecond=0)
+    if unit == "hour":
+        return local.replace(minute=0, second=0, microsecond=0)
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit == "day":
+        return day
+    if unit == "week":  # weeks start on Sunday; Python's weekday() has Monday = 0
+        return day - timedelta(days=(day.weekday() + 1) % 7)
+    if unit == "month":
+        return day.replace(day=1)
+    return day.replace(month=1, day=1)
+
+
+def _shift(local: datetime, count: int, unit: str) -> datetime:
+    """``local`` moved by ``count`` units; returns an aware UTC datetime.
+
+    Minutes and hours are absolute durations; longer units move the wall clock.
+    """
+    if unit in ("minute", "hour"):
+        step = timedelta(minutes=count) if unit == "minute" else timedelta(hours=count)
+        return local.astimezone(timezone.utc) + step
+    if unit in ("day", "week"):
+        moved = local + timedelta(days=count * (7 if unit == "week" else 1))
+    else:
+        months = count * (12 if unit == "year" else 1)
+        years, month0 = divmod(local.month - 1 + months, 12)
+        moved = local.replace(year=local.year + years, month=month0 + 1)
+    # zoneinfo keeps the wall clock on addition; re-attaching the zone picks the right offset.
+    return moved.replace(fold=0).astimezone(timezone.utc)
+
+
+def resolve_timeframe(tf: Any, tz: Any, now: datetime) -> tuple[datetime, datetime]:
+    """``(start, end)`` as aware UTC datetimes, start inclusive and end exclusive.
+
+    ``tf`` is a relative string or ``{"start": iso, "end": iso}``; ``tz`` the query timezone.
+    Raises ``QueryError`` (400 ``TimeframeDefinitionError``) for anything else, and 400 when
+    ``tf`` is missing (the API requires a timeframe).
+    """
+    if tf is None or tf == "":
+        raise bad_request(
+            "TimeframeDefinitionError",
+            "A timeframe is required: give a relative timeframe such as 'this_7_days' or "
+            '{"start": "<ISO-8601>", "end": "<ISO-8601>"}.',
+        )
+    zone = resolve_timezone(tz)
+    if isinstance(tf, dict):
+        return _absolute(tf)
+    if not isinstance(tf, str):
+        raise _timeframe_error("You have multiple values for timeframe specified." if isinstance(
+            tf, list) else f"{tf!r} is neither a relative timeframe nor a start/end object")
+    text = tf.strip()
+    text = _SHORTCUTS.get(text, text)
+    match = _RELATIVE_RE.fullmatch(text)
+    if match is None:
+        raise _timeframe_error(f"{tf!r} is not a relative timeframe like 'this_7_days'")
+    kind, count_text, unit = match.groups()
+    count = int(count_text)
+    if count < 1:
+        raise _timeframe_error(f"{tf!r}: the number of units must be at least 1")
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    current = _floor(now.astimezone(zone), unit)
+    try:
+        if kind == "this":
+            return _shift(current, -(count - 1), unit), _shift(current, 1, unit)
+        return _shift(current, -count, unit), current.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        raise _timeframe_error(f"{tf!r} reaches outside the supported calendar") from None
+
+
+def _absolute(tf: dict[str, Any]) -> tuple[datetime, datetime]:
+    unknown = set(tf) - {"start", "end"}
+    if unknown or not isinstance(tf.get("start"), str) or not isinstance(tf.get("end"), str):
+        raise _timeframe_error(
+            "an absolute timeframe is {\"start\": \"<ISO-8601>\", \"end\": \"<ISO-8601>\"}"
+        )
+    try:
+        start, end = parse_iso(tf["start"]), parse_iso(tf["end"])
+    except ValueError as exc:
+        raise _timeframe_error(str(exc)) from None
+    if end < start:
+        raise _timeframe_error("the timeframe end is before its start")
+    return start, end
+
+
+def parse_interval(interval: Any) -> tuple[int, str]:
+    """``(N, unit)`` of a named (``daily``) or ``every_N_units`` interval; QueryError if bad."""
+    if isinstance(interval, str):
+        text = interval.strip()
+        if text in _NAMED_INTERVALS:
+            return 1, _NAMED_INTERVALS[text]
+        match = _INTERVAL_RE.fullmatch(text)
+        if match is not None and int(match.group(1)) >= 1:
+            return int(match.group(1)), match.group(2)
+    raise bad_request(
+        "InvalidIntervalError",
+        f"The interval {interval!r} is not valid: use minutely, hourly, daily, weekly, monthly, "
+        "yearly or every_N_units (for example every_6_hours).",
+    )
+
+
+def interval_buckets(
+    start: datetime, end: datetime, interval: Any, tz: Any
+) -> list[tuple[int, int]]:
+    """Calendar-aligned buckets ``[(start_us, end_us), ...]`` covering ``[start, end)``,
+    the first and last clipped to it. Empty when the timeframe is empty."""
+    count, unit = parse_interval(interval)
+    zone = resolve_timezone(tz)
+    start_us, end_us = to_micros(start), to_micros(end)
+    buckets: list[tuple[int, int]] = []
+    edge = _floor(start.astimezone(zone), unit)
+    lower = start_us
+    while lower < end_us:
+        edge_utc = _shift(edge, count, unit)
+        upper = min(to_micros(edge_utc), end_us)
+        if upper > lower:
+            buckets.append((lower, upper))
+            if len(buckets) > MAX_BUCKETS:
+                raise bad_request(
+                    "InvalidIntervalError",
+                    f"The interval {interval!r} splits the timeframe into more than "
+                    f"{MAX_BUCKETS} buckets; use a longer interval or a shorter timeframe.",
+                )
+        lower = max(lower, upper)
+        edge = edge_utc.astimezone(zone)
+    return buckets
