@@ -1,0 +1,215 @@
+"""keen: a client for the Keen IO analytics API (a drop-in successor of keen 0.7.0).
+
+Module-level use reads its settings at every call: the module globals ``project_id``,
+``write_key``, ``read_key``, ``master_key``, ``base_url`` and ``delivery``, each falling back to
+its ``KEEN_*`` environment variable (``KEEN_PROJECT_ID``...). A default :class:`KeenClient` is
+built on first use and rebuilt whenever a setting changes; :func:`reset_client` drops it. Each
+module function is the :class:`KeenClient` method of the same name (same signature and
+docstring), called on that default client.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+from keen import direction, exceptions
+from keen.client import Event, KeenClient
+from keen.exceptions import InvalidEnvironmentError
+from keen.persistence_strategies import DirectPersistenceStrategy
+from keen.utilities import VERSION as __version__
+
+if TYPE_CHECKING:
+    from typing_extensions import Concatenate, ParamSpec
+
+    P = ParamSpec("P")
+
+R = TypeVar("R")
+
+logging.getLogger("keen").addHandler(logging.NullHandler())
+
+__all__ = [
+    "Event",
+    "KeenClient",
+    "__version__",
+    "add_access_key_permissions",
+    "add_event",
+    "add_events",
+    "average",
+    "count",
+    "count_unique",
+    "create_access_key",
+    "delete_access_key",
+    "delete_events",
+    "direction",
+    "exceptions",
+    "extraction",
+    "flush",
+    "funnel",
+    "generate_image_beacon",
+    "get_access_key",
+    "get_all_collections",
+    "get_collection",
+    "list_access_keys",
+    "maximum",
+    "median",
+    "minimum",
+    "multi_analysis",
+    "percentile",
+    "remove_access_key_permissions",
+    "reset_client",
+    "revoke_access_key",
+    "select_unique",
+    "standard_deviation",
+    "stats",
+    "sum",
+    "unrevoke_access_key",
+    "update_access_key_full",
+    "update_access_key_name",
+    "update_access_key_options",
+    "update_access_key_permissions",
+]
+
+# -- settings (None = read the KEEN_* environment variable) -----------------------------------
+project_id: str | None = None
+write_key: str | None = None
+read_key: str | None = None
+master_key: str | None = None
+base_url: str | None = None
+delivery: Any = None
+
+_SETTINGS = ("project_id", "write_key", "read_key", "master_key", "base_url", "delivery")
+
+#: The default client (0.7.0 name; tests of applications replace it with doubles, which are
+#: then used as they are).
+_client: KeenClient | None = None
+_built_client: KeenClient | None = None
+_built_settings: tuple[Any, ...] | None = None
+_lock = threading.Lock()
+
+
+def _current_settings() -> tuple[Any, ...]:
+    values = globals()
+    return tuple(
+        values[name] if values[name] is not None
+        else (os.environ.get(f"KEEN_{name.upper()}") or None)
+        for name in _SETTINGS
+    )
+
+
+def _initialize_client_from_environment() -> None:
+    """Make ``keen._client`` a client built from the current settings (0.7.0 name)."""
+    global _client, _built_client, _built_settings
+    if _client is not None and _client is not _built_client:
+        return  # put there by the application: not ours to replace
+    settings = _current_settings()
+    if _client is not None and settings == _built_settings:
+        return
+    with _lock:
+        if _client is not None and (_client is not _built_client or settings == _built_settings):
+            return
+        pid, write, read, master, url, how = settings
+        if not pid:
+            raise InvalidEnvironmentError(
+                "No project id: set keen.project_id or the KEEN_PROJECT_ID environment variable.")
+        old = _built_client
+        _client = _built_client = KeenClient(pid, write_key=write, read_key=read,
+                                             master_key=master, base_url=url, delivery=how)
+        _built_settings = settings
+    if old is not None and not isinstance(old.persistence_strategy, DirectPersistenceStrategy):
+        old.close()  # deliver what the replaced client still holds
+
+
+def _default_client() -> KeenClient:
+    _initialize_client_from_environment()
+    assert _client is not None
+    return _client
+
+
+def reset_client() -> None:
+    """Drop the default client (closing it); the next call builds a new one from the settings."""
+    global _client, _built_client, _built_settings
+    with _lock:
+        old, _client, _built_client, _built_settings = _client, None, None, None
+    if old is not None:
+        old.close()
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait until events queued by the default client are delivered; True when they are."""
+    client = _client
+    return True if client is None else client.flush(timeout)
+
+
+def stats() -> dict[str, Any]:
+    """Delivery counters of the default client (empty when none was built)."""
+    client = _client
+    return {} if client is None else client.stats()
+
+
+def _facade(method: Callable[Concatenate[KeenClient, P], R],
+            renames: dict[str, str] | None = None) -> Callable[P, R]:
+    """A module function calling ``method`` on the default client, with its signature.
+
+    The function is generated with the method's exact parameters (names, kinds, defaults), so
+    it binds arguments like the method does; ``renames`` maps method parameter names to the
+    names the 0.7.0 facade used (``event_body`` -> ``body``).
+    """
+    renames = renames or {}
+    name = method.__name__
+    parameters = list(inspect.signature(method).parameters.values())[1:]
+    namespace: dict[str, Any] = {"_default_client": _default_client}
+    declared, passed = [], []
+    for index, parameter in enumerate(parameters):
+        public = renames.get(parameter.name, parameter.name)
+        if parameter.default is inspect.Parameter.empty:
+            declared.append(public)
+        else:
+            namespace[f"_default_{index}"] = parameter.default
+            declared.append(f"{public}=_default_{index}")
+        passed.append(f"{parameter.name}={public}")
+    source = (f"def {name}({', '.join(declared)}):\n"
+              f"    return _default_client().{name}({', '.join(passed)})\n")
+    exec(source, namespace)  # noqa: S102 -- source built above from a signature, no user input
+    function: Callable[P, R] = namespace[name]
+    function.__doc__ = method.__doc__
+    function.__module__ = __name__
+    function.__qualname__ = name
+    return function
+
+
+_BODY = {"event_body": "body"}
+add_event = _facade(KeenClient.add_event, _BODY)
+add_events = _facade(KeenClient.add_events)
+generate_image_beacon = _facade(KeenClient.generate_image_beacon, _BODY)
+count = _facade(KeenClient.count)
+sum = _facade(KeenClient.sum)
+minimum = _facade(KeenClient.minimum)
+maximum = _facade(KeenClient.maximum)
+average = _facade(KeenClient.average)
+median = _facade(KeenClient.median)
+percentile = _facade(KeenClient.percentile)
+standard_deviation = _facade(KeenClient.standard_deviation)
+count_unique = _facade(KeenClient.count_unique)
+select_unique = _facade(KeenClient.select_unique)
+extraction = _facade(KeenClient.extraction)
+funnel = _facade(KeenClient.funnel)
+multi_analysis = _facade(KeenClient.multi_analysis)
+delete_events = _facade(KeenClient.delete_events)
+get_collection = _facade(KeenClient.get_collection)
+get_all_collections = _facade(KeenClient.get_all_collections)
+create_access_key = _facade(KeenClient.create_access_key)
+list_access_keys = _facade(KeenClient.list_access_keys)
+get_access_key = _facade(KeenClient.get_access_key)
+update_access_key_name = _facade(KeenClient.update_access_key_name)
+add_access_key_permissions = _facade(KeenClient.add_access_key_permissions)
+remove_access_key_permissions = _facade(KeenClient.remove_access_key_permissions)
+update_access_key_permissions = _facade(KeenClient.update_access_key_permissions)
+update_access_key_options = _facade(KeenClient.update_access_key_options)
+update_access_key_full = _facade(KeenClient.update_access_key_full)
+revoke_access_key = _facade(KeenClient.revoke_access_key)
+unrevoke_access_key = _facade(KeenClient.unrevoke_access_key)
+delete_access_key = _facade(KeenClient.delete_access_key)

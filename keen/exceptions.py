@@ -1,0 +1,223 @@
+"""Everything ``keen`` raises.
+
+One root, two branches: "could not talk to the server" and "the server said no"::
+
+    BaseKeenClientError
+     +-- InvalidProjectIdError            (also ValueError)
+     +-- InvalidPersistenceStrategyError  (also TypeError)
+     +-- InvalidEnvironmentError          missing project id, or missing key for an operation
+     +-- InvalidEventError                (also ValueError) bad event, collection name or value
+     +-- InvalidQueryError                (also ValueError) malformed order_by / limit
+     +-- ScopedKeyError                   (also ValueError) undecryptable scoped key
+     +-- KeenApiError                     the server answered with an error status
+     |    +-- BadRequestError             400 and other 4xx not listed below
+     |    |    +-- PayloadTooLargeError   413
+     |    +-- AuthenticationError         401, 402, 403
+     |    +-- NotFoundError               404
+     |    +-- RateLimitError              429
+     |    +-- ServerError                 5xx
+     +-- KeenTransportError               (also requests.RequestException) no usable answer
+          +-- KeenConnectionError         (also requests.ConnectionError)
+          +-- KeenTimeoutError            (also requests.Timeout)
+          |    +-- KeenReadTimeoutError   (also requests.ReadTimeout)
+          +-- KeenConnectTimeoutError     (both of the above, and requests.ConnectTimeout)
+
+The transport errors also derive from the ``requests`` exception they replace, so code written
+for 0.7.0 (``except requests.Timeout``) keeps working. No message carries a key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "BaseKeenClientError",
+    "InvalidEnvironmentError",
+    "InvalidEventError",
+    "InvalidPersistenceStrategyError",
+    "InvalidProjectIdError",
+    "InvalidQueryError",
+    "KeenApiError",
+    "KeenConnectTimeoutError",
+    "KeenConnectionError",
+    "KeenReadTimeoutError",
+    "KeenTimeoutError",
+    "KeenTransportError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "RateLimitError",
+    "ScopedKeyError",
+    "ServerError",
+    "error_for_response",
+]
+
+
+class BaseKeenClientError(Exception):
+    """The root of every exception this package raises."""
+
+
+class InvalidProjectIdError(BaseKeenClientError, ValueError):
+    """The project id is not a non-empty string."""
+
+    def __init__(self, project_id: Any) -> None:
+        super().__init__(f"Invalid project id: {project_id!r}; it must be a non-empty string.")
+        self.project_id = project_id
+
+
+class InvalidPersistenceStrategyError(BaseKeenClientError, TypeError):
+    """The persistence strategy given to a client is not a ``BasePersistenceStrategy``."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Invalid persistence strategy: it must be an instance of "
+            "keen.persistence_strategies.BasePersistenceStrategy."
+        )
+
+
+class InvalidEnvironmentError(BaseKeenClientError):
+    """No project id is configured, or the key an operation needs is missing."""
+
+
+class InvalidEventError(BaseKeenClientError, ValueError):
+    """An event, event batch or collection name cannot be sent as it is."""
+
+
+class InvalidQueryError(BaseKeenClientError, ValueError):
+    """A query parameter is malformed (``order_by``, ``limit``); nothing was sent."""
+
+
+class ScopedKeyError(BaseKeenClientError, ValueError):
+    """A scoped key cannot be decrypted with the master key given (or is not a scoped key)."""
+
+
+class KeenApiError(BaseKeenClientError):
+    """The Keen API answered with an error.
+
+    :ivar api_error: the error body the API sent (a dict; ``message`` and ``error_code`` keys).
+    :ivar status_code: the HTTP status, or None when unknown.
+    :ivar error_code: the API's ``error_code`` (e.g. ``"InvalidApiKeyError"``), or None.
+    :ivar message: the API's ``message``.
+    """
+
+    #: What a user can do about this kind of error (one line, no key).
+    hint = ""
+
+    def __init__(
+        self,
+        api_error: Any,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        body = api_error if isinstance(api_error, dict) else {"message": str(api_error)}
+        self.api_error = api_error
+        self.status_code = status_code
+        self.retry_after = retry_after
+        error_code = body.get("error_code")
+        self.error_code: str | None = None if error_code is None else str(error_code)
+        self.message = str(body.get("message", "(no message in the error body)"))
+        # the 0.7.0 text, kept line for line so that code matching on it still works
+        text = f"Error from Keen API. Details:\n Message: {self.message}\nCode: {self.error_code}"
+        if "stacktrace_id" in body:
+            text += f"\nStacktrace ID: {body['stacktrace_id']}"
+        if "unique_id" in body:
+            text += f"\nUnique ID: {body['unique_id']}"
+        if status_code is not None:
+            text += f"\nHTTP status: {status_code}"
+        if self.hint:
+            text += f"\n{self.hint}"
+        super().__init__(text)
+
+
+class BadRequestError(KeenApiError):
+    """400 (and other 4xx without a class of their own): the request itself was refused."""
+
+    hint = "The API refused the request as malformed: check the parameters named in the message."
+
+
+class PayloadTooLargeError(BadRequestError):
+    """413: the event or batch is too large."""
+
+    hint = "The event or batch is too large: send smaller events or split the batch."
+
+
+class AuthenticationError(KeenApiError):
+    """401, 402, 403: the key is wrong, lacks the permission, or the operation is forbidden."""
+
+    hint = "Check that the key is valid for this project and permitted for this operation."
+
+
+class NotFoundError(KeenApiError):
+    """404: unknown project, collection, saved query, dataset or access key."""
+
+    hint = "Check the project id and the name of the resource."
+
+
+class RateLimitError(KeenApiError):
+    """429: too many requests; ``retry_after`` says how long to wait when the server said so."""
+
+    hint = "Too many requests: wait (see retry_after) and try again."
+
+
+class ServerError(KeenApiError):
+    """5xx: the server failed or timed out; ``retry_after`` when the server said so."""
+
+    hint = "The Keen API failed to answer; try again later."
+
+
+#: The one status-to-class table (exact statuses first, then ranges in error_for_response).
+_STATUS_CLASSES: dict[int, type[KeenApiError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: AuthenticationError,
+    403: AuthenticationError,
+    404: NotFoundError,
+    413: PayloadTooLargeError,
+    429: RateLimitError,
+}
+
+
+def error_for_response(
+    status: int, body: Any, retry_after: float | None = None
+) -> KeenApiError:
+    """The exception for an error answer: the class chosen by ``status``, carrying ``body``."""
+    cls = _STATUS_CLASSES.get(status)
+    if cls is None:
+        if 500 <= status <= 599:
+            cls = ServerError
+        elif 400 <= status <= 499:
+            cls = BadRequestError
+        else:
+            cls = KeenApiError
+    return cls(body, status, retry_after)
+
+
+class KeenTransportError(BaseKeenClientError, requests.RequestException):
+    """No usable answer came back (connection refused or reset, timeout, TLS failure...).
+
+    :ivar request_sent: False when the request certainly never reached the server, so retrying
+        cannot duplicate anything.
+    """
+
+    def __init__(self, message: str, *, request_sent: bool = True) -> None:
+        super().__init__(message)
+        self.request_sent = request_sent
+
+
+class KeenConnectionError(KeenTransportError, requests.ConnectionError):
+    """The connection could not be made, or broke."""
+
+
+class KeenTimeoutError(KeenTransportError, requests.Timeout):
+    """The server did not answer in time."""
+
+
+class KeenReadTimeoutError(KeenTimeoutError, requests.ReadTimeout):
+    """The server accepted the connection but did not answer in time."""
+
+
+class KeenConnectTimeoutError(KeenConnectionError, KeenTimeoutError, requests.ConnectTimeout):
+    """No connection could be made in time (the request was never sent)."""

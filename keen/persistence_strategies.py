@@ -1,0 +1,66 @@
+"""Where ``add_event`` / ``add_events`` send events.
+
+The default, :class:`DirectPersistenceStrategy`, posts each call synchronously (as 0.7.0 did).
+Background and durable delivery (``KeenClient(delivery=...)``) are strategies built by
+``keen._delivery``. A custom strategy subclasses :class:`BasePersistenceStrategy` and implements
+at least ``persist``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from keen.api import KeenApi
+    from keen.client import Event
+
+__all__ = ["BasePersistenceStrategy", "DirectPersistenceStrategy"]
+
+
+class BasePersistenceStrategy:
+    """Persists events somewhere: the Keen API, a queue, a file..."""
+
+    def persist(self, event: Event) -> None:
+        """Persist one event."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement persist()")
+
+    def batch_persist(self, events: dict[str, list[dict[str, Any]]]) -> Any:
+        """Persist a batch ``{collection: [body, ...]}``.
+
+        This default persists the events one by one with :meth:`persist` and reports every one
+        as a success, in the shape of the API's batch answer.
+        """
+        from keen.client import Event  # a cycle at import time otherwise
+
+        results: dict[str, list[dict[str, Any]]] = {}
+        for collection, bodies in events.items():
+            for body in bodies:
+                self.persist(Event(None, collection, body))
+            results[collection] = [{"success": True} for _ in bodies]
+        return results
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything persisted so far is delivered; True when it is."""
+        return True
+
+    def close(self, timeout: float | None = None) -> None:
+        """Deliver what can be delivered within ``timeout`` and release resources."""
+
+    def stats(self) -> dict[str, int | float | None]:
+        """Counters describing delivery (empty for synchronous strategies)."""
+        return {}
+
+
+class DirectPersistenceStrategy(BasePersistenceStrategy):
+    """Sends every event to the Keen API at once, on the caller's thread."""
+
+    def __init__(self, api: KeenApi) -> None:
+        self.api = api
+
+    def persist(self, event: Event) -> None:
+        """Post one event; raises on failure."""
+        self.api.post_event(event)
+
+    def batch_persist(self, events: dict[str, list[dict[str, Any]]]) -> Any:
+        """Post a batch; returns the API's per-event results."""
+        return self.api.post_events(events)
