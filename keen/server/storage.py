@@ -4,9 +4,10 @@ One database (a file, or memory when ``path`` is None) holds everything, so a fi
 survives restarts:
 
 * ``events``: one row per stored event: ``project``, ``collection``, ``ts`` (``keen.timestamp`` as
-  integer UTC microseconds, indexed with project and collection), ``token`` (the
+  integer UTC microseconds), ``seq`` (insertion number), ``token`` (the
   ``keen.uniqueness_token``, unique per project and collection when present) and ``body`` (the
-  event as JSON text).
+  event as JSON text). The table is clustered on ``(project, collection, ts, seq)`` (``WITHOUT
+  ROWID``), so a query over a timeframe reads one contiguous range of the file.
 * ``properties``: the inferred type of every dotted property path per collection.
 * ``documents``: JSON documents by ``(project, kind, name)`` (saved queries, datasets, access
   keys... : the HTTP layer decides the kinds).
@@ -39,16 +40,20 @@ __all__ = ["Storage"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
     project TEXT NOT NULL,
     collection TEXT NOT NULL,
     ts INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
     token TEXT,
-    body TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_time ON events (project, collection, ts);
+    body TEXT NOT NULL,
+    PRIMARY KEY (project, collection, ts, seq)
+) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_token ON events (project, collection, token)
     WHERE token IS NOT NULL;
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS properties (
     project TEXT NOT NULL,
     collection TEXT NOT NULL,
@@ -185,7 +190,7 @@ class Storage:
         if problem is not None:
             return [EventError("InvalidCollectionNameError", problem).as_item() for _ in events]
         now_text = format_timestamp(now)
-        rows: list[tuple[str, str, int, str | None, str]] = []
+        rows: list[tuple[int, str | None, str]] = []
         results: list[dict[str, Any]] = []
         schema: dict[str, str] = {}
         for event in events:
@@ -196,17 +201,21 @@ class Storage:
             except EventError as exc:
                 results.append(exc.as_item())
                 continue
-            rows.append((project_id, collection, ts, token, _dumps(stored)))
+            rows.append((ts, token, _dumps(stored)))
             for path, kind in types.items():
                 if schema.get(path, "null") == "null":
                     schema[path] = kind
             results.append({"success": True})
         if rows:
             with self._write() as conn:
+                first = self._take_sequence(conn, len(rows))
                 conn.executemany(
-                    "INSERT OR IGNORE INTO events (project, collection, ts, token, body) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    rows,
+                    "INSERT OR IGNORE INTO events (project, collection, ts, seq, token, body) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (project_id, collection, ts, first + index, token, body)
+                        for index, (ts, token, body) in enumerate(rows)
+                    ],
                 )
                 conn.executemany(
                     "INSERT INTO properties (project, collection, path, type) VALUES (?, ?, ?, ?) "
@@ -215,6 +224,14 @@ class Storage:
                     [(project_id, collection, path, kind) for path, kind in schema.items()],
                 )
         return results
+
+    @staticmethod
+    def _take_sequence(conn: sqlite3.Connection, count: int) -> int:
+        """Reserve ``count`` insertion numbers (inside the caller's write transaction)."""
+        conn.execute("INSERT OR IGNORE INTO counters (name, value) VALUES ('events', 0)")
+        conn.execute("UPDATE counters SET value = value + ? WHERE name = 'events'", (count,))
+        row = conn.execute("SELECT value FROM counters WHERE name = 'events'").fetchone()
+        return int(row[0]) - count
 
     def delete_events(
         self,
