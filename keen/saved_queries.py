@@ -70,11 +70,11 @@ class SavedQueriesInterface:
         """
         old = self.get(query_name)
         new: dict[str, Any] = {field: old[field] for field in _KEPT_FIELDS if field in old}
-        if old.get("metadata"):
-            new["metadata"] = old["metadata"]
         # unset query fields come back as null / empty, which the API refuses on update
         new["query"] = {key: value for key, value in (old.get("query") or {}).items()
                         if value is not None and value not in ("", [], {})}
+        if old.get("metadata"):
+            new["metadata"] = old["metadata"]
         return self.create(query_name, _deep_merge(new, saved_query_attributes))
 
     def delete(self, query_name: str) -> bool:
