@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 from keen._retry import RetryPolicy
 
@@ -102,8 +102,8 @@ class BackgroundDelivery:
     max_batch_bytes: int = 5_000_000
     flush_interval: float = 1.0
     retry: RetryPolicy = DELIVERY_RETRY
-    on_error: Optional[ErrorCallback] = None
-    exit_timeout: Optional[float] = 5.0
+    on_error: ErrorCallback | None = None
+    exit_timeout: float | None = 5.0
 
     def __post_init__(self) -> None:
         _check_int("max_queue_size", self.max_queue_size, 1)

@@ -1,0 +1,317 @@
+"""The durable queue: events in a SQLite file (WAL mode) until the server confirms them.
+
+One table; each row is one encoded event with the process ("origin") that will send it::
+
+    events(id INTEGER PRIMARY KEY AUTOINCREMENT, collection, body, created, origin)
+
+* Adding: in ``"group"`` durability, add_event appends to an in-memory buffer (the in-memory
+  queue of :mod:`._queue`, with its bound and overflow policy) and a writer thread commits the
+  buffer every ``commit_interval``. In ``"process"`` and ``"full"`` durability the calling thread
+  commits before add_event returns (threads arriving together share one commit).
+* Sending: the sender reads its own rows in id order, posts them, and deletes a row only once the
+  server confirmed the event (or rejected it for good).
+* Restarting: rows whose origin process is gone (it crashed, was killed, or closed before
+  sending) are adopted by the next queue opened on the file, and sent. Several live processes may
+  share the file (e.g. after a fork): each sends only its own rows, so nothing is sent twice.
+  Whether an origin is gone is known from its process id (POSIX); elsewhere only rows left by
+  this same process are adopted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+
+from keen._delivery import DurableDelivery
+from keen._delivery._queue import EventQueue, Item
+
+__all__ = ["DurableQueue"]
+
+log = logging.getLogger("keen.delivery")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created REAL NOT NULL,
+    origin TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_origin ON events (origin, id);
+"""
+
+#: Origins of the durable queues alive in this process (see _origin_gone).
+_LIVE_ORIGINS: set[str] = set()
+#: Connections inherited from a parent process: never used nor closed in the child (closing one
+#: could make SQLite treat the parent's WAL as abandoned), just kept.
+_INHERITED: list[sqlite3.Connection] = []
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _origin_gone(origin: str) -> bool:
+    """Whether the process that queued rows under ``origin`` no longer exists."""
+    if origin in _LIVE_ORIGINS:
+        return False
+    pid_text, _, _ = origin.partition(":")
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return True
+    if pid == os.getpid():
+        return True  # an earlier process with our pid, or a queue of ours that was closed
+    if os.name != "posix":
+        return False  # no safe liveness check (os.kill would terminate it on Windows)
+    return not _pid_alive(pid)
+
+
+class DurableQueue(EventQueue):
+    """The event queue kept in a SQLite file."""
+
+    clock = staticmethod(time.time)
+
+    def __init__(self, config: DurableDelivery) -> None:
+        self._path = os.fspath(config.path)
+        self._group = config.durability == "group"
+        self._synchronous = "FULL" if config.durability == "full" else "NORMAL"
+        self._commit_interval = config.commit_interval
+        super().__init__(config)
+        self._open()
+
+    def _reset(self) -> None:
+        super()._reset()
+        self._origin = f"{os.getpid()}:{os.urandom(6).hex()}"
+        self._rows_ready = threading.Condition(self._lock)  # wakes the sender: rows to send
+        self._ready = 0  # rows of ours on disk not yet handed to the sender
+        self._cursor = 0  # the highest row id handed to the sender
+        self._db_lock = threading.Lock()  # the writing connection (producers, writer thread)
+        self._writer: threading.Thread | None = None
+        self._writer_conn: sqlite3.Connection | None = None
+        self._sender_conn: sqlite3.Connection | None = None
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: keep the parent's connections unused, start afresh."""
+        for conn in (self._writer_conn, self._sender_conn):
+            if conn is not None:
+                _INHERITED.append(conn)
+        self._reset()
+        self._open()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        return conn
+
+    def _open(self) -> None:
+        """Open the file, adopt the rows of gone processes, count what there is to send."""
+        conn = self._writer_conn = self._connect()
+        self._sender_conn = self._connect()
+        conn.executescript(_SCHEMA)
+        _LIVE_ORIGINS.add(self._origin)
+        with self._db_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                origins = [row[0] for row in conn.execute("SELECT DISTINCT origin FROM events")]
+                for origin in origins:
+                    if _origin_gone(origin):
+                        conn.execute(
+                            "UPDATE events SET origin = ? WHERE origin = ?", (self._origin, origin)
+                        )
+                (count,) = conn.execute(
+                    "SELECT count(*) FROM events WHERE origin = ?", (self._origin,)
+                ).fetchone()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        with self._lock:
+            self.queued += count
+            self._pending += count
+            self._admitted += count
+            self._ready += count
+
+    @property
+    def leftovers(self) -> int:
+        """Rows adopted at open that are waiting to be sent."""
+        with self._lock:
+            return self._ready
+
+    # ----------------------------------------------------------------- adding
+
+    def put(self, collection: str, text: str) -> list[Item]:
+        dropped = super().put(collection, text)
+        if not self._group:
+            self._commit_buffer()
+        return dropped
+
+    def put_many(self, events: Iterable[tuple[str, str]]) -> list[Item]:
+        dropped = super().put_many(events)
+        if not self._group:
+            self._commit_buffer()
+        return dropped
+
+    def _commit_buffer(self) -> int:
+        """Write the buffered events to the file and commit; how many were written.
+
+        Holding the database lock while taking the buffer means that when this returns, any
+        event buffered before the call is committed (by this thread or the one that took it).
+        """
+        with self._db_lock:
+            with self._lock:
+                items = list(self._items)
+                self._items.clear()
+            if not items:
+                return 0
+            conn = self._writer_conn
+            assert conn is not None
+            try:
+                conn.execute("BEGIN")
+                conn.executemany(
+                    "INSERT INTO events (collection, body, created, origin) VALUES (?, ?, ?, ?)",
+                    [(c, text, queued_at, self._origin) for _k, c, text, queued_at in items],
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                with self._lock:
+                    self._items.extendleft(reversed(items))
+                raise
+        with self._lock:
+            self._ready += len(items)
+            self._rows_ready.notify()
+        return len(items)
+
+    def start(self) -> None:
+        """Start the writer thread (group durability)."""
+        if self._group and self._writer is None:
+            self._writer = threading.Thread(
+                target=self._write_loop, name="keen-delivery-writer", daemon=True
+            )
+            self._writer.start()
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._items and not self._closing:
+                    self._wake.wait()
+                if not self._items and self._closing:
+                    return
+                if not (self._flushing or self._closing):
+                    self._wake.wait(self._commit_interval)
+            try:
+                self._commit_buffer()
+            except sqlite3.Error:
+                log.exception(
+                    "could not write events to the queue file; trying again"
+                )
+                time.sleep(max(self._commit_interval, 0.1))
+
+    # ----------------------------------------------------------------- sending
+
+    def _notify_all_workers(self) -> None:
+        self._wake.notify_all()
+        self._rows_ready.notify_all()
+
+    def next_batch(self) -> list[Item] | None:
+        with self._lock:
+            waited_since = self.clock()
+            while True:
+                ready = self._ready
+                if ready >= self._batch_size or (ready and (self._flushing or self._closing)):
+                    break
+                if self._closing and not self._items:
+                    return None
+                if ready:
+                    timeout = waited_since + self._interval - self.clock()
+                    if timeout <= 0:
+                        break
+                    self._rows_ready.wait(timeout)
+                else:
+                    self._rows_ready.wait(None if not self._closing else 0.05)
+                    waited_since = self.clock()
+        conn = self._sender_conn
+        assert conn is not None
+        rows = conn.execute(
+            "SELECT id, collection, body, created FROM events WHERE origin = ? AND id > ? "
+            "ORDER BY id LIMIT ?",
+            (self._origin, self._cursor, self._batch_size),
+        ).fetchall()
+        batch: list[Item] = []
+        size = 0
+        for row in rows:
+            size += len(row[2]) + 2
+            if batch and size > self._max_bytes:
+                break
+            batch.append(row)
+        with self._lock:
+            if batch:
+                self._cursor = batch[-1][0]
+                self._ready -= len(batch)
+            else:  # counted rows that are not there: forget them
+                self._ready = 0
+            self._inflight = batch
+        return batch
+
+    def settle(self, sent: list[Item], failed: list[Item]) -> None:
+        done = sent + failed
+        if done:
+            conn = self._sender_conn
+            assert conn is not None
+            conn.execute("BEGIN")
+            conn.executemany("DELETE FROM events WHERE id = ?", [(item[0],) for item in done])
+            conn.execute("COMMIT")
+        super().settle(sent, failed)
+
+    def abandon(self, items: list[Item]) -> list[Item]:
+        """Closing before these were sent: they stay in the file for the next start."""
+        return []
+
+    def drain(self) -> list[Item]:
+        """At close: whatever is still buffered is written to the file, nothing is dropped."""
+        self._commit_buffer()
+        return []
+
+    def close(self) -> None:
+        """Close the connections; rows still in the file are adopted by the next open."""
+        _LIVE_ORIGINS.discard(self._origin)
+        with self._db_lock:
+            for conn in (self._writer_conn, self._sender_conn):
+                if conn is not None:
+                    conn.close()
+            self._writer_conn = self._sender_conn = None
+
+    def _oldest_row_age(self) -> float | None:
+        with self._db_lock:
+            conn = self._writer_conn
+            if conn is None:
+                return None
+            (created,) = conn.execute(
+                "SELECT min(created) FROM events WHERE origin = ?", (self._origin,)
+            ).fetchone()
+        return None if created is None else max(self.clock() - created, 0.0)
+
+    def stats(self) -> dict[str, int | float | None]:
+        row_age = self._oldest_row_age()  # (database lock before the queue lock, as elsewhere)
+        result = super().stats()
+        with self._lock:
+            result["queue_depth"] = len(self._items) + self._ready
+        ages = [age for age in (result["oldest_event_age"], row_age) if age is not None]
+        result["oldest_event_age"] = max(ages) if ages else None
+        return result
+

@@ -1,0 +1,262 @@
+"""The persistence strategy of background and durable delivery.
+
+``persist`` / ``batch_persist`` run on the caller's thread and do only this: validate and
+encode the event (with a ``keen.uniqueness_token`` added to a copy of the body), check Keen's
+size limit, and put the JSON text on the queue. Everything else happens on the sender thread.
+
+Process life: a flush bounded by ``exit_timeout`` runs at interpreter exit (atexit), and after a
+``fork()`` the child starts with an empty queue and its own sender (the parent's queued events
+stay the parent's, so nothing is sent twice).
+"""
+
+from __future__ import annotations
+
+import atexit
+import copy
+import itertools
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from keen._delivery import MAX_EVENT_BYTES, BackgroundDelivery, DurableDelivery
+from keen._delivery._errors import DeliveryClosedError, NotDeliveredError, QueueFullError
+from keen._delivery._queue import EventQueue, Item
+from keen._delivery._sender import Sender, report_failure
+from keen._encoding import encode_event, validate_collection_name
+from keen._retry import NO_RETRY
+from keen.exceptions import InvalidEventError
+from keen.persistence_strategies import BasePersistenceStrategy
+
+if TYPE_CHECKING:
+    from keen.client import Event
+
+__all__ = ["QueuedPersistenceStrategy", "new_token"]
+
+log = logging.getLogger("keen.delivery")
+
+# Uniqueness tokens: a random prefix per process and a counter (unique, and far cheaper than
+# uuid4). The child of a fork draws a new prefix.
+_token_prefix = os.urandom(12).hex()
+_token_counter = itertools.count(1)
+
+
+def new_token() -> str:
+    """A fresh ``keen.uniqueness_token`` (40 characters at most; Keen allows 64)."""
+    return f"{_token_prefix}{next(_token_counter):x}"
+
+
+def encode_for_queue(body: Mapping[str, Any]) -> str:
+    """The JSON text of ``body`` with a uniqueness token (unless it has one); body untouched."""
+    meta = body.get("keen") if isinstance(body, Mapping) else None
+    if meta is None:
+        body = {**body, "keen": {"uniqueness_token": new_token()}}
+    elif isinstance(meta, Mapping):
+        if "uniqueness_token" not in meta:
+            body = {**body, "keen": {**meta, "uniqueness_token": new_token()}}
+    else:
+        raise InvalidEventError(
+            f"The event's 'keen' property must be a dict, not {type(meta).__name__}."
+        )
+    text = encode_event(body)
+    if len(text) > MAX_EVENT_BYTES:  # the text is ASCII: characters are bytes
+        raise InvalidEventError(
+            f"The event is {len(text)} bytes as JSON; Keen accepts at most {MAX_EVENT_BYTES}."
+        )
+    return text
+
+
+class QueuedPersistenceStrategy(BasePersistenceStrategy):
+    """Queue events on the caller's thread; deliver them from a sender thread."""
+
+    def __init__(self, api: Any, config: BackgroundDelivery) -> None:
+        self.api = api
+        self.config = config
+        self._queue: EventQueue
+        if isinstance(config, DurableDelivery):
+            from keen._delivery._durable import DurableQueue
+
+            self._queue = DurableQueue(config)
+        else:
+            self._queue = EventQueue(config)
+        self._sender = Sender(_sending_api(api), self._queue, config)
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._closed = False
+        _LIVE.add(self)
+        if self._queue.stats()["pending"]:  # left in the durable file by an earlier run
+            self._start()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {type(self.config).__name__} pending={self._pending()}>"
+
+    # ------------------------------------------------------------------ the caller's thread
+
+    def persist(self, event: Event) -> None:
+        """Queue one event (validated and encoded here; raises InvalidEventError at once)."""
+        if self._closed:
+            raise DeliveryClosedError("this client was closed: create a new one to send events")
+        text = encode_for_queue(event.body_with_timestamp())
+        dropped = self._queue.put(event.event_collection, text)
+        if self._thread is None:
+            self._start()
+        if dropped:
+            self._report_dropped(dropped)
+
+    def batch_persist(self, events: dict[str, list[dict[str, Any]]]) -> Any:
+        """Queue a batch; ``{collection: [{"queued": True}, ...]}`` (False for dropped events).
+
+        Every event is validated and encoded before any is queued: a bad one raises and
+        nothing is queued.
+        """
+        if self._closed:
+            raise DeliveryClosedError("this client was closed: create a new one to send events")
+        if not isinstance(events, Mapping):
+            raise InvalidEventError(
+                f"add_events takes a dict of collection name to list of events, "
+                f"not {type(events).__name__}."
+            )
+        encoded: list[tuple[str, str]] = []
+        for collection, bodies in events.items():
+            validate_collection_name(collection)
+            if not isinstance(bodies, (list, tuple)):
+                raise InvalidEventError(
+                    f"The events for collection {collection!r} must be a list, "
+                    f"not {type(bodies).__name__}."
+                )
+            encoded.extend((collection, encode_for_queue(body)) for body in bodies)
+        dropped = self._queue.put_many(encoded)
+        if self._thread is None:
+            self._start()
+        lost = {id(item[2]) for item in dropped}
+        results: dict[str, list[dict[str, Any]]] = {}
+        for collection, text in encoded:
+            results.setdefault(collection, []).append({"queued": id(text) not in lost})
+        if dropped:
+            self._report_dropped(dropped)
+        return results
+
+    def _report_dropped(self, dropped: list[Item]) -> None:
+        policy = self.config.overflow
+        report_failure(
+            self.config,
+            dropped,
+            QueueFullError(
+                f"the delivery queue was full ({self.config.max_queue_size} events, "
+                f"overflow={policy!r})"
+            ),
+        )
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is not None or self._closed:
+                return
+            self._queue.start()
+            thread = threading.Thread(target=self._sender.run, name="keen-delivery", daemon=True)
+            thread.start()
+            self._thread = thread
+
+    # ------------------------------------------------------------------ control
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every event queued before the call was delivered, or failed for good
+        (reported to on_error); True when that happened within ``timeout`` seconds (None: no
+        limit)."""
+        if self._thread is None and self._pending():
+            self._start()
+        return self._queue.flush(timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Deliver what can be delivered within ``timeout`` seconds (None: ``exit_timeout``),
+        then stop the sender. In memory, events still queued after that are dropped (counted,
+        logged, passed to on_error); in durable mode they stay in the file for the next start."""
+        if self._closed:
+            return
+        if timeout is None:
+            timeout = self.config.exit_timeout or 0.0
+        deadline = time.monotonic() + timeout
+        delivered = self.flush(timeout)
+        self._closed = True
+        self._queue.start_closing()
+        if not delivered:
+            self._sender.abort.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(max(deadline - time.monotonic(), 0.05))
+        left = self._queue.drain()
+        if left:
+            report_failure(
+                self.config, left, NotDeliveredError("the client was closed before these were sent")
+            )
+        pending = self._pending()
+        if pending:
+            log.warning("closing with %d event(s) not delivered", pending)
+        self._queue.close()
+        _LIVE.discard(self)
+
+    def stats(self) -> dict[str, int | float | None]:
+        """Counters: queued (events handed to add_event, plus leftovers found in a durable
+        file), sent, retried (events sent again after a transient failure), failed (refused by
+        the server), dropped (overflow, or unsent at close), pending (queued - sent - failed -
+        dropped), queue_depth (waiting, not in flight), oldest_event_age (seconds, or None)."""
+        return self._queue.stats()
+
+    def _pending(self) -> int:
+        value = self._queue.stats()["pending"]
+        return int(value or 0)
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child: an empty queue of its own and no sender yet (started on first use)."""
+        self._queue.after_fork_in_child()
+        self._sender = Sender(self._sender.api, self._queue, self.config)
+        self._thread = None
+        self._start_lock = threading.Lock()
+        _forget_inherited_connections(self.api)
+
+
+def _sending_api(api: Any) -> Any:
+    """``api`` without its own retries: the sender retries (and can stop waiting at close)."""
+    if not hasattr(api, "retry"):
+        return api
+    clone = copy.copy(api)
+    clone.retry = NO_RETRY
+    return clone
+
+
+def _forget_inherited_connections(api: Any) -> None:
+    """Do not reuse the parent's pooled connections in a child (they are the same sockets)."""
+    session = getattr(api, "session", None)
+    close = getattr(session, "close", None)
+    if close is not None:
+        try:
+            close()  # closes the child's copies of the sockets; the session stays usable
+        except Exception:
+            log.debug("could not reset the connection pool after fork", exc_info=True)
+
+
+#: Strategies alive in this process (for the exit flush and fork handling).
+_LIVE: weakref.WeakSet[QueuedPersistenceStrategy] = weakref.WeakSet()
+
+
+def _close_all_at_exit() -> None:
+    for strategy in list(_LIVE):
+        exit_timeout = strategy.config.exit_timeout
+        try:
+            strategy.close(0.0 if exit_timeout is None else exit_timeout)
+        except Exception:
+            log.exception("flushing keen events at exit failed")
+
+
+def _after_fork_in_child() -> None:
+    global _token_prefix
+    _token_prefix = os.urandom(12).hex()
+    for strategy in list(_LIVE):
+        strategy._after_fork_in_child()
+
+
+atexit.register(_close_all_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
