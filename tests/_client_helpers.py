@@ -104,6 +104,9 @@ class _ScriptedHandler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         self.server.received.append((self.command, self.path, dict(self.headers), body))
         status, payload, extra_headers = self.server.next_answer(self.command, self.path, body)
+        if status == 0:  # hang up without answering
+            self.close_connection = True
+            return
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(status)
         for name, value in extra_headers.items():
