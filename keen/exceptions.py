@@ -81,6 +81,9 @@ class InvalidPersistenceStrategyError(BaseKeenClientError, TypeError):
 class InvalidEnvironmentError(BaseKeenClientError):
     """No project id is configured, or the key an operation needs is missing."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
 
 class InvalidEventError(BaseKeenClientError, ValueError):
     """An event, event batch or collection name cannot be sent as it is."""
