@@ -185,7 +185,7 @@ class QueuedPersistenceStrategy(BasePersistenceStrategy):
             self._sender.abort.set()
         thread = self._thread
         if thread is not None:
-            thread.join(max(deadline - time.monotonic(), 0.05))
+            thread.join(max(deadline - time.monotonic(), 0.5))  # (time to stop after abort)
         left = self._queue.drain()
         if left:
             report_failure(

@@ -1,0 +1,435 @@
+"""Background delivery through a stand-in API: queueing, batching, retries, failures, counters."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from _delivery_helpers import (
+    FakeApi,
+    Recorder,
+    add,
+    check_counters,
+    closing,
+    strategy,
+)
+
+from keen._delivery import BackgroundDelivery, DurableDelivery, make_strategy, resolve
+from keen._delivery._errors import (
+    DeliveryClosedError,
+    EventRejectedError,
+    NotDeliveredError,
+    QueueFullError,
+)
+from keen._retry import RetryPolicy
+from keen.exceptions import (
+    AuthenticationError,
+    InvalidEventError,
+    KeenConnectionError,
+    PayloadTooLargeError,
+    RateLimitError,
+    ServerError,
+)
+
+# ------------------------------------------------------------------ the caller's side
+
+
+def test_add_event_queues_and_flush_delivers_with_a_token_per_event() -> None:
+    api = FakeApi()
+    with closing(strategy(api)) as target:
+        body = {"n": 1, "keen": {"timestamp": "2024-01-01T00:00:00"}}
+        add(target, "clicks", body)
+        add(target, "clicks", {"n": 2})
+        assert target.flush(5)
+    assert body == {"n": 1, "keen": {"timestamp": "2024-01-01T00:00:00"}}  # not modified
+    events = [event for _collection, event in api.stored]
+    assert [event["n"] for event in events] == [1, 2]
+    tokens = [event["keen"]["uniqueness_token"] for event in events]
+    assert len(set(tokens)) == 2 and all(0 < len(token) <= 64 for token in tokens)
+    assert events[0]["keen"]["timestamp"] == "2024-01-01T00:00:00"
+
+
+def test_a_token_set_by_the_user_is_kept() -> None:
+    api = FakeApi()
+    with closing(strategy(api)) as target:
+        add(target, "clicks", {"n": 1, "keen": {"uniqueness_token": "mine"}})
+        assert target.flush(5)
+    assert api.stored[0][1]["keen"] == {"uniqueness_token": "mine"}
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"when": object()}, "when"),
+        ({"keen": "not a dict"}, "'keen' property must be a dict"),
+        ({"big": "x" * 900_001}, "at most 900000"),
+        ({"ratio": float("nan")}, "ratio"),
+    ],
+)
+def test_bad_events_raise_in_the_caller_and_queue_nothing(body: dict[str, Any],
+                                                         words: str) -> None:
+    api = FakeApi()
+    with closing(strategy(api)) as target:
+        with pytest.raises(InvalidEventError, match=words):
+            add(target, "clicks", body)
+        assert target.stats()["queued"] == 0
+        assert target.flush(1)
+    assert api.bodies == []
+
+
+def test_add_events_checks_every_event_before_queueing_any() -> None:
+    api = FakeApi()
+    with closing(strategy(api)) as target:
+        with pytest.raises(InvalidEventError):
+            target.batch_persist({"a": [{"n": 1}], "b": [{"n": 2}, {"n": object()}]})
+        with pytest.raises(InvalidEventError):
+            target.batch_persist({"": [{"n": 1}]})
+        with pytest.raises(InvalidEventError, match="must be a list"):
+            target.batch_persist({"a": {"n": 1}})  # type: ignore[dict-item]
+        assert target.stats()["queued"] == 0
+        answer = target.batch_persist({"a": [{"n": 1}, {"n": 2}], "b": [{"n": 3}]})
+        assert answer == {"a": [{"queued": True}] * 2, "b": [{"queued": True}]}
+        assert target.flush(5)
+    assert sorted(api.stored_values()) == [1, 2, 3]
+
+
+def test_use_after_close_is_an_error() -> None:
+    target = strategy(FakeApi())
+    target.close(1)
+    target.close(1)  # twice is fine
+    with pytest.raises(DeliveryClosedError):
+        add(target, "clicks", {"n": 1})
+
+
+# ------------------------------------------------------------------ batches
+
+
+@pytest.mark.parametrize(("pad", "largest"), [(100, 7), (500, 3)])
+def test_batches_respect_the_event_count_and_byte_limits(pad: int, largest: int) -> None:
+    api = FakeApi()
+    with closing(strategy(api, batch_size=7, max_batch_bytes=2000)) as target:
+        api.gate.clear()  # let the queue fill up first
+        for n in range(100):
+            add(target, "c1" if n % 2 else "c2", {"n": n, "pad": "y" * pad})
+        api.gate.set()
+        assert target.flush(5)
+    sizes = [sum(len(events) for events in body.values()) for body in api.bodies]
+    assert max(sizes) == largest
+    assert sorted(api.stored_values()) == list(range(100))
+
+
+def test_events_of_several_collections_keep_their_order_within_each() -> None:
+    api = FakeApi()
+    with closing(strategy(api, batch_size=1000, flush_interval=5)) as target:
+        target.batch_persist({"a": [{"n": n} for n in range(50)],
+                              "b": [{"n": n} for n in range(50, 80)]})
+        assert target.flush(5)
+    assert [e["n"] for c, e in api.stored if c == "a"] == list(range(50))
+    assert [e["n"] for c, e in api.stored if c == "b"] == list(range(50, 80))
+
+
+def test_a_batch_refused_as_too_large_is_split_until_it_passes() -> None:
+    def too_large_above(limit: int) -> Any:
+        def answer(batch: dict[str, list[Any]]) -> Any:
+            if sum(len(v) for v in batch.values()) > limit:
+                raise PayloadTooLargeError({"message": "too large"}, 413)
+            return {c: [{"success": True}] * len(v) for c, v in batch.items()}
+        return answer
+
+    api = FakeApi(script=[too_large_above(3)] * 50)
+    with closing(strategy(api, batch_size=20, flush_interval=5)) as target:
+        target.batch_persist({"c": [{"n": n} for n in range(20)]})
+        assert target.flush(5)
+        stats = target.stats()
+    assert stats["sent"] == 20 and stats["failed"] == 0
+    accepted = [body for body in api.bodies if sum(len(v) for v in body.values()) <= 3]
+    assert sorted(e["n"] for body in accepted for e in body["c"]) == list(range(20))
+
+
+def test_a_single_event_refused_as_too_large_is_reported_not_retried() -> None:
+    errors = Recorder()
+    api = FakeApi(script=[PayloadTooLargeError({"message": "too large"}, 413)])
+    with closing(strategy(api, on_error=errors)) as target:
+        add(target, "c", {"n": 1})
+        assert target.flush(5)
+        assert target.stats()["failed"] == 1
+    assert len(api.bodies) == 1
+    assert errors.events == [("c", api.bodies[0]["c"][0])]
+    assert isinstance(errors.errors()[0], PayloadTooLargeError)
+
+
+# ------------------------------------------------------------------ failures and retries
+
+
+def test_events_the_server_rejects_go_to_on_error_and_are_not_retried(
+        caplog: pytest.LogCaptureFixture) -> None:
+    errors = Recorder()
+    api = FakeApi(reject=lambda event: event.get("bad", False))
+    with closing(strategy(api, on_error=errors)) as target:
+        target.batch_persist({"c": [{"n": 1}, {"n": 2, "bad": True}, {"n": 3}]})
+        assert target.flush(5)
+        stats = target.stats()
+    assert len(api.bodies) == 1
+    assert sorted(api.stored_values()) == [1, 3]
+    assert stats["sent"] == 2 and stats["failed"] == 1 and stats["retried"] == 0
+    [(events, error)] = errors.calls
+    assert [event["n"] for _c, event in events] == [2]
+    assert isinstance(error, EventRejectedError)
+    assert error.error_code == "InvalidPropertyNameError"
+    assert "not delivered" in caplog.text
+
+
+@pytest.mark.parametrize("error", [
+    ServerError({"message": "boom"}, 500),
+    ServerError({"message": "busy"}, 503),
+    RateLimitError({"message": "slow down"}, 429),
+    KeenConnectionError("refused", request_sent=False),
+])
+def test_transient_failures_are_retried_until_delivered(error: Exception) -> None:
+    api = FakeApi(script=[error, error, error])
+    with closing(strategy(api)) as target:
+        target.batch_persist({"c": [{"n": 1}, {"n": 2}]})
+        assert target.flush(5)
+        stats = target.stats()
+    assert len(api.bodies) == 4
+    assert sorted(api.stored_values()) == [1, 2]
+    assert stats["retried"] == 6 and stats["sent"] == 2 and stats["failed"] == 0
+    # the same events, with the same tokens, every time
+    assert all(body == api.bodies[0] for body in api.bodies)
+
+
+def test_the_wait_before_a_retry_honours_retry_after() -> None:
+    api = FakeApi(script=[RateLimitError({"message": "wait"}, 429, retry_after=0.25)])
+    waits: list[float] = []
+    with closing(strategy(api)) as target:
+        real_wait = target._sender.abort.wait
+
+        def recording_wait(timeout: float | None = None) -> bool:
+            waits.append(timeout or 0.0)
+            return real_wait(timeout)
+
+        target._sender.abort.wait = recording_wait  # type: ignore[method-assign]
+        add(target, "c", {"n": 1})
+        assert target.flush(5)
+    assert waits and waits[0] >= 0.25
+
+
+@pytest.mark.parametrize("error", [
+    AuthenticationError({"message": "bad key"}, 401),
+    ServerError({"message": "boom"}, 500),
+])
+def test_a_finite_retry_policy_or_a_permanent_error_fails_the_batch(error: Exception) -> None:
+    errors = Recorder()
+    api = FakeApi(script=[error] * 10)
+    policy = RetryPolicy(max_retries=2, backoff_base=0.001, backoff_cap=0.001)
+    with closing(strategy(api, retry=policy, on_error=errors)) as target:
+        target.batch_persist({"c": [{"n": 1}, {"n": 2}]})
+        assert target.flush(5)
+        stats = target.stats()
+    attempts = 1 if isinstance(error, AuthenticationError) else 3
+    assert len(api.bodies) == attempts
+    assert stats["failed"] == 2 and stats["sent"] == 0
+    assert [event["n"] for _c, event in errors.events] == [1, 2]
+    assert errors.errors() == [error]
+
+
+def test_an_on_error_callback_that_raises_does_not_stop_delivery() -> None:
+    def broken(events: Any, error: BaseException) -> None:
+        raise RuntimeError("oops")
+
+    api = FakeApi(reject=lambda event: event["n"] == 1)
+    with closing(strategy(api, on_error=broken)) as target:
+        add(target, "c", {"n": 1})
+        assert target.flush(5)
+        add(target, "c", {"n": 2})
+        assert target.flush(5)
+    assert api.stored_values() == [2]
+
+
+# ------------------------------------------------------------------ overflow and counters
+
+
+def _blocked(**options: Any) -> tuple[FakeApi, Any, Recorder]:
+    api = FakeApi()
+    api.gate.clear()
+    errors = Recorder()
+    target = strategy(api, max_queue_size=5, batch_size=1, on_error=errors, **options)
+    return api, target, errors
+
+
+def test_drop_newest_drops_what_arrives_at_a_full_queue() -> None:
+    api, target, errors = _blocked(overflow="drop_newest")
+    with closing(target):
+        for n in range(10):
+            add(target, "c", {"n": n})
+        stats = target.stats()
+        check_counters(stats)
+        assert stats["dropped"] == 5 and stats["pending"] == 5
+        assert [event["n"] for _c, event in errors.events] == [5, 6, 7, 8, 9]
+        assert all(isinstance(error, QueueFullError) for error in errors.errors())
+        api.gate.set()
+        assert target.flush(5)
+    assert sorted(api.stored_values()) == [0, 1, 2, 3, 4]
+
+
+def test_drop_oldest_drops_the_longest_waiting_event() -> None:
+    api, target, errors = _blocked(overflow="drop_oldest")
+    with closing(target):
+        add(target, "c", {"n": 0})
+        # (the sender holds event 0 in flight at the gate; events 1.. wait in the queue)
+        for n in range(1, 10):
+            add(target, "c", {"n": n})
+        stats = target.stats()
+        check_counters(stats)
+        assert stats["dropped"] == 5
+        api.gate.set()
+        assert target.flush(5)
+    stored = sorted(api.stored_values())
+    assert stored[-4:] == [6, 7, 8, 9]
+    assert sorted(stored + [e["n"] for _c, e in errors.events]) == list(range(10))
+
+
+def test_block_drops_after_the_timeout() -> None:
+    api, target, errors = _blocked(overflow="block", block_timeout=0.05)
+    with closing(target):
+        for n in range(6):
+            add(target, "c", {"n": n})
+        assert target.stats()["dropped"] == 1
+        assert [event["n"] for _c, event in errors.events] == [5]
+        api.gate.set()
+        assert target.flush(5)
+    assert sorted(api.stored_values()) == [0, 1, 2, 3, 4]
+
+
+def test_block_waits_until_there_is_room() -> None:
+    api, target, errors = _blocked(overflow="block", block_timeout=30)
+    with closing(target):
+        for n in range(5):
+            add(target, "c", {"n": n})
+        done = threading.Event()
+
+        def producer() -> None:
+            add(target, "c", {"n": 5})  # the queue is full: this waits
+            done.set()
+
+        thread = threading.Thread(target=producer)
+        thread.start()
+        api.gate.set()
+        assert done.wait(10)
+        thread.join(10)
+        assert target.flush(5)
+        assert target.stats()["dropped"] == 0
+    assert errors.calls == []
+    assert sorted(api.stored_values()) == list(range(6))
+
+
+def test_counters_account_for_every_event_with_many_producer_threads() -> None:
+    errors = Recorder()
+    script: list[Any] = [ServerError({"message": "x"}, 503)] * 5
+    api = FakeApi(script=script, reject=lambda event: event["n"] % 97 == 0)
+    target = strategy(api, max_queue_size=300, overflow="drop_oldest", batch_size=50,
+                      on_error=errors)
+    threads_count, per_thread = 8, 1500
+    seen_stats: list[dict[str, Any]] = []
+
+    def producer(base: int) -> None:
+        for i in range(per_thread):
+            add(target, "c", {"n": base + i})
+            if i % 500 == 0:
+                seen_stats.append(target.stats())
+
+    with closing(target):
+        threads = [threading.Thread(target=producer, args=(t * per_thread,))
+                   for t in range(threads_count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert target.flush(10)
+        stats = target.stats()
+    total = threads_count * per_thread
+    for seen in seen_stats:
+        check_counters(seen)
+    check_counters(stats)
+    assert stats["queued"] == total and stats["pending"] == 0
+    stored = api.stored_values()
+    assert len(stored) == len(set(stored)) == stats["sent"]
+    reported = [event["n"] for _c, event in errors.events]
+    assert len(reported) == stats["failed"] + stats["dropped"]
+    assert sorted(stored + reported) == list(range(total))
+
+
+def test_stats_report_the_age_of_the_oldest_waiting_event() -> None:
+    api = FakeApi()
+    api.gate.clear()
+    with closing(strategy(api)) as target:
+        assert target.stats()["oldest_event_age"] is None
+        add(target, "c", {"n": 1})
+        add(target, "c", {"n": 2})
+        first = target.stats()["oldest_event_age"]
+        assert first is not None and first >= 0
+        assert target.stats()["queue_depth"] + 1 >= target.stats()["pending"]
+        api.gate.set()
+        assert target.flush(5)
+        assert target.stats()["oldest_event_age"] is None
+
+
+# ------------------------------------------------------------------ flush and close
+
+
+def test_flush_times_out_while_the_server_is_down_and_close_reports_what_is_left() -> None:
+    errors = Recorder()
+    api = FakeApi()
+    api.failure = KeenConnectionError("refused", request_sent=False)
+    target = strategy(api, on_error=errors)
+    add(target, "c", {"n": 1})
+    add(target, "c", {"n": 2})
+    assert target.flush(0.1) is False
+    target.close(0.1)
+    stats = target.stats()
+    check_counters(stats)
+    assert stats["dropped"] == 2 and stats["sent"] == 0
+    assert sorted(event["n"] for _c, event in errors.events) == [1, 2]
+    assert all(isinstance(error, NotDeliveredError) for error in errors.errors())
+
+
+def test_close_delivers_what_is_queued() -> None:
+    api = FakeApi()
+    target = strategy(api, flush_interval=60)
+    for n in range(10):
+        add(target, "c", {"n": n})
+    target.close(5)
+    assert sorted(api.stored_values()) == list(range(10))
+
+
+# ------------------------------------------------------------------ configuration
+
+
+def test_delivery_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="overflow"):
+        BackgroundDelivery(overflow="ignore")
+    with pytest.raises(ValueError, match="max_queue_size"):
+        BackgroundDelivery(max_queue_size=0)
+    with pytest.raises(ValueError, match="10000000"):
+        BackgroundDelivery(max_batch_bytes=20_000_000)
+    with pytest.raises(ValueError, match="path"):
+        DurableDelivery()
+    with pytest.raises(ValueError, match="durability"):
+        DurableDelivery(path="x.db", durability="maybe")
+    with pytest.raises(TypeError, match="on_error"):
+        BackgroundDelivery(on_error="print")  # type: ignore[arg-type]
+
+
+def test_delivery_names_resolve(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    assert resolve("direct") is None and resolve(None) is None
+    assert resolve("background") == BackgroundDelivery()
+    monkeypatch.delenv("KEEN_DELIVERY_PATH", raising=False)
+    with pytest.raises(ValueError, match="KEEN_DELIVERY_PATH"):
+        resolve("durable")
+    monkeypatch.setenv("KEEN_DELIVERY_PATH", str(tmp_path / "q.db"))
+    assert resolve("durable") == DurableDelivery(path=str(tmp_path / "q.db"))
+    with pytest.raises(ValueError, match="'direct', 'background' or 'durable'"):
+        resolve("fast")
+    with pytest.raises(ValueError):
+        make_strategy(FakeApi(), "direct")
