@@ -107,7 +107,7 @@ def _find_bad(value: Any, path: str, seen: set[int]) -> str | None:
     try:
         encode_value(value)
     except (TypeError, ValueError):
-        return f"{path or 'body'} is a {type(value).__name__}"
+        return f"{path or 'body'} is of type {type(value).__name__}"
     return None
 
 

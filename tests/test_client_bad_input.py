@@ -1,0 +1,134 @@
+"""Bad input: a clear error of the documented type, naming the problem, before any request."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, Callable
+
+import pytest
+
+from keen.client import KeenClient
+from keen.exceptions import (
+    BaseKeenClientError,
+    InvalidEnvironmentError,
+    InvalidEventError,
+    InvalidPersistenceStrategyError,
+    InvalidProjectIdError,
+    InvalidQueryError,
+)
+from tests._client_helpers import Recorder, install_recorder
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    return install_recorder(monkeypatch)
+
+
+def client(**keys: Any) -> KeenClient:
+    keys = keys or {"write_key": "WK", "read_key": "RK", "master_key": "MK"}
+    return KeenClient("PID", base_url="http://h", **keys)
+
+
+@pytest.mark.parametrize("project_id", [None, "", 42, b"pid", ["p"]])
+def test_project_id_must_be_a_non_empty_string(project_id: Any) -> None:
+    with pytest.raises(InvalidProjectIdError) as caught:
+        KeenClient(project_id)
+    assert caught.value.project_id == project_id
+    assert isinstance(caught.value, ValueError)
+    assert repr(project_id) in str(caught.value)
+
+
+def test_persistence_strategy_must_be_a_strategy() -> None:
+    with pytest.raises(InvalidPersistenceStrategyError, match="BasePersistenceStrategy"):
+        KeenClient("PID", persistence_strategy=object())  # type: ignore[arg-type]
+
+
+MISSING_KEY: list[tuple[str, dict[str, str], Callable[[KeenClient], Any]]] = [
+    ("write key", {"read_key": "RK", "master_key": "MK"}, lambda c: c.add_event("c", {})),
+    ("write key", {"master_key": "MK"}, lambda c: c.add_events({"c": [{}]})),
+    ("read key", {"write_key": "WK", "master_key": "MK"}, lambda c: c.count("c")),
+    ("read key", {"master_key": "MK"}, lambda c: c.get_all_collections()),
+    ("read key", {"master_key": "MK"}, lambda c: c.saved_queries.results("q")),
+    ("master key", {"read_key": "RK", "write_key": "WK"}, lambda c: c.delete_events("c")),
+    ("master key", {"read_key": "RK"}, lambda c: c.saved_queries.all()),
+    ("master key", {"read_key": "RK"}, lambda c: c.cached_datasets.create("d", {}, "i", "D")),
+    ("master key", {"read_key": "RK"}, lambda c: c.list_access_keys()),
+    ("master key", {"read_key": "RK"}, lambda c: c.update_access_key_name("K", "n")),
+]
+
+
+@pytest.mark.parametrize(("needed", "keys", "call"), MISSING_KEY)
+def test_missing_key_is_reported_before_any_request(recorder: Recorder, needed: str,
+                                                    keys: dict[str, str],
+                                                    call: Callable[[KeenClient], Any]) -> None:
+    with pytest.raises(InvalidEnvironmentError, match=needed):
+        call(client(**keys))
+    assert recorder.sent == []
+
+
+def test_missing_key_message_mentions_least_privilege(recorder: Recorder) -> None:
+    with pytest.raises(InvalidEnvironmentError, match="least privilege"):
+        client(master_key="MK").count("c")
+
+
+BAD_QUERIES: list[tuple[str, dict[str, Any]]] = [
+    ("order_by needs group_by", {"order_by": {"property_name": "result"}}),
+    ("direction", {"group_by": "g", "order_by": {"property_name": "result", "direction": "UP"}}),
+    ("unknown keys", {"group_by": "g", "order_by": {"property_name": "result", "x": 1}}),
+    ("no property_name", {"group_by": "g", "order_by": {"direction": "ASC"}}),
+    ("must be dicts", {"group_by": "g", "order_by": ["result"]}),
+    ("limit must be a positive int", {"group_by": "g", "order_by": {"property_name": "result"},
+                                      "limit": 0}),
+    ("limit must be a positive int", {"group_by": "g", "order_by": {"property_name": "result"},
+                                      "limit": "5"}),
+    ("limit must be a positive int", {"group_by": "g", "order_by": {"property_name": "result"},
+                                      "limit": True}),
+    ("limit needs order_by", {"group_by": "g", "limit": 5}),
+]
+
+
+@pytest.mark.parametrize(("problem", "params"), BAD_QUERIES)
+def test_malformed_order_by_and_limit(recorder: Recorder, problem: str,
+                                      params: dict[str, Any]) -> None:
+    with pytest.raises(InvalidQueryError, match=problem) as caught:
+        client().count("c", **params)
+    assert isinstance(caught.value, ValueError)  # 0.7.0 raised ValueError
+    assert recorder.sent == []
+
+
+BAD_EVENTS: list[tuple[str, Callable[[KeenClient], Any]]] = [
+    ("must be a dict, not list", lambda c: c.add_event("c", [1, 2])),
+    ("must be a dict, not str", lambda c: c.add_event("c", "{}")),
+    ("non-empty string", lambda c: c.add_event("", {})),
+    ("non-empty string", lambda c: c.add_event(None, {})),
+    ("a.b\\[1\\] is of type object", lambda c: c.add_event("c", {"a": {"b": [1, object()]}})),
+    ("x is nan", lambda c: c.add_event("c", {"x": float("nan")})),
+    ("contains itself", lambda c: c.add_event("c", _self_containing())),
+    ("'keen' property must be a dict",
+     lambda c: c.add_event("c", {"keen": 5}, timestamp=datetime.datetime(2020, 1, 1))),
+    ("dict of collection name", lambda c: c.add_events([{"a": 1}])),
+    (r"events\['c'\] must be a list", lambda c: c.add_events({"c": {"a": 1}})),
+    (r"events\['c'\]\[1\] must be a dict", lambda c: c.add_events({"c": [{}, "x"]})),
+    ("non-empty string", lambda c: c.add_events({"": [{}]})),
+    (r"c\[0\]\.when is of type object", lambda c: c.add_events({"c": [{"when": object()}]})),
+]
+
+
+def _self_containing() -> dict[str, Any]:
+    loop: dict[str, Any] = {}
+    loop["me"] = loop
+    return loop
+
+
+@pytest.mark.parametrize(("problem", "call"), BAD_EVENTS)
+def test_bad_events_are_refused_before_sending(recorder: Recorder, problem: str,
+                                               call: Callable[[KeenClient], Any]) -> None:
+    with pytest.raises(InvalidEventError, match=problem) as caught:
+        call(client())
+    assert isinstance(caught.value, (ValueError, BaseKeenClientError))
+    assert recorder.sent == []
+
+
+def test_bad_base_url() -> None:
+    with pytest.raises(ValueError, match="base_url"):
+        KeenClient("PID", base_url="")
