@@ -47,8 +47,9 @@ class Api:
         if body is not None:
             data = json.dumps(body)
             sent.setdefault("Content-Type", "application/json")
+        kwargs.setdefault("timeout", TIMEOUT)
         return self.session.request(method, url, params=params, data=data, headers=sent,
-                                    timeout=TIMEOUT, **kwargs)
+                                    **kwargs)
 
     def get(self, path: str, key: str | None = None, **kwargs: Any) -> requests.Response:
         return self.call("GET", path, key, **kwargs)

@@ -200,6 +200,10 @@ class _Server(ThreadingHTTPServer):
             self._connections.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away (timeout, dropped connection): not worth a traceback on stderr.
+        logger.debug("keen local server: connection error", exc_info=True)
+
     def tracking(self) -> _Tracking:
         return _Tracking(self)
 

@@ -43,7 +43,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlencode
 
-from keen.server import engine
 from keen.server._errors import QueryError
 from keen.server._http_errors import ApiError, bad_request, not_found
 from keen.server.auth import (
@@ -59,6 +58,7 @@ from keen.server.auth import (
     authenticate,
 )
 from keen.server.config import ProjectConfig
+from keen.server.engine import ANALYSES, dataset_results, decode_query_params, run_query
 from keen.server.faults import Faults
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ class _Call:
     def params(self) -> dict[str, Any]:
         """Query-string parameters decoded into native values (the key left out)."""
         raw = {k: v for k, v in self.request.query.items() if k != "api_key"}
-        return engine.decode_query_params(raw)
+        return decode_query_params(raw)
 
 
 Handler = Callable[..., Response]
@@ -410,14 +410,14 @@ class KeenApp:
 
     def _query_urls(self, call: _Call) -> Response:
         call.principal.require(QUERIES)
-        urls = {f"{name}_url": f"{call.base}/queries/{name}" for name in sorted(engine.ANALYSES)}
+        urls = {f"{name}_url": f"{call.base}/queries/{name}" for name in sorted(ANALYSES)}
         urls["saved_queries_url"] = f"{call.base}/queries/saved"
         return json_response(200, urls)
 
     def _query(self, call: _Call, analysis: str) -> Response:
-        if analysis not in engine.ANALYSES:
+        if analysis not in ANALYSES:
             raise not_found(f"Unknown analysis type {analysis!r}; expected one of "
-                            f"{', '.join(sorted(engine.ANALYSES))}.")
+                            f"{', '.join(sorted(ANALYSES))}.")
         call.principal.require(QUERIES)
         if call.request.method == "POST":
             params = _json_body(call.request, "InvalidJSONError")
@@ -430,7 +430,7 @@ class KeenApp:
                                   f"({analysis!r}).")
         else:
             params = call.params()
-        result = engine.run_query(self.storage, call.project_id, analysis, params, now=call.now,
+        result = run_query(self.storage, call.project_id, analysis, params, now=call.now,
                                   extra_filters=call.principal.query_filters)
         return json_response(200, result)
 
@@ -500,7 +500,7 @@ class KeenApp:
         filters = call.principal.saved_query_filters(name, cached=doc["refresh_rate"] > 0)
         params = dict(doc["query"])
         analysis = params.pop("analysis_type")
-        body = engine.run_query(self.storage, call.project_id, analysis, params, now=call.now,
+        body = run_query(self.storage, call.project_id, analysis, params, now=call.now,
                                 extra_filters=filters)
         view = self._saved_view(call, doc)
         view["result"] = body if analysis == "funnel" else body["result"]
@@ -568,7 +568,7 @@ class KeenApp:
                 raise ApiError(401, "InvalidApiKeyError",
                                f"This access key may not read index value {index.get(prop)!r}"
                                f" of {prop!r}.")
-        result = engine.dataset_results(self.storage, call.project_id, doc, index,
+        result = dataset_results(self.storage, call.project_id, doc, index,
                                         params.get("timeframe"), now=call.now)
         return json_response(200, result)
 
@@ -711,8 +711,8 @@ def _query_definition(body: Any, what: str, excluded: Sequence[str] = ()) -> dic
         raise bad_request(f"Invalid{what}Error", "query must be a JSON object.")
     query = {k: v for k, v in body.items() if v is not None}
     analysis = query.get("analysis_type")
-    if analysis not in engine.ANALYSES or analysis in excluded:
-        allowed = sorted(engine.ANALYSES - set(excluded))
+    if analysis not in ANALYSES or analysis in excluded:
+        allowed = sorted(ANALYSES - set(excluded))
         raise bad_request(f"Invalid{what}Error",
                           f"query.analysis_type must be one of {', '.join(allowed)}; "
                           f"got {analysis!r}.")

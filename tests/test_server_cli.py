@@ -1,0 +1,153 @@
+"""``python -m keen.server``: options, start-up text, signals, persistence, config file."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+from _server_helpers import REPO, TIMEOUT, ServerProcess
+
+from keen.server import DEV_MASTER_KEY, DEV_PROJECT_ID, DEV_READ_KEY, DEV_WRITE_KEY
+
+
+def project_url(url: str, project_id: str, path: str) -> str:
+    return f"{url}/3.0/projects/{project_id}{path}"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_starts_prints_exports_serves_and_stops_cleanly(sig: int) -> None:
+    server = ServerProcess()
+    lines = server.read_banner()
+    assert server.url.startswith("http://127.0.0.1:")
+    exports = dict(line[len("export "):].split("=", 1) for line in lines
+                   if line.startswith("export "))
+    assert exports == {"KEEN_BASE_URL": server.url, "KEEN_PROJECT_ID": DEV_PROJECT_ID,
+                       "KEEN_WRITE_KEY": DEV_WRITE_KEY, "KEEN_READ_KEY": DEV_READ_KEY,
+                       "KEEN_MASTER_KEY": DEV_MASTER_KEY}
+    response = requests.post(project_url(server.url, DEV_PROJECT_ID, "/events/c"),
+                             json={"a": 1}, headers={"Authorization": DEV_WRITE_KEY},
+                             timeout=TIMEOUT)
+    assert response.status_code == 201
+    code, out, err = server.stop(sig)
+    assert code == 0, err
+    assert "stopped" in out
+    assert "Traceback" not in err
+
+
+def test_keys_from_options_and_environment() -> None:
+    server = ServerProcess("--project-id", "abc", "--write-key", "W1",
+                           env={"KEEN_PROJECT_ID": "ignored", "KEEN_READ_KEY": "R1"})
+    try:
+        lines = server.read_banner()
+        assert "export KEEN_PROJECT_ID=abc" in lines
+        assert "export KEEN_READ_KEY=R1" in lines
+        assert f"export KEEN_MASTER_KEY={DEV_MASTER_KEY}" in lines
+        ok = requests.post(project_url(server.url, "abc", "/events/c"), json={"a": 1},
+                           headers={"Authorization": "W1"}, timeout=TIMEOUT)
+        assert ok.status_code == 201
+        refused = requests.post(project_url(server.url, "abc", "/events/c"), json={"a": 1},
+                                headers={"Authorization": DEV_WRITE_KEY}, timeout=TIMEOUT)
+        assert refused.status_code == 401
+    finally:
+        assert server.stop()[0] == 0
+
+
+def test_file_database_survives_a_restart(tmp_path: Path) -> None:
+    db = str(tmp_path / "keen.db")
+    master = {"Authorization": DEV_MASTER_KEY}
+    server = ServerProcess("--db", db)
+    try:
+        base = project_url(server.url, DEV_PROJECT_ID, "")
+        assert requests.post(f"{base}/events", json={"c": [{"a": 1}, {"a": 2}]},
+                             headers=master, timeout=TIMEOUT).status_code == 200
+        assert requests.put(f"{base}/queries/saved/total", headers=master, timeout=TIMEOUT,
+                            json={"query": {"analysis_type": "count", "event_collection": "c",
+                                            "timeframe": "this_10_years"}}).status_code == 201
+        assert requests.put(f"{base}/datasets/daily", headers=master, timeout=TIMEOUT, json={
+            "display_name": "d", "index_by": "a",
+            "query": {"analysis_type": "count", "event_collection": "c",
+                      "timeframe": "this_10_days", "interval": "daily"}}).status_code == 201
+        key = requests.post(f"{base}/keys", json={"permitted": ["queries"]}, headers=master,
+                            timeout=TIMEOUT).json()["key"]
+    finally:
+        assert server.stop()[0] == 0
+
+    server = ServerProcess("--db", db)
+    try:
+        base = project_url(server.url, DEV_PROJECT_ID, "")
+        result = requests.get(f"{base}/queries/saved/total/result", headers=master,
+                              timeout=TIMEOUT)
+        assert result.json()["result"] == 2
+        assert requests.get(f"{base}/datasets/daily", headers=master,
+                            timeout=TIMEOUT).status_code == 200
+        count = requests.get(f"{base}/queries/count", timeout=TIMEOUT, params={
+            "api_key": key, "event_collection": "c", "timeframe": "this_10_years"})
+        assert count.json() == {"result": 2}
+    finally:
+        assert server.stop()[0] == 0
+
+
+def test_config_file_declares_more_projects(tmp_path: Path) -> None:
+    config = tmp_path / "projects.json"
+    config.write_text(json.dumps({"projects": [
+        {"project_id": "second", "master_key": "M2", "write_key": "W2"}]}))
+    server = ServerProcess(env={"KEEN_SERVER_CONFIG": str(config)})
+    try:
+        assert any("second" in line for line in server.read_banner())
+        ok = requests.post(project_url(server.url, "second", "/events/c"), json={"a": 1},
+                           headers={"Authorization": "W2"}, timeout=TIMEOUT)
+        assert ok.status_code == 201
+        # keys do not cross projects
+        other = requests.post(project_url(server.url, DEV_PROJECT_ID, "/events/c"),
+                              json={"a": 1}, headers={"Authorization": "W2"}, timeout=TIMEOUT)
+        assert other.status_code == 401
+    finally:
+        assert server.stop()[0] == 0
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("{not json", "not valid JSON"),
+    ('{"projects": [{"project_id": "x"}]}', "master_key"),
+    ('{"projects": [{"project_id": "x", "master_key": "m", "colour": 1}]}', "colour"),
+])
+def test_bad_config_file_is_a_clear_usage_error(tmp_path: Path, content: str,
+                                                message: str) -> None:
+    config = tmp_path / "projects.json"
+    config.write_text(content)
+    result = _run_cli("--port", "0", env={"KEEN_SERVER_CONFIG": str(config)})
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_help_lists_exactly_the_documented_options() -> None:
+    result = _run_cli("--help")
+    assert result.returncode == 0
+    options = {word.rstrip(",") for word in result.stdout.split() if word.startswith("--")}
+    assert options == {"--help", "--host", "--port", "--db", "--project-id", "--master-key",
+                       "--read-key", "--write-key"}
+
+
+def test_busy_port_is_reported() -> None:
+    server = ServerProcess()
+    try:
+        port = server.url.rsplit(":", 1)[1]
+        result = _run_cli("--port", port)
+        assert result.returncode == 1
+        assert "cannot listen" in result.stderr
+    finally:
+        server.stop()
+
+
+def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("KEEN_")}
+    environment["PYTHONPATH"] = str(REPO)
+    environment.update(env or {})
+    return subprocess.run([sys.executable, "-m", "keen.server", *args], capture_output=True,
+                          text=True, env=environment, timeout=TIMEOUT * 2, cwd=str(REPO))
