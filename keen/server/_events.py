@@ -182,6 +182,7 @@ def prepare_event(
                 f"keen.timestamp {stamp[:100]!r} is not an ISO-8601 date-time.",
             ) from None
         ts_micros, keen["timestamp"] = to_micros(parsed), format_timestamp(parsed)
+    ts_micros -= ts_micros % 1000  # millisecond precision, like the stored text
     token = keen.get("uniqueness_token")
     if token is not None and (not isinstance(token, str) or len(token) > _MAX_TOKEN):
         raise EventError(

@@ -45,6 +45,7 @@ from keen.server._errors import QueryError, bad_request
 from keen.server.timeframes import format_timestamp, parse_iso, to_micros
 
 __all__ = [
+    "MISSING",
     "OPERATORS",
     "Column",
     "compile_filters",
@@ -60,9 +61,11 @@ OPERATORS = frozenset(
      "within", "regex", "or"}
 )
 _ORDERING = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+_COMPARISONS = frozenset({"eq", "ne", *_ORDERING})
+_TIMESTAMPS = frozenset({"keen.timestamp", "keen.created_at"})
 _GEO_PROPERTY = "keen.location.coordinates"
 _EARTH_RADIUS_MILES = 3958.7613
-_MISSING = object()
+MISSING = object()
 
 Filter = dict[str, Any]
 
@@ -104,8 +107,8 @@ def _normalize_one(item: Any) -> Filter:
     problem = _value_problem(name, operator, value)
     if problem:
         raise _filter_error(f"The {operator!r} filter on {name!r} {problem}.")
-    if name == "keen.created_at" and operator in _ORDERING and _timestamp_micros(value):
-        value = format_timestamp(parse_iso(value))  # stored values are UTC ...Z text
+    if name in _TIMESTAMPS and operator in _COMPARISONS and _timestamp_micros(value) is not None:
+        value = format_timestamp(parse_iso(value))  # stored as UTC "...mmmZ" text: compare so
     return {"property_name": name, "operator": operator, "property_value": value}
 
 
@@ -155,11 +158,11 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 # --------------------------------------------------------------------------- Python evaluator
 
 def value_at(event: Mapping[str, Any], path: str) -> Any:
-    """The value at dotted ``path`` in ``event``, or the module's ``_MISSING`` sentinel."""
+    """The value at dotted ``path`` in ``event``, or ``MISSING``."""
     current: Any = event
     for part in path.split("."):
         if not isinstance(current, dict) or part not in current:
-            return _MISSING
+            return MISSING
         current = current[part]
     return current
 
@@ -248,29 +251,27 @@ def _timestamp_micros(value: Any) -> int | None:
 
 
 def _matches(event: Mapping[str, Any], flt: Filter) -> bool:
-    operator = flt["operator"]
+    operator: str = flt["operator"]
     if operator == "or":
         return any(_matches(event, op) for op in flt["operands"])
     name, wanted = flt["property_name"], flt["property_value"]
     value = value_at(event, name)
     if operator == "exists":
-        return (value is not _MISSING) == wanted
+        return (value is not MISSING) is wanted
     if operator in ("eq", "ne", "in"):
         choices = wanted if operator == "in" else [wanted]
-        if value is _MISSING:
+        if value is MISSING:
             hit = any(c is None for c in choices)
         else:
             targets = {_canon(c) for c in choices}
             hit = any(_canon(e) in targets for e in _elements(value))
         return hit != (operator == "ne")
-    if value is _MISSING:
+    if value is MISSING:
         return operator == "not_contains"
     if operator in _ORDERING:
-        if name == "keen.timestamp" and _timestamp_micros(wanted) is not None:
-            return _ordered(_timestamp_micros(value), operator, _timestamp_micros(wanted))
         return any(_ordered(e, operator, wanted) for e in _elements(value))
     if operator in ("contains", "not_contains"):
-        return _contains(value, wanted) != (operator == "not_contains")
+        return _contains(value, wanted) is not (operator == "not_contains")
     if operator == "regex":
         pattern = _compiled(wanted)
         return any(isinstance(e, str) and pattern.search(e) is not None for e in _elements(value))
@@ -331,9 +332,15 @@ class Column:
             self.elements = ""
 
 
+def _is_type(type_: str, *kinds: str) -> str:
+    """SQL true when the JSON type expression is one of ``kinds``; false (never NULL) when the
+    property is missing, so the compiled filters can be negated safely."""
+    return "(" + " OR ".join(f"{type_} IS {_literal(kind)}" for kind in kinds) + ")"
+
+
 def _scalar(operator: str, wanted: Any, value: str, type_: str) -> tuple[str, list[Any]]:
     """SQL that is true when one JSON scalar (``value``/``type_`` expressions) satisfies
-    ``operator``/``wanted`` without looking into lists."""
+    ``operator``/``wanted`` without looking into lists. Never NULL."""
     if operator in ("eq", "in"):
         choices = wanted if operator == "in" else [wanted]
         parts: list[str] = []
@@ -343,29 +350,33 @@ def _scalar(operator: str, wanted: Any, value: str, type_: str) -> tuple[str, li
         kinds = sorted({"true" if c else "false" for c in choices if isinstance(c, bool)}
                        | ({"null"} if any(c is None for c in choices) else set()))
         containers = [c for c in choices if isinstance(c, (list, dict))]
+        if strings:  # the usual case first: SQLite stops at the first true operand
+            marks = ", ".join("?" * len(strings))
+            parts.append(f"({value} IN ({marks}) AND {_is_type(type_, 'text')})")
+            params += strings
         if numbers:
             marks = ", ".join("?" * len(numbers))
-            parts.append(f"({type_} IN ('integer', 'real') AND {value} IN ({marks}))")
+            parts.append(f"({value} IN ({marks}) AND {_is_type(type_, 'integer', 'real')})")
             params += numbers
-        if strings:
-            parts.append(f"({type_} = 'text' AND {value} IN ({', '.join('?' * len(strings))}))")
-            params += strings
         if kinds:
-            parts.append(f"{type_} IN ({', '.join(_literal(k) for k in kinds)})")
+            parts.append(_is_type(type_, *kinds))
         for container in containers:
-            parts.append(f"({type_} IN ('array', 'object') AND keen_json_eq({value}, ?))")
+            parts.append(
+                f"({_is_type(type_, 'array', 'object')} AND keen_json_eq({value}, ?))"
+            )
             params.append(json.dumps(container))
         return ("(" + " OR ".join(parts) + ")" if parts else "0"), params
     if operator in _ORDERING:
-        kind = "'text'" if isinstance(wanted, str) else "'integer', 'real'"
-        return f"({type_} IN ({kind}) AND {value} {_ORDERING[operator]} ?)", [wanted]
+        ordered = ("text",) if isinstance(wanted, str) else ("integer", "real")
+        return f"({_is_type(type_, *ordered)} AND {value} {_ORDERING[operator]} ?)", [wanted]
     if operator == "contains":
         eq_sql, eq_params = _scalar("eq", wanted, value, type_)
         if not isinstance(wanted, str):
             return eq_sql, eq_params
-        return f"({eq_sql} OR ({type_} = 'text' AND instr({value}, ?) > 0))", [*eq_params, wanted]
+        substring = f"({_is_type(type_, 'text')} AND instr({value}, ?) > 0)"
+        return f"({eq_sql} OR {substring})", [*eq_params, wanted]
     if operator == "regex":
-        return f"({type_} = 'text' AND keen_regexp(?, {value}))", [wanted]
+        return f"({_is_type(type_, 'text')} AND keen_regexp(?, {value}))", [wanted]
     raise AssertionError(operator)  # pragma: no cover - callers only pass the operators above
 
 
@@ -374,7 +385,7 @@ def _any_element(operator: str, wanted: Any, column: Column) -> tuple[str, list[
     test (``contains`` on the property itself is only the substring test)."""
     if operator == "contains":
         if isinstance(wanted, str):
-            direct_sql = f"({column.type} = 'text' AND instr({column.value}, ?) > 0)"
+            direct_sql = f"({_is_type(column.type, 'text')} AND instr({column.value}, ?) > 0)"
             direct_params: list[Any] = [wanted]
         else:
             direct_sql, direct_params = "0", []
@@ -383,7 +394,7 @@ def _any_element(operator: str, wanted: Any, column: Column) -> tuple[str, list[
     elem_sql, elem_params = _scalar(operator, wanted, "je.value", "je.type")
     # Only our own expressions and quoted literals are interpolated; values are bound.
     sql = (
-        f"({direct_sql} OR ({column.type} = 'array' AND EXISTS "  # noqa: S608
+        f"({direct_sql} OR ({_is_type(column.type, 'array')} AND EXISTS "  # noqa: S608
         f"(SELECT 1 FROM {column.elements} AS je WHERE {elem_sql})))"
     )
     return sql, [*direct_params, *elem_params]
@@ -413,14 +424,14 @@ def _compile_one(flt: Filter, body: str) -> tuple[str, list[Any]]:
     if operator == "within":
         target = _geo_target(wanted)
         assert target is not None  # checked by normalize_filters
-        return f"coalesce(keen_within({column.value}, ?, ?, ?), 0)", list(target)
+        return f"keen_within({column.value}, ?, ?, ?)", list(target)
     negate = operator in ("ne", "not_contains")
-    positive = {"ne": "eq", "not_contains": "contains"}.get(operator, operator)
+    positive = str({"ne": "eq", "not_contains": "contains"}.get(operator, operator))
     sql, params = _any_element(positive, wanted, column)
     choices = wanted if positive == "in" else [wanted]
     if positive in ("eq", "in") and any(c is None for c in choices):
         sql, params = f"({column.type} IS NULL OR {sql})", params
-    return f"({'NOT ' if negate else ''}coalesce({sql}, 0))", params
+    return f"({'NOT ' if negate else ''}{sql})", params
 
 
 def compile_filters(filters: Sequence[Filter], body: str = "body") -> tuple[str, list[Any]]:
@@ -435,7 +446,7 @@ def compile_filters(filters: Sequence[Filter], body: str = "body") -> tuple[str,
 
 def _sql_value(body: str, path: str) -> Any:
     value = value_at(json.loads(body), path)
-    if value is _MISSING or value is None:
+    if value is MISSING or value is None:
         return None
     if isinstance(value, bool):
         return int(value)
@@ -446,7 +457,7 @@ def _sql_value(body: str, path: str) -> Any:
 
 def _sql_type(body: str, path: str) -> str | None:
     value = value_at(json.loads(body), path)
-    if value is _MISSING:
+    if value is MISSING:
         return None
     if value is None:
         return "null"
@@ -463,7 +474,7 @@ def _sql_type(body: str, path: str) -> str | None:
 
 def _sql_repr(body: str, path: str) -> str | None:
     value = value_at(json.loads(body), path)
-    if value is _MISSING:
+    if value is MISSING:
         return None
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 

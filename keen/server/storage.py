@@ -32,8 +32,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from keen.server._engine_sql import register_sql
 from keen.server._events import EventError, collection_name_error, prepare_event
-from keen.server.filters import compile_filters, normalize_filters, register_functions
+from keen.server.filters import compile_filters, normalize_filters
 from keen.server.timeframes import format_timestamp, resolve_timeframe, to_micros
 
 __all__ = ["Storage"]
@@ -102,7 +103,7 @@ class Storage:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA temp_store=FILE")
-        register_functions(conn)
+        register_sql(conn)
         return conn
 
     @contextmanager

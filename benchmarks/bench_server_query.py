@@ -1,0 +1,100 @@
+"""Benchmark: a count with one filter and a group_by over many stored events (issue 3, item 10).
+
+Builds a file database of N events (default 1,000,000) through ``Storage.insert_events``, then
+times ``run_query("count", filters=[platform eq ios], group_by="user.country")`` (median of a
+few runs) and measures memory while the query runs: Python allocations (tracemalloc peak) and
+the process peak RSS growth. Runs the same on a database ten times smaller to show that memory
+does not grow with the number of stored events.
+
+    python benchmarks/bench_server_query.py            # 1,000,000 and 100,000 events
+    python benchmarks/bench_server_query.py --events 200000 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from keen.server.engine import run_query
+from keen.server.storage import Storage
+
+NOW = datetime(2024, 3, 10, 12, 0, tzinfo=timezone.utc)
+COUNTRIES = ["US", "FR", "DE", "JP", "BR", "IN", "GB", "CA", "MX", "ES"]
+QUERY: dict[str, Any] = {
+    "event_collection": "purchases",
+    "timeframe": "this_30_days",
+    "filters": [{"property_name": "platform", "operator": "eq", "property_value": "ios"}],
+    "group_by": "user.country",
+}
+BATCH = 5_000
+
+
+def build(path: str, count: int) -> float:
+    """Fill a database with ``count`` purchases spread over 20 days; returns events/s."""
+    rng = random.Random(7)
+    start = NOW - timedelta(days=20)
+    started = time.perf_counter()
+    with Storage(path) as storage:
+        for offset in range(0, count, BATCH):
+            batch = []
+            for i in range(offset, min(offset + BATCH, count)):
+                stamp = start + timedelta(seconds=i * 20 * 86_400 // count)
+                batch.append({
+                    "user": {"id": i % 50_000, "country": rng.choice(COUNTRIES)},
+                    "price": rng.randint(1, 500),
+                    "platform": rng.choice(("ios", "android", "web")),
+                    "keen": {"timestamp": stamp.isoformat()},
+                })
+            storage.insert_events("bench", "purchases", batch, now=NOW)
+    return count / (time.perf_counter() - started)
+
+
+def measure(path: str, runs: int) -> tuple[float, float, float, Any]:
+    """(median seconds, tracemalloc peak MiB, peak RSS growth MiB, result) of the query."""
+    with Storage(path) as storage:
+        run_query(storage, "bench", "count", QUERY, now=NOW)  # warm the page cache
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            result = run_query(storage, "bench", "count", QUERY, now=NOW)
+            times.append(time.perf_counter() - started)
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        tracemalloc.start()
+        run_query(storage, "bench", "count", QUERY, now=NOW)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        rss_growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before
+    return statistics.median(times), peak / 2**20, rss_growth / 1024, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--dir", default=None, help="where to build the databases (temp dir)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(dir=args.dir) as folder:
+        for count in (args.events // 10, args.events):
+            path = os.path.join(folder, f"bench-{count}.db")
+            rate = build(path, count)
+            seconds, py_peak, rss_growth, result = measure(path, args.runs)
+            size = os.path.getsize(path) / 2**20
+            print(f"{count:>9,} events  build {rate:>8,.0f} ev/s  db {size:7.1f} MiB  "
+                  f"query median {seconds * 1000:7.1f} ms  "
+                  f"python peak {py_peak:6.2f} MiB  RSS growth {rss_growth:6.1f} MiB  "
+                  f"groups {len(result['result'])}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,583 @@
+"""The query engine of the local Keen server: every analysis of keen-api.md sections 7-12.
+
+``run_query`` turns the parameters of one query into SQL over :class:`~keen.server.storage.Storage`
+(the timeframe, interval buckets, filters and group_by are compiled, aggregation happens inside
+SQLite and rows are read one at a time), then shapes the response body.
+
+Choices where keen-api.md leaves room ([INF] points); timeframe, timezone and interval rules are in
+:mod:`keen.server.timeframes`, filter rules in :mod:`keen.server.filters`:
+
+* A ``timeframe`` is required (400 ``TimeframeDefinitionError`` when missing or invalid), for
+  every analysis and every funnel step (a root ``timeframe`` serves steps without one).
+* An unknown analysis type is ``404 ResourceNotFoundError``.
+* Other bad parameters are 400 with ``error_code`` ``MissingParameterError`` (a required
+  parameter is absent), ``InvalidParameterError`` (wrong type or value), ``InvalidFilterError``,
+  ``InvalidTimezoneError``, ``InvalidIntervalError``, or ``InvalidPropertyNameForGeoFilter``.
+* Results on no matching events: ``count``, ``count_unique`` and ``sum`` give ``0``;
+  ``minimum``, ``maximum``, ``average``, ``median``, ``percentile`` and ``standard_deviation``
+  give ``null``; ``select_unique`` gives ``[]``. Empty interval buckets are present with those
+  values (``0`` for a count); with group_by an empty bucket has ``"value": []`` and a bucket only
+  lists the groups that have events in it.
+* Numeric analyses ignore values that are not numbers (booleans are not numbers).
+  ``count_unique`` and ``select_unique`` ignore missing and null values; values are compared as
+  JSON (``1`` and ``"1"`` differ). Integral results are ints (``15`` not ``15.0``).
+* ``standard_deviation`` is the **population** standard deviation.
+* ``median`` and ``percentile`` are nearest-rank: the ``ceil(p/100 * n)``-th smallest value
+  (at least the first); median is percentile 50, so median(10, 20) is 10.
+* ``select_unique`` values are sorted (null < booleans < numbers < strings < lists/objects).
+* group_by: one key per property with its full dotted name; null and missing share the ``null``
+  group; groups are sorted ascending by their values unless ``order_by`` says otherwise.
+  ``order_by`` needs ``group_by``, its ``property_name`` must be ``result`` or a group_by
+  property (in multi_analysis: an analysis label), ``direction`` ``ASC`` (default) or ``DESC``;
+  ``limit`` (a positive integer) needs ``order_by``. With an interval, ordering and limit apply
+  inside each bucket.
+* Extraction: events in ascending timestamp order; ``latest`` keeps the N most recent (still
+  ascending); at most ``MAX_EXTRACTION`` events. With ``email`` nothing runs and nothing is sent:
+  the answer is the API's "Processing" message. ``property_names`` keeps only those dotted
+  paths, nested back into objects.
+* Funnel: each step counts the distinct actors (``actor_property`` present and not null) who did
+  the step's event and were in the previous non-optional step's set; ``inverted`` keeps the
+  previous actors who did *not* do it; ``optional`` steps are counted but do not narrow later
+  steps. No ordering in time between steps. The first step cannot be optional or inverted.
+  ``steps`` echoes every step with defaults (``timeframe``/``timezone`` the effective ones).
+  ``actors`` (when any step asks ``with_actors``) lists each such step's actors, sorted.
+* ``max_age`` is accepted and ignored (every query is computed fresh).
+* ``include_metadata``: ``execution_metadata`` with ``events_scanned`` (events of the collection
+  in the timeframe, before filters), ``properties_per_event`` (properties in the collection's
+  schema), their product and ``total_processing_time`` in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from keen.server import _engine_sql as sql
+from keen.server._errors import QueryError, bad_request
+from keen.server.filters import MISSING, normalize_filters, sort_key, value_at
+from keen.server.storage import Storage
+from keen.server.timeframes import (
+    format_timestamp,
+    interval_buckets,
+    resolve_timeframe,
+    to_micros,
+)
+
+__all__ = ["ANALYSES", "QueryError", "dataset_results", "decode_query_params", "run_query"]
+
+SIMPLE_ANALYSES = frozenset({
+    "count", "count_unique", "sum", "minimum", "maximum", "average", "median", "percentile",
+    "standard_deviation", "select_unique",
+})
+ANALYSES = SIMPLE_ANALYSES | {"extraction", "funnel", "multi_analysis"}
+MAX_EXTRACTION = 100_000
+EMAIL_EXTRACTION_RESULT = "Processing. Check the specified email for the extraction results."
+
+_EMPTY: dict[str, Any] = {"count": 0, "count_unique": 0, "sum": 0}
+_GROUP_KEYS = ("group_by", "order_by", "limit")
+
+Key = tuple[int, tuple[str, ...]]
+
+
+# ------------------------------------------------------------------------- parameters
+
+def _missing(name: str, what: str) -> QueryError:
+    return bad_request("MissingParameterError", f"The {what} requires the {name!r} parameter.")
+
+
+def _invalid(message: str) -> QueryError:
+    return bad_request("InvalidParameterError", message)
+
+
+def _text_param(params: Mapping[str, Any], name: str, what: str) -> str:
+    value = params.get(name)
+    if value is None or value == "":
+        raise _missing(name, what)
+    if not isinstance(value, str):
+        raise _invalid(f"{name} must be a string, not {value!r}.")
+    return value
+
+
+def _positive_int(params: Mapping[str, Any], name: str) -> int | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _invalid(f"{name} must be a positive integer, not {value!r}.")
+    return value
+
+
+def _percentile(params: Mapping[str, Any], what: str) -> float:
+    value = params.get("percentile")
+    if value is None:
+        raise _missing("percentile", what)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+        raise _invalid(f"percentile must be a number between 0 and 100, not {value!r}.")
+    return float(value)
+
+
+def _group_by(params: Mapping[str, Any]) -> list[str]:
+    value = params.get("group_by")
+    if value is None or value == []:
+        return []
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise _invalid("group_by must be a property name or a list of property names.")
+    return list(names)
+
+
+def _order_by(params: Mapping[str, Any], allowed: Sequence[str]) -> list[tuple[str, bool]]:
+    """``[(property_name, descending), ...]`` checked against ``allowed`` names."""
+    value = params.get("order_by")
+    if value is None:
+        if params.get("limit") is not None:
+            raise _invalid("limit can only be used together with order_by.")
+        return []
+    if not params.get("group_by"):
+        raise _invalid("order_by can only be used together with group_by.")
+    items = value if isinstance(value, list) else [value]
+    order: list[tuple[str, bool]] = []
+    for item in items:
+        spec = {"property_name": item} if isinstance(item, str) else item
+        if not isinstance(spec, dict) or set(spec) - {"property_name", "direction"}:
+            raise _invalid(
+                'order_by entries are {"property_name": ..., "direction": "ASC" | "DESC"}.'
+            )
+        name = spec.get("property_name")
+        direction = spec.get("direction", "ASC")
+        if name not in allowed:
+            raise _invalid(
+                f"order_by property_name {name!r} must be one of: {', '.join(allowed)}."
+            )
+        if not isinstance(direction, str) or direction.upper() not in ("ASC", "DESC"):
+            raise _invalid(f"order_by direction must be ASC or DESC, not {direction!r}.")
+        order.append((str(name), direction.upper() == "DESC"))
+    return order
+
+
+def _scope(
+    storage: Storage,
+    project_id: str,
+    params: Mapping[str, Any],
+    extra_filters: Sequence[Mapping[str, Any]],
+    now: datetime,
+    *,
+    what: str,
+    allow_interval: bool = True,
+) -> sql.Scope:
+    collection = _text_param(params, "event_collection", what)
+    start, end = resolve_timeframe(params.get("timeframe"), params.get("timezone"), now)
+    interval = params.get("interval")
+    if interval is not None and not allow_interval:
+        raise _invalid(f"The {what} does not support interval.")
+    buckets = None if interval is None else interval_buckets(
+        start, end, interval, params.get("timezone")
+    )
+    filters = normalize_filters(params.get("filters")) + normalize_filters(list(extra_filters))
+    return sql.Scope(
+        project_id, collection, to_micros(start), to_micros(end), buckets, filters,
+        _group_by(params),
+    )
+
+
+# ------------------------------------------------------------------------- results
+
+def _number(value: Any) -> Any:
+    """Integral floats as ints; everything else unchanged."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    return value
+
+
+def _finish(analysis: str, raw: Any) -> Any:
+    """The result of one analysis for one (bucket, group) from its raw SQL value."""
+    if raw is None:
+        return [] if analysis == "select_unique" else _EMPTY.get(analysis)
+    if analysis == "select_unique":
+        return sorted(raw, key=sort_key)
+    return _number(raw)
+
+
+class _Analysis:
+    """One analysis of a query: its type, target and percentile (and label in multi_analysis)."""
+
+    def __init__(self, analysis: str, spec: Mapping[str, Any], what: str) -> None:
+        self.analysis = analysis
+        self.target = None if analysis == "count" else _text_param(spec, "target_property", what)
+        self.percentile = _percentile(spec, what) if analysis == "percentile" else None
+
+    def run(self, storage: Storage, scope: sql.Scope) -> dict[Key, Any]:
+        with storage.reading() as conn:
+            found = sql.aggregate(conn, scope, self.analysis, self.target, self.percentile)
+            if scope.group_by and self.analysis in ("median", "percentile", "select_unique"):
+                # Groups whose events hold no usable value still appear, with an empty result.
+                for key in sql.group_universe(conn, scope) - set(found):
+                    found[key] = None
+        return {key: _finish(self.analysis, value) for key, value in found.items()}
+
+
+def _group_items(
+    scope: sql.Scope,
+    bucket: int,
+    labelled: Mapping[str, dict[Key, Any]],
+    order: Sequence[tuple[str, bool]],
+    limit: int | None,
+    analyses: Mapping[str, _Analysis],
+) -> list[dict[str, Any]]:
+    """The group_by list of one bucket: ``{<group props>..., <label>: value, ...}`` items."""
+    groups = sorted(
+        {key[1] for found in labelled.values() for key in found if key[0] == bucket},
+        key=lambda group: [sort_key(json.loads(text)) for text in group],
+    )
+    items = []
+    for group in groups:
+        item: dict[str, Any] = {
+            name: json.loads(text) for name, text in zip(scope.group_by, group)
+        }
+        for label, found in labelled.items():
+            value = found.get((bucket, group))
+            item[label] = _finish(analyses[label].analysis, None) if value is None else value
+        items.append(item)
+    for name, descending in reversed(order):
+        items.sort(key=lambda entry: sort_key(entry.get(name)), reverse=descending)
+    return items if limit is None else items[:limit]
+
+
+def _shape(
+    scope: sql.Scope,
+    labelled: Mapping[str, dict[Key, Any]],
+    analyses: Mapping[str, _Analysis],
+    params: Mapping[str, Any],
+    *,
+    single: bool,
+) -> Any:
+    """The ``result`` of keen-api.md 7.12 (``single``) or of a multi_analysis (section 11)."""
+    allowed = [*(("result",) if single else labelled), *scope.group_by]
+    order = _order_by(params, allowed)
+    limit = _positive_int(params, "limit")
+
+    def value(bucket: int) -> Any:
+        if scope.group_by:
+            return _group_items(scope, bucket, labelled, order, limit, analyses)
+        plain = {
+            label: found.get((bucket, ()), _finish(analyses[label].analysis, None))
+            for label, found in labelled.items()
+        }
+        return plain["result"] if single else plain
+
+    if scope.buckets is None:
+        return value(0)
+    return [
+        {"timeframe": {"start": format_timestamp(lo), "end": format_timestamp(hi)},
+         "value": value(index)}
+        for index, (lo, hi) in enumerate(scope.buckets)
+    ]
+
+
+def _simple(
+    storage: Storage, project_id: str, analysis: str, params: Mapping[str, Any],
+    extra: Sequence[Mapping[str, Any]], now: datetime,
+) -> tuple[dict[str, Any], sql.Scope]:
+    what = f"{analysis} analysis"
+    scope = _scope(storage, project_id, params, extra, now, what=what)
+    spec = _Analysis(analysis, params, what)
+    analyses = {"result": spec}
+    labelled = {"result": spec.run(storage, scope)}
+    return {"result": _shape(scope, labelled, analyses, params, single=True)}, scope
+
+
+def _multi(
+    storage: Storage, project_id: str, params: Mapping[str, Any],
+    extra: Sequence[Mapping[str, Any]], now: datetime,
+) -> tuple[dict[str, Any], sql.Scope]:
+    what = "multi_analysis"
+    scope = _scope(storage, project_id, params, extra, now, what=what)
+    raw = params.get("analyses")
+    if not isinstance(raw, dict) or not raw:
+        raise _missing("analyses", what)
+    analyses: dict[str, _Analysis] = {}
+    for label, spec in raw.items():
+        kind = spec.get("analysis_type") if isinstance(spec, dict) else None
+        if kind not in SIMPLE_ANALYSES:
+            raise _invalid(
+                f"analyses[{label!r}] needs an analysis_type among "
+                f"{', '.join(sorted(SIMPLE_ANALYSES))}."
+            )
+        if label in scope.group_by:
+            raise _invalid(f"The analysis label {label!r} collides with a group_by property.")
+        analyses[label] = _Analysis(kind, spec, f"{kind} analysis {label!r}")
+    labelled = {label: spec.run(storage, scope) for label, spec in analyses.items()}
+    return {"result": _shape(scope, labelled, analyses, params, single=False)}, scope
+
+
+# ------------------------------------------------------------------------- extraction
+
+def _property_names(params: Mapping[str, Any]) -> list[str] | None:
+    value = params.get("property_names")
+    if value is None:
+        return None
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise _invalid("property_names must be a property name or a list of them.")
+    return list(names)
+
+
+def _project(event: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """Only the dotted ``names`` of ``event``, nested back into objects."""
+    out: dict[str, Any] = {}
+    for name in names:
+        value = value_at(event, name)
+        if value is MISSING:
+            continue
+        *parents, leaf = name.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+
+def _extraction(
+    storage: Storage, project_id: str, params: Mapping[str, Any],
+    extra: Sequence[Mapping[str, Any]], now: datetime,
+) -> tuple[dict[str, Any], sql.Scope]:
+    what = "extraction"
+    for name in _GROUP_KEYS:
+        if params.get(name) is not None:
+            raise _invalid(f"The extraction does not support {name}.")
+    scope = _scope(storage, project_id, params, extra, now, what=what, allow_interval=False)
+    latest = _positive_int(params, "latest")
+    names = _property_names(params)
+    email = params.get("email")
+    if email is not None:
+        if not isinstance(email, str) or "@" not in email:
+            raise _invalid(f"email must be an e-mail address, not {email!r}.")
+        return {"result": EMAIL_EXTRACTION_RESULT}, scope
+    limit = min(latest or MAX_EXTRACTION, MAX_EXTRACTION)
+    with storage.reading() as conn:
+        cursor = sql.select_bodies(conn, scope, newest_first=latest is not None, limit=limit)
+        events = [json.loads(body) for (body,) in cursor]
+    if latest is not None:
+        events.reverse()
+    if names is not None:
+        events = [_project(event, names) for event in events]
+    return {"result": events}, scope
+
+
+# ------------------------------------------------------------------------- funnel
+
+_STEP_FLAGS = ("optional", "inverted", "with_actors")
+
+
+def _funnel(
+    storage: Storage, project_id: str, params: Mapping[str, Any],
+    extra: Sequence[Mapping[str, Any]], now: datetime,
+) -> tuple[dict[str, Any], sql.Scope | None]:
+    steps = params.get("steps")
+    if not isinstance(steps, list) or not steps:
+        raise _missing("steps", "funnel")
+    echoes: list[dict[str, Any]] = []
+    scopes: list[sql.Scope] = []
+    for index, step in enumerate(steps):
+        what = f"funnel step {index + 1}"
+        if not isinstance(step, dict):
+            raise _invalid(f"{what} must be an object.")
+        echo: dict[str, Any] = {
+            "event_collection": _text_param(step, "event_collection", what),
+            "actor_property": _text_param(step, "actor_property", what),
+            "filters": step.get("filters") if step.get("filters") is not None else [],
+            "timeframe": step.get("timeframe", params.get("timeframe")),
+            "timezone": step.get("timezone", params.get("timezone")),
+        }
+        for flag in _STEP_FLAGS:
+            flag_value = step.get(flag, False)
+            if not isinstance(flag_value, bool):
+                raise _invalid(f"{what}: {flag} must be true or false.")
+            echo[flag] = flag_value
+        if index == 0 and (echo["optional"] or echo["inverted"]):
+            raise _invalid("The first funnel step cannot be optional or inverted.")
+        scopes.append(_scope(storage, project_id, echo, extra, now, what=what,
+                             allow_interval=False))
+        echoes.append(echo)
+    counts: list[int] = []
+    actors: list[list[Any] | None] = []
+    previous: set[str] | None = None
+    for echo, scope in zip(echoes, scopes):
+        with storage.reading() as conn:
+            did = sql.actor_values(conn, scope, echo["actor_property"])
+        if previous is None:
+            current = did
+        elif echo["inverted"]:
+            current = previous - did
+        else:
+            current = previous & did
+        counts.append(len(current))
+        actors.append(
+            sorted((json.loads(a) for a in current), key=sort_key) if echo["with_actors"] else None
+        )
+        if not echo["optional"]:
+            previous = current
+    body: dict[str, Any] = {"result": counts, "steps": echoes}
+    if any(echo["with_actors"] for echo in echoes):
+        body["actors"] = actors
+    return body, None
+
+
+# ------------------------------------------------------------------------- entry points
+
+def run_query(
+    storage: Storage,
+    project_id: str,
+    analysis_type: str,
+    params: Mapping[str, Any],
+    *,
+    now: datetime,
+    extra_filters: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """Run one query; returns the whole response body (``{"result": ...}``, plus ``steps`` and
+    ``actors`` for funnels and ``execution_metadata`` when asked).
+
+    ``params`` hold native JSON values (decode GET strings with ``decode_query_params``);
+    ``extra_filters`` (from a scoped or access key) are AND-ed with the query's filters (in a
+    funnel, with every step's). Raises ``QueryError``.
+    """
+    started = time.perf_counter()
+    if analysis_type not in ANALYSES:
+        raise QueryError(
+            404, "ResourceNotFoundError",
+            f"Unknown analysis type {analysis_type!r}; use one of {', '.join(sorted(ANALYSES))}.",
+        )
+    if not isinstance(params, Mapping):
+        raise _invalid("Query parameters must be a JSON object.")
+    runner = {
+        "extraction": _extraction, "funnel": _funnel, "multi_analysis": _multi,
+    }.get(analysis_type)
+    if runner is not None:
+        body, scope = runner(storage, project_id, params, extra_filters, now)
+    else:
+        body, scope = _simple(storage, project_id, analysis_type, params, extra_filters, now)
+    if params.get("include_metadata") is True:
+        body["execution_metadata"] = _metadata(storage, scope, time.perf_counter() - started)
+    return body
+
+
+def _metadata(storage: Storage, scope: sql.Scope | None, elapsed: float) -> dict[str, Any]:
+    scanned = per_event = 0
+    if scope is not None:
+        with storage.reading() as conn:
+            scanned = sql.count_scanned(conn, scope)
+        schema = storage.collection(scope.project_id, scope.collection)
+        per_event = len(schema["properties"]) if schema else 0
+    return {
+        "events_scanned": scanned,
+        "properties_per_event": per_event,
+        "total_properties_scanned": scanned * per_event,
+        "total_processing_time": round(elapsed, 6),
+    }
+
+
+# JSON-valued parameters (GET sends them JSON-encoded); the first group may also be bare strings.
+_JSON_OR_TEXT = frozenset({"timeframe", "group_by", "property_names", "index_by", "order_by"})
+_JSON_ONLY = frozenset({"filters", "steps", "analyses"})
+_NUMBERS = frozenset({"percentile", "latest", "limit", "max_age"})
+_BOOLEANS = frozenset({"include_metadata"})
+_NUMBER_RE = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?")
+
+
+def decode_query_params(raw: Mapping[str, str]) -> dict[str, Any]:
+    """GET query-string values to native values (keen-api.md 2.3).
+
+    ``filters``, ``steps`` and ``analyses`` must be JSON; ``timeframe``, ``group_by``,
+    ``property_names``, ``index_by`` and ``order_by`` are JSON when they look like JSON (start
+    with ``[``, ``{`` or ``"``) and bare strings otherwise; ``percentile``, ``latest``, ``limit``,
+    ``max_age`` and a numeric ``timezone`` become numbers; ``include_metadata`` a boolean.
+    Everything else stays a string. Raises ``QueryError`` (400) for malformed JSON.
+    """
+    decoded: dict[str, Any] = {}
+    for name, text in raw.items():
+        value: Any = text
+        stripped = text.strip()
+        if name in _JSON_ONLY or (name in _JSON_OR_TEXT and stripped[:1] in ("[", "{", '"')):
+            try:
+                value = json.loads(stripped)
+            except ValueError:
+                error = "TimeframeDefinitionError" if name == "timeframe" else (
+                    "InvalidFilterError" if name == "filters" else "InvalidParameterError")
+                raise bad_request(error, f"The {name} parameter is not valid JSON.") from None
+        elif name in _NUMBERS or name == "timezone":
+            if _NUMBER_RE.fullmatch(stripped):
+                number = float(stripped)
+                value = int(number) if number.is_integer() and "." not in stripped \
+                    and "e" not in stripped.lower() else number
+        elif name in _BOOLEANS:
+            lowered = stripped.lower()
+            value = True if lowered == "true" else False if lowered == "false" else text
+        decoded[name] = value
+    return decoded
+
+
+# ------------------------------------------------------------------------- datasets
+
+def _index_filters(index_by: Any, value: Any) -> list[dict[str, Any]]:
+    """``eq`` filters pinning each index_by property to its value."""
+    props = [index_by] if isinstance(index_by, str) else list(index_by or [])
+    if not props or not all(isinstance(p, str) for p in props):
+        raise bad_request("InvalidDatasetQueryError", "The dataset has no valid index_by.")
+    if isinstance(value, Mapping):
+        missing = [p for p in props if p not in value]
+        if missing:
+            raise _invalid(f"index_by needs a value for {', '.join(missing)}.")
+        values = [value[p] for p in props]
+    elif isinstance(value, list):
+        values = value
+    else:
+        values = [value]
+    if len(values) != len(props):
+        raise _invalid(f"index_by needs one value per index property ({', '.join(props)}).")
+    return [
+        {"property_name": p, "operator": "eq", "property_value": v}
+        for p, v in zip(props, values)
+    ]
+
+
+def dataset_results(
+    storage: Storage,
+    project_id: str,
+    definition: Mapping[str, Any],
+    index_by_value: Any,
+    timeframe: Any,
+    *,
+    now: datetime,
+) -> dict[str, Any]:
+    """Results of a cached dataset, computed on demand (keen-api.md 14.4): the dataset's query
+    restricted to ``index_by`` = the given value(s) and to ``timeframe`` (clipped to the
+    dataset's own timeframe; the whole of it when None), shaped like an interval query.
+
+    ``index_by_value``: a mapping property -> value, a list in index_by order, or one value.
+    """
+    query = definition.get("query")
+    if not isinstance(query, Mapping):
+        raise bad_request("InvalidDatasetQueryError", "The dataset has no query.")
+    analysis = query.get("analysis_type")
+    if analysis not in SIMPLE_ANALYSES and analysis != "multi_analysis":
+        raise bad_request(
+            "InvalidDatasetQueryError", f"Datasets cannot hold a {analysis!r} query."
+        )
+    tz = query.get("timezone")
+    start, end = resolve_timeframe(query.get("timeframe"), tz, now)
+    if timeframe is not None:
+        sub_start, sub_end = resolve_timeframe(timeframe, tz, now)
+        start, end = max(start, sub_start), max(min(end, sub_end), max(start, sub_start))
+    params = dict(query)
+    params["timeframe"] = {"start": start.isoformat(), "end": end.isoformat()}
+    params["filters"] = list(query.get("filters") or []) + _index_filters(
+        definition.get("index_by"), index_by_value
+    )
+    return run_query(storage, project_id, str(analysis), params, now=now)
