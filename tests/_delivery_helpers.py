@@ -45,11 +45,11 @@ class FakeApi:
         assert isinstance(body, bytes) and idempotent is True
         self.gate.wait(10)
         batch = json.loads(body)
-        if self.failure is not None:
-            raise self.failure
         with self.lock:
             self.bodies.append(batch)
             step = self.script.pop(0) if self.script else None
+        if self.failure is not None:
+            raise self.failure
         if isinstance(step, BaseException):
             raise step
         if step is not None:
@@ -147,3 +147,95 @@ def closing(target: QueuedPersistenceStrategy) -> Iterator[QueuedPersistenceStra
         yield target
     finally:
         target.close(0.5)
+
+
+# ------------------------------------------------------------------ other processes
+
+REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def run_worker(mode: str, settings: dict[str, Any], **popen: Any) -> Any:
+    """Start ``python tests/_delivery_helpers.py MODE SETTINGS`` (see ``_worker``)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    script = str(REPO / "tests" / "_delivery_helpers.py")
+    return subprocess.Popen([sys.executable, script, mode, json.dumps(settings)], env=env,
+                            **popen)
+
+
+def _worker(mode: str, settings: dict[str, Any]) -> None:
+    """What the subprocesses of the delivery tests do.
+
+    ``produce``: add events n = start, start+1, ... forever, printing each n once add_event
+    returned (the parent kills the process). ``drain``: open the client (leftovers are sent),
+    flush, close, print the stats. ``exit``: add ``count`` events and end without flushing.
+    ``fork``: add events, fork, add other events in both processes, print both stats.
+    """
+    import logging
+    import os
+    import sys
+
+    from keen._delivery import DurableDelivery
+
+    logging.basicConfig(level=logging.WARNING)  # (the application's choice: on stderr)
+    delivery: BackgroundDelivery
+    options = {"retry": QUICK_RETRY, "flush_interval": settings.get("flush_interval", 0.01),
+               "batch_size": settings.get("batch_size", 50)}
+    if "exit_timeout" in settings:
+        options["exit_timeout"] = settings["exit_timeout"]
+    if settings.get("path"):
+        delivery = DurableDelivery(path=settings["path"],
+                                   durability=settings.get("durability", "group"), **options)
+    else:
+        delivery = BackgroundDelivery(**options)
+    from keen.client import KeenClient
+
+    client = KeenClient(settings["project_id"], write_key=settings["write_key"],
+                        base_url=settings["url"], delivery=delivery)
+    collection = settings["collection"]
+    if mode == "produce":
+        n = settings["start"]
+        while True:
+            client.add_event(collection, {"n": n})
+            print(n, flush=True)
+            n += 1
+    elif mode == "drain":
+        for n in settings.get("extra", []):
+            client.add_event(collection, {"n": n})
+        ok = client.flush(20)
+        print(json.dumps({"flushed": ok, "stats": client.stats()}), flush=True)
+        client.close(1)
+    elif mode == "exit":
+        for n in range(settings["count"]):
+            client.add_event(collection, {"n": n})
+        print("queued", flush=True)
+    elif mode == "fork":
+        for n in range(0, 100):
+            client.add_event(collection, {"n": n})
+        pid = os.fork()
+        if pid == 0:
+            for n in range(1000, 1050):
+                client.add_event(collection, {"n": n})
+            ok = client.flush(20)
+            print(json.dumps({"who": "child", "flushed": ok, "stats": client.stats()}),
+                  flush=True)
+            client.close(1)
+            os._exit(0)
+        for n in range(100, 150):
+            client.add_event(collection, {"n": n})
+        ok = client.flush(20)
+        os.waitpid(pid, 0)
+        print(json.dumps({"who": "parent", "flushed": ok, "stats": client.stats()}),
+              flush=True)
+        client.close(1)
+    else:
+        sys.exit(f"unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    import sys
+
+    _worker(sys.argv[1], json.loads(sys.argv[2]))

@@ -18,7 +18,6 @@ import logging
 import os
 import threading
 import time
-import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -237,8 +236,9 @@ def _forget_inherited_connections(api: Any) -> None:
             log.debug("could not reset the connection pool after fork", exc_info=True)
 
 
-#: Strategies alive in this process (for the exit flush and fork handling).
-_LIVE: weakref.WeakSet[QueuedPersistenceStrategy] = weakref.WeakSet()
+#: Strategies open in this process, for the exit flush and fork handling. Strong references: a
+#: client dropped without close() still has queued events (and a sender thread) to see to.
+_LIVE: set[QueuedPersistenceStrategy] = set()
 
 
 def _close_all_at_exit() -> None:

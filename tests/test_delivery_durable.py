@@ -1,0 +1,245 @@
+"""The durable queue (SQLite file) and process life: restarts, kills, forks, interpreter exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _delivery_helpers import (
+    QUICK_RETRY,
+    FakeApi,
+    Recorder,
+    add,
+    assert_exactly_once,
+    check_counters,
+    run_worker,
+    stored_events,
+    wait_until,
+)
+
+from keen._delivery import DurableDelivery
+from keen._delivery._strategy import QueuedPersistenceStrategy
+from keen.exceptions import KeenConnectionError, ServerError
+from keen.server import LocalKeenServer
+
+COLLECTION = "durable"
+
+
+def _durable(api: Any, path: Path, **options: Any) -> QueuedPersistenceStrategy:
+    settings: dict[str, Any] = {"retry": QUICK_RETRY, "flush_interval": 0.01,
+                                "commit_interval": 0.01}
+    settings.update(options)
+    return QueuedPersistenceStrategy(api, DurableDelivery(path=str(path), **settings))
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    """The events waiting in a queue file, read by an independent connection."""
+    conn = sqlite3.connect(str(path))
+    try:
+        return [json.loads(body) for (body,) in conn.execute("SELECT body FROM events")]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "queue.sqlite3"
+
+
+def test_events_wait_in_the_file_and_are_sent_by_the_next_client(path: Path) -> None:
+    down = FakeApi()
+    down.failure = KeenConnectionError("refused", request_sent=False)
+    first = _durable(down, path)
+    for n in range(30):
+        add(first, COLLECTION, {"n": n})
+    assert first.flush(0.1) is False
+    first.close(0.1)
+    assert first.stats()["dropped"] == 0  # nothing is given up: it is on disk
+    waiting = _rows(path)
+    assert sorted(event["n"] for event in waiting) == list(range(30))
+
+    up = FakeApi()
+    second = _durable(up, path)  # no add_event: leftovers go out on their own
+    wait_until(lambda: len(up.stored) == 30)
+    assert second.flush(5)
+    stats = second.stats()
+    second.close(1)
+    check_counters(stats)
+    assert stats["queued"] == stats["sent"] == 30
+    # the very events first queued: same tokens
+    assert sorted(e["keen"]["uniqueness_token"] for _c, e in up.stored) == sorted(
+        e["keen"]["uniqueness_token"] for e in waiting)
+    assert _rows(path) == []
+
+
+def test_an_event_leaves_the_file_only_once_the_server_confirmed_it(path: Path) -> None:
+    api = FakeApi()
+    api.failure = ServerError({"message": "down"}, 500)
+    target = _durable(api, path)
+    for n in range(5):
+        add(target, COLLECTION, {"n": n})
+    wait_until(lambda: len(api.bodies) >= 3)  # tried, refused, tried again...
+    assert len(_rows(path)) == 5
+    api.failure = None
+    assert target.flush(5)
+    assert _rows(path) == []
+    target.close(1)
+    assert sorted(api.stored_values()) == list(range(5))
+
+
+def test_rejected_events_leave_the_file_and_are_reported(path: Path) -> None:
+    errors = Recorder()
+    api = FakeApi(reject=lambda event: event["n"] == 2)
+    target = _durable(api, path, on_error=errors)
+    for n in range(4):
+        add(target, COLLECTION, {"n": n})
+    assert target.flush(5)
+    stats = target.stats()
+    target.close(1)
+    assert stats["failed"] == 1 and stats["sent"] == 3
+    assert [event["n"] for _c, event in errors.events] == [2]
+    assert _rows(path) == []
+
+
+@pytest.mark.parametrize("durability", ["process", "full"])
+def test_per_event_durability_commits_before_add_event_returns(path: Path,
+                                                               durability: str) -> None:
+    api = FakeApi()
+    api.gate.clear()  # nothing gets confirmed
+    target = _durable(api, path, durability=durability)
+    try:
+        for n in range(3):
+            add(target, COLLECTION, {"n": n})
+            assert [event["n"] for event in _rows(path)] == list(range(n + 1))
+    finally:
+        api.gate.set()
+        target.close(5)
+
+
+def test_group_durability_commits_within_the_commit_interval(path: Path) -> None:
+    api = FakeApi()
+    api.gate.clear()
+    target = _durable(api, path, commit_interval=0.02)
+    try:
+        target.batch_persist({COLLECTION: [{"n": n} for n in range(100)]})
+        wait_until(lambda: len(_rows(path)) == 100)
+    finally:
+        api.gate.set()
+        target.close(5)
+
+
+def test_stats_count_leftovers_and_their_age(path: Path) -> None:
+    down = FakeApi()
+    down.failure = KeenConnectionError("refused", request_sent=False)
+    first = _durable(down, path)
+    add(first, COLLECTION, {"n": 1})
+    first.close(0.05)
+    second = _durable(down, path)
+    try:
+        stats = second.stats()
+        assert stats["queued"] == stats["pending"] == 1
+        assert stats["oldest_event_age"] is not None and stats["oldest_event_age"] >= 0
+    finally:
+        second.close(0.05)
+
+
+# ------------------------------------------------------------------ other processes
+
+
+@pytest.fixture
+def server() -> Iterator[LocalKeenServer]:
+    with LocalKeenServer() as running:
+        yield running
+
+
+def _settings(server: LocalKeenServer, **more: Any) -> dict[str, Any]:
+    settings = {"url": server.url, "project_id": server.project_id,
+                "write_key": server.write_key, "collection": COLLECTION}
+    settings.update(more)
+    return settings
+
+
+def _drain(server: LocalKeenServer, **more: Any) -> dict[str, Any]:
+    worker = run_worker("drain", _settings(server, **more), stdout=subprocess.PIPE, text=True)
+    out, _ = worker.communicate(timeout=60)
+    assert worker.returncode == 0
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_producer_killed_mid_stream_then_restarted(server: LocalKeenServer, path: Path) -> None:
+    """Every event whose add_event returned before the kill is stored, exactly once."""
+    server.faults.slow_next(2, seconds=0.2)  # some batches are in flight at the kill
+    producer = run_worker("produce", _settings(server, path=str(path), durability="process",
+                                               start=0),
+                          stdout=subprocess.PIPE, text=True)
+    assert producer.stdout is not None
+    returned: list[int] = []
+    try:
+        for line in producer.stdout:
+            returned.append(int(line))
+            if len(returned) == 600:
+                break
+        wait_until(lambda: server.storage.count_events(server.project_id) > 0)
+    finally:
+        producer.send_signal(signal.SIGKILL)
+        rest, _ = producer.communicate(timeout=30)
+    returned += [int(line) for line in rest.split()]
+    assert producer.returncode == -signal.SIGKILL
+    assert len(returned) >= 600
+
+    result = _drain(server, path=str(path), extra=[10**6, 10**6 + 1])
+    assert result["flushed"]
+    stored = sorted(event["n"] for event in stored_events(server, COLLECTION))
+    assert len(stored) == len(set(stored)), "an event was stored twice"
+    # add_event may have committed one more event before the kill stopped its print
+    last = max(returned)
+    expected = set(returned) | {10**6, 10**6 + 1}
+    assert expected <= set(stored) <= expected | {last + 1}
+    assert _rows(path) == []
+
+
+def test_events_queued_at_interpreter_exit_are_flushed(server: LocalKeenServer) -> None:
+    worker = run_worker("exit", _settings(server, count=300, flush_interval=60, batch_size=1000),
+                        stdout=subprocess.PIPE, text=True)
+    out, _ = worker.communicate(timeout=60)
+    assert worker.returncode == 0 and out.strip() == "queued"
+    assert_exactly_once(server, COLLECTION, range(300))
+
+
+def test_exit_is_bounded_when_the_server_is_down(server: LocalKeenServer,
+                                                 tmp_path: Path) -> None:
+    settings = _settings(server, count=10, flush_interval=60, exit_timeout=0.2)
+    server.stop()
+    worker = run_worker("exit", settings, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        text=True)
+    out, err = worker.communicate(timeout=30)  # would hang without the bound
+    assert worker.returncode == 0 and out.strip() == "queued"
+    assert "10 event(s)" in err and "not delivered" in err  # the loss is logged
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.parametrize("durable", [False, True])
+def test_a_forked_child_sends_only_its_own_events(server: LocalKeenServer, path: Path,
+                                                  durable: bool) -> None:
+    settings = _settings(server, flush_interval=0.3, batch_size=500)
+    if durable:
+        settings["path"] = str(path)
+    worker = run_worker("fork", settings, stdout=subprocess.PIPE, text=True)
+    out, _ = worker.communicate(timeout=60)
+    assert worker.returncode == 0
+    reports = {report["who"]: report for report in map(json.loads, out.splitlines())}
+    assert reports["child"]["flushed"] and reports["parent"]["flushed"]
+    child, parent = reports["child"]["stats"], reports["parent"]["stats"]
+    assert child["queued"] == child["sent"] == 50  # not the parent's 100 pending at the fork
+    assert parent["queued"] == parent["sent"] == 150
+    assert_exactly_once(server, COLLECTION, [*range(150), *range(1000, 1050)])  # type: ignore[arg-type]
+
