@@ -182,3 +182,15 @@ def test_delete_events_needs_the_master_key(api: Api) -> None:
     response = api.delete("/events/purchases", api.server.read_key)
     assert error_of(response) == (401, "AdminOnlyEndpointError")
     assert api.count("purchases") == 1
+
+
+def test_ip_and_user_agent_placeholders_are_filled(api: Api) -> None:
+    event = {"visitor": {"ip": "${keen.ip}", "ua": "${keen.user_agent}"}, "tags": ["${keen.ip}"],
+             "note": "not ${keen.ip} here"}
+    response = api.post("/events", api.server.write_key, body={"visits": [event]},
+                        headers={"User-Agent": "probe/1.0"})
+    assert response.status_code == 200
+    [stored] = extraction(api, "visits")
+    assert stored["visitor"] == {"ip": "127.0.0.1", "ua": "probe/1.0"}
+    assert stored["tags"] == ["127.0.0.1"]
+    assert stored["note"] == "not ${keen.ip} here"

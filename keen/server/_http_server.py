@@ -88,6 +88,7 @@ class _Handler(BaseHTTPRequestHandler):
             query=dict(parse_qsl(query, keep_blank_values=True)),
             headers={name.lower(): value for name, value in self.headers.items()},
             body=body,
+            client_address=str(self.client_address[0]),
         )
         with self.server.tracking():
             response = self.server.app.handle(request)

@@ -16,6 +16,8 @@ Choices where keen-api.md leaves room [INF]:
   item error ``EventTooLargeError``; batches over 10,000,000 bytes with 413; both carry
   ``error_code`` ``RequestEntityTooLargeError``. Malformed JSON is 400 ``InvalidEventError``
   (single event), ``InvalidBatchError`` (batch) or ``InvalidJSONError`` (anything else).
+* the string values ``"${keen.ip}"`` and ``"${keen.user_agent}"`` anywhere in an event are
+  replaced by the client's address and ``User-Agent`` (keen-api.md 4.4).
 * image beacon: ``data`` may use either base64 alphabet, with or without padding, and ``' '``
   for an unescaped ``+``; the answer is a 1x1 GIF (200) or, with ``redirect``, a 302.
 * saved queries: ``null`` query fields in a PUT are dropped (the GET of a definition shows
@@ -36,7 +38,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -77,6 +79,7 @@ MAX_REFRESH_RATE = 172_800
 DATASET_PAGE_DEFAULT = 10
 DATASET_PAGE_MAX = 100
 
+_PLACEHOLDER_MARK = b"${keen."
 _RESOURCE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 # A transparent 1x1 GIF, the answer of the image beacon.
 PIXEL_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -101,6 +104,7 @@ class Request:
     query: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     body: bytes = b""
+    client_address: str = ""
 
 
 @dataclass
@@ -341,6 +345,11 @@ class KeenApp:
     def _insert(self, call: _Call, collection: str, events: list[Any],
                 check_size: bool) -> list[dict[str, Any]]:
         """Store the good events; per-item results in the order given."""
+        if len(events) == 1 or _PLACEHOLDER_MARK in call.request.body:
+            events = _fill_placeholders(events, {
+                "${keen.ip}": call.request.client_address,
+                "${keen.user_agent}": call.request.headers.get("user-agent", ""),
+            })
         refused: dict[int, dict[str, Any]] = {}
         for index, event in enumerate(events):
             if not isinstance(event, dict):
@@ -645,6 +654,17 @@ def _json_body(request: Request, error_code: str) -> Any:
         return json.loads(request.body)
     except ValueError as exc:
         raise bad_request(error_code, f"The request body is not valid JSON: {exc}") from exc
+
+
+def _fill_placeholders(value: Any, values: Mapping[str, str]) -> Any:
+    """``value`` with the string values ``${keen.ip}`` / ``${keen.user_agent}`` replaced."""
+    if isinstance(value, str):
+        return values.get(value, value)
+    if isinstance(value, dict):
+        return {k: _fill_placeholders(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill_placeholders(v, values) for v in value]
+    return value
 
 
 def _item_error(name: str, description: str) -> dict[str, Any]:
