@@ -194,3 +194,10 @@ def test_ip_and_user_agent_placeholders_are_filled(api: Api) -> None:
     assert stored["visitor"] == {"ip": "127.0.0.1", "ua": "probe/1.0"}
     assert stored["tags"] == ["127.0.0.1"]
     assert stored["note"] == "not ${keen.ip} here"
+
+
+def test_chunked_request_body_is_read(api: Api) -> None:
+    chunks = (part for part in [b'{"c": [{"a"', b": 1}]}"])
+    response = api.post("/events", api.server.write_key, data=chunks)  # type: ignore[arg-type]
+    assert response.status_code == 200
+    assert response.json() == {"c": [{"success": True}]}

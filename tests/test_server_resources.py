@@ -300,6 +300,9 @@ def test_access_key_lifecycle(api: Api) -> None:
 @pytest.mark.parametrize("body", [
     {"permitted": ["everything"]}, {"permitted": "queries"}, {"is_active": "yes"},
     {"options": {"teleport": {}}}, {"options": {"writes": []}}, {"colour": "red"}, [1],
+    {"options": {"writes": {"autofill": [1]}}}, {"options": {"queries": {"filters": {}}}},
+    {"options": {"datasets": {"allowed": ["x"]}}},
+    {"options": {"saved_queries": {"allowed": {"x": {}}}}},
 ])
 def test_invalid_access_key_definitions_are_400(api: Api, body: Any) -> None:
     assert error_of(api.post("/keys", api.server.master_key, body=body))[0] == 400

@@ -55,6 +55,10 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class _BadLength(Exception):
+    pass
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
@@ -77,6 +81,11 @@ class _Handler(BaseHTTPRequestHandler):
         except _BodyTooLarge:
             self.close_connection = True
             self._send(error_response(_too_large()))
+            return
+        except (_BadLength, ValueError):  # ValueError: a malformed chunk size
+            self.close_connection = True
+            self._send(error_response(ApiError(400, "InvalidRequestError",
+                                               "Malformed Content-Length or chunked body.")))
             return
         path, _, query = self.path.partition("?")
         fault = None if path.startswith("/_keen/") else self.server.faults.take()
@@ -116,7 +125,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             return self._read_chunked()
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise _BadLength from None
         if length > _MAX_READ_BYTES:
             raise _BodyTooLarge
         return self.rfile.read(length) if length > 0 else b""

@@ -92,6 +92,10 @@ _DATASET_READ_ONLY = {"project_id", "organization_id", "dataset_name", "last_sch
                       "latest_subtimeframe_available", "milliseconds_behind"}
 _DATASET_QUERY_REQUIRED = ("analysis_type", "event_collection", "timeframe", "interval")
 _ACCESS_KEY_FIELDS = {"name", "is_active", "permitted", "options"}
+# Expected JSON types of option entries in any section ("allowed": an object for datasets, a
+# list elsewhere).
+_ACCESS_KEY_OPTION_TYPES: dict[str, type] = {"autofill": dict, "filters": list, "blocked": list,
+                                             "operations": list}
 _ACCESS_KEY_OPTIONS = ("writes", "queries", "saved_queries", "cached_queries", "datasets")
 
 
@@ -573,7 +577,7 @@ class KeenApp:
             raise bad_request("InvalidDatasetQueryError", "index_by is required.")
         index = _index_values(doc["index_by"], params["index_by"])
         for prop, allowed in (restriction or {}).items():
-            if index.get(prop) not in allowed:
+            if not isinstance(allowed, list) or index.get(prop) not in allowed:
                 raise ApiError(401, "InvalidApiKeyError",
                                f"This access key may not read index value {index.get(prop)!r}"
                                f" of {prop!r}.")
@@ -831,6 +835,12 @@ def _access_key_definition(body: Any) -> dict[str, Any]:
     for section, value in options.items():
         if value is not None and not isinstance(value, dict):
             raise bad_request(f"Invalid{what}Error", f"options.{section} must be an object.")
+        types = dict(_ACCESS_KEY_OPTION_TYPES, allowed=dict if section == "datasets" else list)
+        for option, kind in types.items():
+            if value and value.get(option) is not None and not isinstance(value[option], kind):
+                expected = "a list" if kind is list else "an object"
+                raise bad_request(f"Invalid{what}Error",
+                                  f"options.{section}.{option} must be {expected}.")
     return {"name": name, "is_active": active, "permitted": list(dict.fromkeys(permitted)),
             "options": {section: options.get(section) for section in _ACCESS_KEY_OPTIONS}}
 
