@@ -17,6 +17,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from keen import direction, exceptions
+from keen._delivery import BackgroundDelivery, DurableDelivery
 from keen.client import Event, KeenClient
 from keen.exceptions import InvalidEnvironmentError
 from keen.persistence_strategies import DirectPersistenceStrategy
@@ -32,6 +33,8 @@ R = TypeVar("R")
 logging.getLogger("keen").addHandler(logging.NullHandler())
 
 __all__ = [
+    "BackgroundDelivery",
+    "DurableDelivery",
     "Event",
     "KeenClient",
     "__version__",

@@ -405,10 +405,12 @@ def encode_batch(events: Any) -> str:
         if not isinstance(items, (list, tuple)):
             raise exceptions.InvalidEventError(
                 f"events[{collection!r}] must be a list of events, not {type(items).__name__}.")
-        for index, item in enumerate(items):
-            if not isinstance(item, Mapping):
-                raise exceptions.InvalidEventError(
-                    f"events[{collection!r}][{index}] must be a dict, not {type(item).__name__}.")
+        if not all(type(item) is dict for item in items):  # fast path: plain dicts
+            for index, item in enumerate(items):
+                if not isinstance(item, Mapping):
+                    raise exceptions.InvalidEventError(
+                        f"events[{collection!r}][{index}] must be a dict, "
+                        f"not {type(item).__name__}.")
     return encode_event(events)
 
 

@@ -17,6 +17,7 @@ decrypts too), and ``decrypt`` accepts both. A key that does not decrypt to JSON
 from __future__ import annotations
 
 import binascii
+import functools
 import json
 import os
 from typing import Any
@@ -52,10 +53,16 @@ def _pad(data: bytes, block: int) -> bytes:
     return data + bytes([count]) * count
 
 
-def _cipher(key: bytes, iv: bytes) -> Any:
-    from Crypto.Cipher import AES  # loaded only when scoped keys are used
+_AES: Any = None
 
-    return AES.new(key, AES.MODE_CBC, iv)
+
+def _cipher(key: bytes, iv: bytes) -> Any:
+    global _AES
+    if _AES is None:
+        from Crypto.Cipher import AES  # loaded on first use only
+
+        _AES = AES
+    return _AES.new(key, _AES.MODE_CBC, iv)
 
 
 def encrypt(api_key: str | bytes, options: Any) -> bytes:

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
@@ -27,7 +27,7 @@ class Sent:
     method: str
     url: str
     headers: dict[str, str]
-    body: Optional[str]
+    body: str | None
     timeout: Any
 
     @property
@@ -118,7 +118,7 @@ class _ScriptedHandler(http.server.BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_DELETE = _handle
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 -- base signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -159,7 +159,7 @@ def _ok(method: str, path: str, body: bytes) -> tuple[int, Any]:
 
 @contextmanager
 def scripted_server(
-    script: Optional[list[tuple[int, Any, dict[str, str]]]] = None,
+    script: list[tuple[int, Any, dict[str, str]]] | None = None,
     fallback: Callable[[str, str, bytes], tuple[int, Any]] = _ok,
 ) -> Iterator[ScriptedServer]:
     """Start a ScriptedServer on 127.0.0.1 in a thread; stop it afterwards."""
@@ -175,7 +175,7 @@ def scripted_server(
         thread.join(timeout=5)
 
 
-def install_recorder(monkeypatch: Any, recorder: Optional[Recorder] = None) -> Recorder:
+def install_recorder(monkeypatch: Any, recorder: Recorder | None = None) -> Recorder:
     """Route every requests transport call through ``recorder`` (a new one by default)."""
     rec = Recorder() if recorder is None else recorder
 

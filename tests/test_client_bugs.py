@@ -45,7 +45,8 @@ def test_1_image_beacon_works_with_a_str_key(write_key: Any) -> None:
         "my coll", {"a": 1}, timestamp=datetime.datetime(2020, 1, 2))
     prefix, data = url.split("&data=")
     assert prefix == "http://h/3.0/projects/PID/events/my%20coll?api_key=WK"
-    assert json.loads(base64.b64decode(data)) == {"a": 1, "keen": {"timestamp": "2020-01-02T00:00:00"}}
+    assert json.loads(base64.b64decode(data)) == {
+        "a": 1, "keen": {"timestamp": "2020-01-02T00:00:00"}}
     # same data as 0.7.0 produced for the same event
     assert data == WIRE["beacon"]["returned"].split("&data=")[1]
 
@@ -180,8 +181,9 @@ def test_8_listing_datasets_uses_the_read_key(recorder: Recorder) -> None:
 
 
 # 9 ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("master", ["24077ACBCB198BAAA2110EDDB673282F8E34909FD823A15C55A6253A664BE368",
-                                    "2e79c6ec1d0145be8891bf668599c79a"])
+@pytest.mark.parametrize("master", [
+    "24077ACBCB198BAAA2110EDDB673282F8E34909FD823A15C55A6253A664BE368",
+    "2e79c6ec1d0145be8891bf668599c79a"])
 def test_9_wrong_master_key_raises_a_clear_error(master: str) -> None:
     scoped = scoped_keys.encrypt(master, {"allowed_operations": ["read"]})
     wrong = master[:-1] + ("0" if master[-1] != "0" else "1")

@@ -31,24 +31,21 @@ def test_query_is_retried_until_it_succeeds() -> None:
 
 
 def test_query_gives_up_after_max_retries() -> None:
-    with scripted_server([FAIL_503] * 5) as server:
-        with pytest.raises(ServerError) as caught:
-            make_client(server.url).count("c")
+    with scripted_server([FAIL_503] * 5) as server, pytest.raises(ServerError) as caught:
+        make_client(server.url).count("c")
     assert caught.value.status_code == 503
     assert len(server.received) == 4  # the first attempt and 3 retries
 
 
 def test_internal_server_error_is_not_retried() -> None:
-    with scripted_server([FAIL_500]) as server:
-        with pytest.raises(ServerError):
-            make_client(server.url).count("c")
+    with scripted_server([FAIL_500]) as server, pytest.raises(ServerError):
+        make_client(server.url).count("c")
     assert len(server.received) == 1
 
 
 def test_no_retry_policy_sends_once() -> None:
-    with scripted_server([FAIL_503]) as server:
-        with pytest.raises(ServerError):
-            make_client(server.url, _retry.NO_RETRY).count("c")
+    with scripted_server([FAIL_503]) as server, pytest.raises(ServerError):
+        make_client(server.url, _retry.NO_RETRY).count("c")
     assert len(server.received) == 1
 
 
@@ -88,9 +85,8 @@ def test_batch_is_retried_only_when_every_event_has_a_token() -> None:
     assert len(server.received) == 2
 
     partly = {"c": [{"keen": {"uniqueness_token": "1"}}, {"a": 1}]}
-    with scripted_server([FAIL_502]) as server:
-        with pytest.raises(ServerError):
-            make_client(server.url).add_events(partly)
+    with scripted_server([FAIL_502]) as server, pytest.raises(ServerError):
+        make_client(server.url).add_events(partly)
     assert len(server.received) == 1
 
 
@@ -119,7 +115,6 @@ def test_event_never_sent_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_deadline_stops_retrying() -> None:
     policy = _retry.RetryPolicy(max_retries=10, deadline=0.0, backoff_base=0.0)
-    with scripted_server([FAIL_503] * 3) as server:
-        with pytest.raises(ServerError):
-            make_client(server.url, policy).count("c")
+    with scripted_server([FAIL_503] * 3) as server, pytest.raises(ServerError):
+        make_client(server.url, policy).count("c")
     assert len(server.received) == 1

@@ -30,7 +30,8 @@ def test_fixture_covers_both_formats_and_every_padding_remainder() -> None:
         assert remainders == set(range(32))
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{len(c['master_key'])}-{c['plaintext_length']}")
+@pytest.mark.parametrize("case", CASES,
+                         ids=lambda c: f"{len(c['master_key'])}-{c['plaintext_length']}")
 def test_keys_made_by_0_7_0_decrypt(case: dict[str, Any]) -> None:
     assert scoped_keys.decrypt(case["master_key"], case["scoped_key"]) == case["options"]
     assert scoped_keys.decrypt(case["master_key"], case["scoped_key"].upper()) == case["options"]
@@ -97,7 +98,8 @@ def test_keys_made_here_decrypt_with_0_7_0() -> None:
         "import json, sys\n"
         "from keen import scoped_keys\n"
         "cases = json.load(sys.stdin)\n"
-        "print(json.dumps([scoped_keys.decrypt(c['master_key'], c['scoped_key']) for c in cases]))\n"
+        "out = [scoped_keys.decrypt(c['master_key'], c['scoped_key']) for c in cases]\n"
+        "print(json.dumps(out))\n"
     )
     out = subprocess.run([str(KEEN_07_PYTHON), "-c", program], input=json.dumps(made),
                          capture_output=True, text=True, timeout=120, check=True, cwd="/tmp")

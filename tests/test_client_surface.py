@@ -1,3 +1,4 @@
+# ruff: noqa: E501
 """The public surface, pinned: every name, and every parameter's name, kind and default.
 
 SURFACE_0_7_0 is what keen 0.7.0 offered (recorded from it with inspect); SURFACE is what this
@@ -407,3 +408,11 @@ def test_0_7_0_surface_is_kept(dotted: str) -> None:
     allowed = {"permitted=[]": "permitted=None", "options={}": "options=None"}
     assert [allowed.get(p, p) for p in old_params] == new_params[:len(old_params)]
     assert all("=" in p for p in new_params[len(old_params):]), "new parameters need defaults"
+
+
+def test_delivery_configs_are_exported() -> None:
+    import keen
+    from keen import _delivery
+
+    assert keen.BackgroundDelivery is _delivery.BackgroundDelivery
+    assert keen.DurableDelivery is _delivery.DurableDelivery
