@@ -1,8 +1,8 @@
 """SQL of the query engine: scope (collection, timeframe, interval buckets, filters), group keys
 and one aggregate query per analysis, all evaluated inside SQLite and read back row by row.
 
-Results come back as ``{(bucket_index, group_key): value}`` where ``group_key`` is a tuple of
-JSON texts (one per group_by property; ``"null"`` for null and missing alike).
+Results come back as ``{(bucket_index, group_key): value}`` where ``group_key`` is a tuple with
+one key per group_by property (see ``Scope.group_columns``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from typing import Any
 
 from keen.server.filters import Column, compile_filters, register_functions
 
-__all__ = ["Scope", "aggregate", "group_universe", "register_sql", "select_bodies"]
+__all__ = [
+    "Scope", "aggregate", "decode_group_value", "group_universe", "register_sql", "select_bodies",
+]
 
 _NUMERIC = "IN ('integer', 'real')"
 
@@ -82,12 +84,26 @@ class Scope:
         )
 
     def group_columns(self) -> list[str]:
-        return [
-            f"coalesce({Column(name, 'e.body').repr}, 'null')" for name in self.group_by
-        ]
+        """One SQL group key per group_by property: the number for numbers (so 1 and 1.0 are
+        one group), else the JSON text, with null and missing both ``'null'``."""
+        columns = []
+        for name in self.group_by:
+            column = Column(name, "e.body")
+            columns.append(
+                f"CASE WHEN {column.type} IN ('integer', 'real') THEN {column.value} "
+                f"ELSE coalesce({column.repr}, 'null') END"
+            )
+        return columns
 
 
-def _keys(row: Sequence[Any], width: int) -> tuple[int, tuple[str, ...]]:
+def decode_group_value(key: Any) -> Any:
+    """The JSON value of one group key produced by ``Scope.group_columns``."""
+    if isinstance(key, float) and key.is_integer() and abs(key) < 2**63:
+        return int(key)
+    return key if isinstance(key, (int, float)) else json.loads(key)
+
+
+def _keys(row: Sequence[Any], width: int) -> tuple[int, tuple[Any, ...]]:
     return int(row[0]), tuple(row[1:1 + width])
 
 
@@ -111,7 +127,7 @@ def aggregate(
     analysis: str,
     target: str | None,
     percentile: float | None,
-) -> dict[tuple[int, tuple[str, ...]], Any]:
+) -> dict[tuple[int, tuple[Any, ...]], Any]:
     """Run one analysis; ``{(bucket, group_key): raw value}`` for every (bucket, group) that has
     matching events (for median/percentile: numeric values; for select_unique: values)."""
     bucket, source, params = scope.source()
@@ -155,14 +171,14 @@ def aggregate(
             f"SELECT DISTINCT {keys}, {column.repr} {source} "
             f"AND {column.type} IS NOT NULL AND {column.type} != 'null'"
         )
-        found: dict[tuple[int, tuple[str, ...]], Any] = {}
+        found: dict[tuple[int, tuple[Any, ...]], Any] = {}
         for row in conn.execute(sql, params):
             found.setdefault(_keys(row, width), []).append(json.loads(row[-1]))
         return found
     raise AssertionError(analysis)  # pragma: no cover - the engine validates analysis names
 
 
-def group_universe(conn: sqlite3.Connection, scope: Scope) -> set[tuple[int, tuple[str, ...]]]:
+def group_universe(conn: sqlite3.Connection, scope: Scope) -> set[tuple[int, tuple[Any, ...]]]:
     """Every (bucket, group) that has at least one matching event."""
     return set(aggregate(conn, scope, "count", None, None))
 

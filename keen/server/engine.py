@@ -80,7 +80,7 @@ EMAIL_EXTRACTION_RESULT = "Processing. Check the specified email for the extract
 _EMPTY: dict[str, Any] = {"count": 0, "count_unique": 0, "sum": 0}
 _GROUP_KEYS = ("group_by", "order_by", "limit")
 
-Key = tuple[int, tuple[str, ...]]
+Key = tuple[int, tuple[Any, ...]]
 
 
 # ------------------------------------------------------------------------- parameters
@@ -233,12 +233,12 @@ def _group_items(
     """The group_by list of one bucket: ``{<group props>..., <label>: value, ...}`` items."""
     groups = sorted(
         {key[1] for found in labelled.values() for key in found if key[0] == bucket},
-        key=lambda group: [sort_key(json.loads(text)) for text in group],
+        key=lambda group: [sort_key(sql.decode_group_value(key)) for key in group],
     )
     items = []
     for group in groups:
         item: dict[str, Any] = {
-            name: json.loads(text) for name, text in zip(scope.group_by, group)
+            name: sql.decode_group_value(key) for name, key in zip(scope.group_by, group)
         }
         for label, found in labelled.items():
             value = found.get((bucket, group))
