@@ -132,3 +132,25 @@ def test_bad_events_are_refused_before_sending(recorder: Recorder, problem: str,
 def test_bad_base_url() -> None:
     with pytest.raises(ValueError, match="base_url"):
         KeenClient("PID", base_url="")
+
+
+def test_requires_key_decorator_still_guards_methods() -> None:
+    from keen.api import KeenApi
+    from keen.utilities import KeenKeys, requires_key
+
+    class Api(KeenApi):
+        @requires_key(KeenKeys.MASTER)
+        def admin(self) -> str:
+            return "ran"
+
+    assert Api("PID", master_key="MK").admin() == "ran"
+    with pytest.raises(InvalidEnvironmentError, match="master key"):
+        Api("PID", read_key="RK").admin()
+
+
+def test_timestamp_does_not_modify_the_callers_event(recorder: Recorder) -> None:
+    body = {"a": 1, "keen": {"addons": [{"name": "keen:ip_to_geo"}]}}
+    client().add_event("c", body, timestamp=datetime.datetime(2021, 3, 4, 5, 6, 7))
+    assert body == {"a": 1, "keen": {"addons": [{"name": "keen:ip_to_geo"}]}}
+    assert recorder.last.json() == {"a": 1, "keen": {"addons": [{"name": "keen:ip_to_geo"}],
+                                                     "timestamp": "2021-03-04T05:06:07"}}
