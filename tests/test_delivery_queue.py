@@ -85,6 +85,9 @@ def test_add_events_checks_every_event_before_queueing_any() -> None:
             target.batch_persist({"a": [{"n": 1}], "b": [{"n": 2}, {"n": object()}]})
         with pytest.raises(InvalidEventError):
             target.batch_persist({"": [{"n": 1}]})
+        for not_an_event in (5, "text", None, [1]):
+            with pytest.raises(InvalidEventError, match="must be a dict"):
+                target.batch_persist({"a": [not_an_event]})  # type: ignore[list-item]
         with pytest.raises(InvalidEventError, match="must be a list"):
             target.batch_persist({"a": {"n": 1}})  # type: ignore[dict-item]
         assert target.stats()["queued"] == 0

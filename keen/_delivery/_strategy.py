@@ -44,23 +44,29 @@ _token_counter = itertools.count(1)
 
 
 def new_token() -> str:
-    """A fresh ``keen.uniqueness_token`` (40 characters at most; Keen allows 64)."""
-    return f"{_token_prefix}{next(_token_counter):x}"
+    """A fresh ``keen.uniqueness_token`` (24 hex digits and a decimal counter; Keen allows 64)."""
+    return _token_prefix + str(next(_token_counter))
 
 
 def encode_for_queue(body: Mapping[str, Any]) -> str:
     """The JSON text of ``body`` with a uniqueness token (unless it has one); body untouched."""
-    meta = body.get("keen") if isinstance(body, Mapping) else None
-    if meta is None:
-        body = {**body, "keen": {"uniqueness_token": new_token()}}
-    elif isinstance(meta, Mapping):
+    if type(body) is not dict and not isinstance(body, Mapping):
+        return encode_event(body)  # raises InvalidEventError naming the problem
+    if "keen" not in body:
+        # the common case, on the hot path: splice the token into the encoded text (a token is
+        # digits and letters only) rather than encode a copy of the body
+        text = encode_event(body)
+        token = f'"keen": {{"uniqueness_token": "{new_token()}"}}}}'
+        text = text[:-1] + ", " + token if len(text) > 2 else "{" + token
+    else:
+        meta = body["keen"]
+        if not isinstance(meta, Mapping):
+            raise InvalidEventError(
+                f"The event's 'keen' property must be a dict, not {type(meta).__name__}."
+            )
         if "uniqueness_token" not in meta:
             body = {**body, "keen": {**meta, "uniqueness_token": new_token()}}
-    else:
-        raise InvalidEventError(
-            f"The event's 'keen' property must be a dict, not {type(meta).__name__}."
-        )
-    text = encode_event(body)
+        text = encode_event(body)
     if len(text) > MAX_EVENT_BYTES:  # the text is ASCII: characters are bytes
         raise InvalidEventError(
             f"The event is {len(text)} bytes as JSON; Keen accepts at most {MAX_EVENT_BYTES}."

@@ -1,0 +1,223 @@
+"""Benchmark of event delivery: direct (synchronous) vs background vs durable.
+
+Run: ``python benchmarks/bench_delivery.py`` (``--quick`` for smaller counts).
+
+The Keen API is played by a stand-in HTTP server in another process that answers every batch
+with one success per event and stores nothing (so the figures measure the client). Reported:
+
+* the median cost of one ``add_event`` call on the caller's thread (validation and encoding
+  included; for direct delivery that includes the HTTP round trip);
+* events delivered per second, from the first ``add_event`` until ``flush()`` returned, next to
+  synchronous ``add_event`` and synchronous ``add_events`` (batches of 500) of the same events;
+* a burst of 100,000 events with default ``BackgroundDelivery()`` settings, delivered completely.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from keen._delivery import BackgroundDelivery, DurableDelivery
+from keen.client import KeenClient
+
+PROJECT = "5eb1f5c3d3a2b40001e0a1b2"
+COLLECTION = "bench"
+
+
+# ------------------------------------------------------------------ the stand-in server
+
+
+class _Answers(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # one answer, not two packets waiting on a delayed ACK
+    received = 0
+    lock = threading.Lock()
+    cache: ClassVar[dict[int, bytes]] = {}
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path.endswith("/events"):
+            count = body.count(b'"n": ')  # every benchmark event has an "n" property
+            answer = self.cache.get(count)
+            if answer is None:
+                answer = self.cache[count] = json.dumps(
+                    {COLLECTION: [{"success": True}] * count}).encode()
+            status = 200
+        else:
+            count, answer, status = 1, b'{"created": true}', 201
+        with self.lock:
+            _Answers.received += count
+        self._reply(status, answer)
+
+    def do_GET(self) -> None:
+        with self.lock:
+            self._reply(200, json.dumps({"received": _Answers.received}).encode())
+
+    def _reply(self, status: int, payload: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def serve() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    server.daemon_threads = True
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+def received(url: str) -> int:
+    import requests
+
+    return int(requests.get(url + "/count", timeout=10).json()["received"])
+
+
+# ------------------------------------------------------------------ measurements
+
+
+def event(n: int) -> dict[str, Any]:
+    return {"n": n, "user": {"id": f"u{n % 1000}", "plan": "pro"}, "action": "click",
+            "price": 9.99, "tags": ["a", "b"]}
+
+
+def client_for(url: str, delivery: Any = None) -> KeenClient:
+    return KeenClient(PROJECT, write_key="bench-write-key", base_url=url, delivery=delivery)
+
+
+def median_call_us(client: KeenClient, count: int) -> float:
+    events = [event(n) for n in range(count)]
+    clock = time.perf_counter_ns
+    add = client.add_event
+    samples = []
+    for body in events:
+        start = clock()
+        add(COLLECTION, body)
+        samples.append(clock() - start)
+    return statistics.median(samples) / 1000
+
+
+def delivered_per_second(url: str, delivery: Any, count: int) -> tuple[float, dict[str, Any]]:
+    """Events/s from the first add_event until flush() returned (all confirmed)."""
+    client = client_for(url, delivery)
+    events = [event(n) for n in range(count)]
+    before = received(url)
+    start = time.perf_counter()
+    for body in events:
+        client.add_event(COLLECTION, body)
+    assert client.flush(300), client.stats()
+    seconds = time.perf_counter() - start
+    stats = client.stats()
+    client.close(5)
+    assert stats["sent"] == count and received(url) - before >= count, stats
+    return count / seconds, stats
+
+
+def sync_add_event_per_second(url: str, count: int) -> float:
+    client = client_for(url)
+    start = time.perf_counter()
+    for n in range(count):
+        client.add_event(COLLECTION, event(n))
+    return count / (time.perf_counter() - start)
+
+
+def sync_add_events_per_second(url: str, count: int, batch: int = 500) -> tuple[float, float]:
+    """(events/s, microseconds per event on the caller's thread) for add_events batches."""
+    client = client_for(url)
+    events = [event(n) for n in range(count)]
+    start = time.perf_counter()
+    for first in range(0, count, batch):
+        client.add_events({COLLECTION: events[first:first + batch]})
+    seconds = time.perf_counter() - start
+    return count / seconds, seconds / count * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller counts")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.serve:
+        serve()
+        return
+    scale = 10 if options.quick else 1
+    stand_in = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE,
+                                text=True)
+    try:
+        assert stand_in.stdout is not None
+        url = f"http://127.0.0.1:{int(stand_in.stdout.readline())}"
+        run(url, scale)
+    finally:
+        stand_in.terminate()
+        stand_in.wait(10)
+
+
+def run(url: str, scale: int) -> None:
+    workdir = tempfile.mkdtemp(prefix="keen-bench-")
+    rows: list[tuple[str, str, str]] = []
+
+    def durable(name: str, durability: str = "group") -> DurableDelivery:
+        return DurableDelivery(path=os.path.join(workdir, name), durability=durability)
+
+    # 1. cost of one add_event on the caller's thread
+    direct_cost = median_call_us(client_for(url), 2000 // scale)
+    rows.append(("add_event, direct (synchronous)", f"{direct_cost:.1f} µs", "median per call"))
+    for label, delivery in [
+        ("background", BackgroundDelivery()),
+        ("durable, group commit", durable("cost-group.sqlite3")),
+        ("durable, durability='process'", durable("cost-proc.sqlite3", "process")),
+    ]:
+        client = client_for(url, delivery)
+        cost = median_call_us(client, 50_000 // scale)
+        client.close(30)
+        rows.append((f"add_event, {label}", f"{cost:.2f} µs", "median per call"))
+    per_second, per_event = sync_add_events_per_second(url, 100_000 // scale)
+    rows.append(("add_events (synchronous, 500 per call)", f"{per_event:.2f} µs", "per event"))
+
+    # 2. delivered per second, including the final flush
+    count = 100_000 // scale
+    rows.append(("direct add_event", f"{sync_add_event_per_second(url, 3000 // scale):,.0f}/s",
+                 "delivered"))
+    rows.append(("direct add_events (500 per call)", f"{per_second:,.0f}/s", "delivered"))
+    for label, delivery in [
+        ("background", BackgroundDelivery(flush_interval=0.05)),
+        ("durable, group commit", durable("rate-group.sqlite3")),
+        ("durable, durability='process'", durable("rate-proc.sqlite3", "process")),
+    ]:
+        rate, _stats = delivered_per_second(url, delivery, count)
+        rows.append((f"{label} add_event + flush", f"{rate:,.0f}/s", f"{count:,} events"))
+    full_count = 5000 // scale
+    rate, _stats = delivered_per_second(url, durable("rate-full.sqlite3", "full"), full_count)
+    rows.append(("durable, durability='full' add_event + flush", f"{rate:,.0f}/s",
+                 f"{full_count:,} events (one fsync each)"))
+
+    # 3. a burst with default settings
+    burst = 100_000
+    rate, stats = delivered_per_second(url, BackgroundDelivery(), burst)
+    rows.append(("burst, BackgroundDelivery() defaults", f"{rate:,.0f}/s",
+                 f"{stats['sent']:,}/{burst:,} delivered, {stats['dropped']} dropped"))
+
+    width = max(len(row[0]) for row in rows)
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; stand-in server: {url}")
+    for name, value, note in rows:
+        print(f"  {name:<{width}}  {value:>14}  {note}")
+
+
+if __name__ == "__main__":
+    main()
