@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 import pytest
 from _server_helpers import Api, api_fixture, error_of, server_fixture  # noqa: F401
+
+from keen.server.engine import ANALYSES
 
 COUNT_QUERY = {"analysis_type": "count", "event_collection": "purchases",
                "timeframe": "this_10_years"}
@@ -90,6 +93,34 @@ def test_get_and_post_queries_agree(api: Api) -> None:
         "filters": '[{"property_name": "price", "operator": "gt", "property_value": 1}]'})
     assert post.status_code == get.status_code == 200, (post.text, get.text)
     assert post.json() == get.json() == {"result": [{"item": "b", "result": 14}]}
+
+
+def _query_for(analysis: str) -> dict[str, Any]:
+    query: dict[str, Any] = {"event_collection": "purchases", "timeframe": "this_10_years"}
+    if analysis in ("count_unique", "minimum", "maximum", "sum", "average", "median",
+                    "percentile", "select_unique", "standard_deviation"):
+        query["target_property"] = "price"
+    if analysis == "percentile":
+        query["percentile"] = 50
+    if analysis == "funnel":
+        query = {"steps": [{"event_collection": "purchases", "actor_property": "item",
+                            "timeframe": "this_10_years"}]}
+    if analysis == "multi_analysis":
+        query["analyses"] = {"n": {"analysis_type": "count"},
+                             "top": {"analysis_type": "maximum", "target_property": "price"}}
+    return query
+
+
+@pytest.mark.parametrize("analysis", sorted(ANALYSES))
+def test_every_analysis_answers_get_and_post_alike(api: Api, analysis: str) -> None:
+    api.write("purchases", {"price": 1, "item": "a"}, {"price": 5, "item": "b"})
+    query = _query_for(analysis)
+    post = api.post(f"/queries/{analysis}", api.server.read_key, body=query)
+    encoded = {k: v if isinstance(v, str) else json.dumps(v) for k, v in query.items()}
+    get = api.get(f"/queries/{analysis}", api.server.read_key, params=encoded)
+    assert post.status_code == get.status_code == 200, (post.text, get.text)
+    assert post.json() == get.json()
+    assert "result" in post.json()
 
 
 def test_unknown_analysis_is_404(api: Api) -> None:
