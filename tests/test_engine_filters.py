@@ -203,3 +203,22 @@ def test_sql_and_python_evaluators_agree(events: list[dict[str, Any]], flt: dict
     got = sorted(event["i"] for event in body["result"])
     checked = normalize_filters([flt])
     assert got == [e["i"] for e in tagged if event_matches(e, checked)]
+
+
+def test_sqlite_without_the_arrow_operator_gives_the_same_answers(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keen.server import filters as filters_module
+
+    def run() -> list[Any]:
+        return [
+            run_query(storage, "p", analysis, {"event_collection": "things", "timeframe": TF,
+                                               "target_property": "v", "group_by": "v"},
+                      now=NOW)["result"]
+            for analysis in ("count", "select_unique", "count_unique")
+        ]
+
+    expected = run()
+    assert any(row["v"] == ["x", 2, "apple tart"] for row in expected[0])
+    monkeypatch.setattr(filters_module, "_HAS_ARROW", False)
+    assert run() == expected

@@ -79,65 +79,85 @@ def _deep_copy(value: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in value.items()}
 
 
-def _check_value(path: str, value: Any, types: dict[str, str], depth: int) -> None:
-    """Validate ``value`` at dotted ``path`` and record its schema type(s) in ``types``."""
-    if depth > _MAX_DEPTH:
-        raise EventError("InvalidPropertyValueError", f"Property {path!r} is nested too deeply.")
-    if isinstance(value, str):
+_KINDS: dict[type, str] = {str: "string", bool: "bool", int: "num", float: "num",
+                           type(None): "null"}
+
+
+def _value_error(path: str, problem: str) -> EventError:
+    return EventError("InvalidPropertyValueError", f"Property {path!r} {problem}.")
+
+
+def _check_scalar(path: str, value: Any, kind: str) -> None:
+    if kind == "string":
         if len(value) >= _MAX_STRING:
-            raise EventError(
-                "InvalidPropertyValueError",
-                f"Property {path!r} is a string of {len(value)} characters; strings must be "
-                f"shorter than {_MAX_STRING}.",
+            raise _value_error(
+                path, f"is a string of {len(value)} characters; strings must be shorter than "
+                f"{_MAX_STRING}"
             )
-        kind = "string"
-    elif isinstance(value, bool):
-        kind = "bool"
-    elif isinstance(value, int):
-        if not _INT64_MIN <= value <= _INT64_MAX:
-            raise EventError(
-                "InvalidPropertyValueError",
-                f"Property {path!r} is a number outside the signed 64-bit range.",
-            )
-        kind = "num"
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise EventError(
-                "InvalidPropertyValueError", f"Property {path!r} is not a finite number."
-            )
-        kind = "num"
-    elif value is None:
-        kind = "null"
-    elif isinstance(value, dict):
-        for key, inner in value.items():
-            _check_name(path, key)
-            _check_value(f"{path}.{key}" if path else key, inner, types, depth + 1)
-        return
-    elif isinstance(value, list):
+    elif kind == "num":
+        if isinstance(value, int):
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                raise _value_error(path, "is a number outside the signed 64-bit range")
+        elif not math.isfinite(value):
+            raise _value_error(path, "is not a finite number")
+
+
+def _kind_of_other(path: str, value: Any, depth: int) -> str:
+    """Schema type of a value that is not a plain JSON scalar or object: lists (checked
+    element by element), subclasses of JSON types; anything else is an error."""
+    if isinstance(value, list):
         for index, item in enumerate(value):
-            _check_value(f"{path}[{index}]", item, {}, depth + 1)
-        kind = "list"
-    else:
-        raise EventError(
-            "InvalidPropertyValueError",
-            f"Property {path!r} holds a {type(value).__name__}, which is not a JSON value.",
-        )
-    if path and "[" not in path and types.get(path, "null") == "null":
+            item_path = f"{path}[{index}]"
+            kind = _KINDS.get(type(item))
+            if kind is not None:
+                _check_scalar(item_path, item, kind)
+            elif isinstance(item, dict):
+                _walk(item, item_path + ".", {}, depth + 1)
+            else:
+                _kind_of_other(item_path, item, depth + 1)
+        return "list"
+    for base in (bool, str, int, float):  # bool before int: True is an int
+        if isinstance(value, base):
+            kind = _KINDS[base]
+            _check_scalar(path, value, kind)
+            return kind
+    if isinstance(value, Mapping):
+        raise _value_error(path, "is a mapping that is not a dict")
+    raise _value_error(path, f"holds a {type(value).__name__}, which is not a JSON value")
+
+
+def _walk(obj: Mapping[str, Any], prefix: str, types: dict[str, str], depth: int) -> None:
+    """Validate the names and values of an object (keen-api.md 4.5) and record the schema type
+    of each dotted path in ``types``. The hot path of ingestion: keep it lean."""
+    if depth > _MAX_DEPTH:
+        raise _value_error(prefix.rstrip("."), "is nested too deeply")
+    for key, value in obj.items():
+        if type(key) is not str or not key or key[0] == "$" or "." in key or (
+            len(key) >= _MAX_PROPERTY_NAME
+        ):
+            _bad_name(prefix, key)
+        path = prefix + key
+        kind = _KINDS.get(type(value))
+        if kind is None:
+            if type(value) is dict:
+                _walk(value, path + ".", types, depth + 1)
+                continue
+            kind = _kind_of_other(path, value, depth + 1)
+        elif kind == "string" or kind == "num":
+            _check_scalar(path, value, kind)
         types[path] = kind
 
 
-def _check_name(parent: str, key: Any) -> None:
-    where = f" (in {parent!r})" if parent else ""
+def _bad_name(prefix: str, key: Any) -> None:
+    where = f" (in {prefix.rstrip('.')!r})" if prefix else ""
     if not isinstance(key, str) or not key:
         problem = "is empty"
     elif len(key) >= _MAX_PROPERTY_NAME:
         problem = f"is {len(key)} characters long; names must be shorter than 256"
     elif key.startswith("$"):
         problem = "starts with '$'"
-    elif "." in key:
-        problem = "contains '.' (periods address nested properties)"
     else:
-        return
+        problem = "contains '.' (periods address nested properties)"
     raise EventError("InvalidPropertyNameError", f"Property name {key!r}{where} {problem}.")
 
 
@@ -194,8 +214,6 @@ def prepare_event(
     stored = dict(event)
     stored["keen"] = keen
     types: dict[str, str] = {}
-    for key, value in stored.items():
-        _check_name("", key)
-        _check_value(key, value, types, 1)
+    _walk(stored, "", types, 1)
     types["keen.timestamp"] = types["keen.created_at"] = "datetime"
     return stored, ts_micros, token, types
