@@ -99,7 +99,7 @@ def compare(name: str, ours: Callable[[], Any], floor: Callable[[], Any], calls:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few calls, for a smoke run")
-    parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--rounds", type=int, default=41)
     args = parser.parse_args()
     scale = 0.1 if args.quick else 1.0
 
@@ -168,15 +168,15 @@ def main() -> int:
 
         rows = [
             compare("add_event (1 event)", lambda: client.add_event("purchases", event),
-                    floor_event, int(300 * scale) or 1, args.rounds),
+                    floor_event, int(40 * scale) or 1, args.rounds),
             compare("add_events (5,000 events)", lambda: client.add_events(batch), floor_batch,
-                    max(int(5 * scale), 1), args.rounds),
+                    max(int(2 * scale), 1), args.rounds),
             compare("count, filters + group_by", ours_count, floor_count,
-                    int(300 * scale) or 1, args.rounds),
+                    int(40 * scale) or 1, args.rounds),
             compare("scoped key encrypt", lambda: scoped_keys.encrypt(MASTER, options),
-                    floor_encrypt, int(3000 * scale) or 1, args.rounds),
+                    floor_encrypt, int(300 * scale) or 1, args.rounds),
             compare("scoped key decrypt", lambda: scoped_keys.decrypt(MASTER, scoped),
-                    floor_decrypt, int(3000 * scale) or 1, args.rounds),
+                    floor_decrypt, int(300 * scale) or 1, args.rounds),
         ]
     finally:
         server.terminate()

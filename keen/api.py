@@ -392,6 +392,9 @@ class KeenApi:
             self.session.close()
 
 
+_PLAIN_DICT = frozenset({dict})
+
+
 def encode_batch(events: Any) -> str:
     """The JSON body of a batch; InvalidEventError naming the first malformed part."""
     if not isinstance(events, Mapping):
@@ -405,7 +408,7 @@ def encode_batch(events: Any) -> str:
         if not isinstance(items, (list, tuple)):
             raise exceptions.InvalidEventError(
                 f"events[{collection!r}] must be a list of events, not {type(items).__name__}.")
-        if not all(type(item) is dict for item in items):  # fast path: plain dicts
+        if not set(map(type, items)) <= _PLAIN_DICT:  # fast path: all plain dicts
             for index, item in enumerate(items):
                 if not isinstance(item, Mapping):
                     raise exceptions.InvalidEventError(

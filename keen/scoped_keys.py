@@ -29,6 +29,7 @@ __all__ = ["decrypt", "encrypt"]
 _IV_SIZE = 16
 
 
+@functools.lru_cache(maxsize=16)
 def _aes_key_and_block(api_key: str | bytes) -> tuple[bytes, int]:
     """The AES key for ``api_key`` and the plaintext block size its scheme pads to."""
     if isinstance(api_key, bytes):
