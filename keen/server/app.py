@@ -3,6 +3,13 @@
 ``KeenApp.handle(Request) -> Response`` knows nothing about sockets (``_http_server`` serves it);
 storage and queries are delegated to ``keen.server.storage`` and ``keen.server.engine``.
 
+Besides the Keen API (keen-api.md 9.1) the server answers two control resources of its own,
+without a key, never affected by injected faults:
+
+* ``GET /_keen/health``: ``{"ok": true, "projects": [...]}``, for readiness checks;
+* ``/_keen/faults``: ``POST`` a command to queue faults (see ``Faults.apply_command``),
+  ``GET`` the counts ``{"pending", "injected"}``, ``DELETE`` to clear the queue.
+
 Choices where keen-api.md leaves room [INF]:
 
 * routing is checked first (unknown path: 404 ``ResourceNotFoundError``; known path, wrong
