@@ -88,7 +88,30 @@ def _transport_error(exc: requests.RequestException, what: str) -> exceptions.Ke
     else:
         cls = exceptions.KeenTransportError
     state = "the request may have reached the server" if sent else "the request was not sent"
+    cls = _also_an_instance_of(cls, type(exc))
     return cls(f"{what} failed: {type(exc).__name__}: {exc} ({state})", request_sent=sent)
+
+
+_VARIANTS: dict[tuple[type, type], type[exceptions.KeenTransportError]] = {}
+
+
+def _also_an_instance_of(
+    cls: type[exceptions.KeenTransportError], requests_cls: type[requests.RequestException]
+) -> type[exceptions.KeenTransportError]:
+    """``cls``, or a subclass of it that is also ``requests_cls``.
+
+    So that ``except requests.exceptions.SSLError`` (or any other specific requests exception
+    an application caught with 0.7.0) still catches what this package raises instead.
+    """
+    if issubclass(cls, requests_cls):
+        return cls
+    variant = _VARIANTS.get((cls, requests_cls))
+    if variant is None:
+        namespace = {"__module__": cls.__module__, "__doc__": cls.__doc__,
+                     "__qualname__": cls.__qualname__}
+        variant = _VARIANTS.setdefault(
+            (cls, requests_cls), type(cls.__name__, (cls, requests_cls), namespace))
+    return variant
 
 
 class KeenApi:

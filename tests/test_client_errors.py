@@ -186,3 +186,54 @@ def test_retry_after_is_kept_on_rate_limit(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(RateLimitError) as caught:
         KeenClient(PROJECT, read_key=READ, retry=NO_RETRY).count("c")
     assert caught.value.retry_after == 7.0
+
+
+@pytest.mark.parametrize(("raised", "expected", "sent"), [
+    (requests.ConnectTimeout("connect timed out"), "KeenConnectTimeoutError", False),
+    (requests.ReadTimeout("read timed out"), "KeenReadTimeoutError", True),
+    (requests.exceptions.SSLError("bad certificate"), "KeenConnectionError", False),
+    (requests.exceptions.ProxyError("proxy refused"), "KeenConnectionError", False),
+    (requests.ConnectionError("connection reset"), "KeenConnectionError", True),
+    (requests.exceptions.ChunkedEncodingError("broken body"), "KeenTransportError", True),
+])
+def test_every_requests_failure_maps_to_a_keen_error(monkeypatch: pytest.MonkeyPatch,
+                                                     raised: Exception, expected: str,
+                                                     sent: bool) -> None:
+    def fail(self: Any, request: Any, **kwargs: Any) -> Any:
+        raise raised
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", fail)
+    client = KeenClient(PROJECT, read_key=READ, retry=NO_RETRY)
+    with pytest.raises(type(raised)) as caught:  # still what 0.7.0 users catch
+        client.count("c")
+    error = caught.value
+    assert type(error).__name__ == expected
+    assert isinstance(error, KeenTransportError)
+    assert error.request_sent is sent
+    assert error.__cause__ is raised
+    if isinstance(raised, requests.ConnectTimeout):
+        assert isinstance(error, KeenConnectionError) and isinstance(error, KeenTimeoutError)
+
+
+def test_connect_and_read_timeouts_can_be_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = install_recorder(monkeypatch)
+    client = KeenClient(PROJECT, write_key=WRITE, read_key=READ, get_timeout=(3.05, 60),
+                        post_timeout=(3.05, 20))
+    client.count("c")
+    client.add_event("c", {})
+    assert [s.timeout for s in recorder.sent] == [(3.05, 60), (3.05, 20)]
+
+
+def test_client_and_api_attributes_of_0_7_0() -> None:
+    client = KeenClient(PROJECT, write_key=WRITE, read_key=READ, master_key=MASTER,
+                        get_timeout=10, post_timeout=20, base_url="http://h")
+    assert (client.project_id, client.get_timeout, client.post_timeout) == (PROJECT, 10, 20)
+    api = client.api
+    assert isinstance(api, KeenApi) and client.persistence_strategy.api is api  # type: ignore[attr-defined]
+    assert (api.project_id, api.write_key, api.read_key, api.master_key) == (
+        PROJECT, WRITE, READ, MASTER)
+    assert (api.base_url, api.api_version, api.get_timeout, api.post_timeout) == (
+        "http://h", "3.0", 10, 20)
+    assert isinstance(api.session, requests.Session)
+    assert client.saved_queries.api is api and client.cached_datasets.api is api
+    assert KeenApi.base_url == "https://api.keen.io" and KeenApi.api_version == "3.0"
