@@ -418,6 +418,8 @@ def test_delivery_settings_are_checked() -> None:
         BackgroundDelivery(max_batch_bytes=20_000_000)
     with pytest.raises(ValueError, match="path"):
         DurableDelivery()
+    with pytest.raises(TypeError, match="by keyword"):
+        DurableDelivery("events.sqlite3")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="durability"):
         DurableDelivery(path="x.db", durability="maybe")
     with pytest.raises(TypeError, match="on_error"):

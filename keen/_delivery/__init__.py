@@ -154,11 +154,13 @@ class DurableDelivery(BackgroundDelivery):
     """
 
     max_queue_size: int = 1_000_000
-    path: str = ""
+    path: str | os.PathLike[str] = ""
     durability: str = "group"
     commit_interval: float = 0.05
 
     def __post_init__(self) -> None:
+        if isinstance(self.max_queue_size, (str, os.PathLike)):
+            raise TypeError("give the queue file by keyword: DurableDelivery(path=...)")
         super().__post_init__()
         if not isinstance(self.path, (str, os.PathLike)) or not os.fspath(self.path):
             raise ValueError("DurableDelivery needs the queue file: DurableDelivery(path=...)")

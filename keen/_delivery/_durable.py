@@ -172,13 +172,14 @@ class DurableQueue(EventQueue):
         event buffered before the call is committed (by this thread or the one that took it).
         """
         with self._db_lock:
+            conn = self._writer_conn
+            if conn is None:  # closed: nothing can be written any more
+                return 0
             with self._lock:
                 items = list(self._items)
                 self._items.clear()
             if not items:
                 return 0
-            conn = self._writer_conn
-            assert conn is not None
             try:
                 conn.execute("BEGIN")
                 conn.executemany(
@@ -216,7 +217,7 @@ class DurableQueue(EventQueue):
                     self._wake.wait(self._commit_interval)
             try:
                 self._commit_buffer()
-            except sqlite3.Error:
+            except Exception:
                 log.exception(
                     "could not write events to the queue file; trying again"
                 )
@@ -289,6 +290,8 @@ class DurableQueue(EventQueue):
 
     def close(self) -> None:
         """Close the connections; rows still in the file are adopted by the next open."""
+        if self._writer is not None:
+            self._writer.join(1.0)  # it stops once the buffer is written (we are closing)
         _LIVE_ORIGINS.discard(self._origin)
         with self._db_lock:
             for conn in (self._writer_conn, self._sender_conn):

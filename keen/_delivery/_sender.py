@@ -96,6 +96,8 @@ class Sender:
                 batch = self.queue.next_batch()
                 if batch is None:
                     break
+                if not batch:
+                    continue
                 try:
                     self.deliver(batch)
                 finally:
