@@ -2,9 +2,9 @@
 
 Builds a file database of N events (default 1,000,000) through ``Storage.insert_events``, then
 times ``run_query("count", filters=[platform eq ios], group_by="user.country")`` (median of a
-few runs) and measures memory while the query runs: Python allocations (tracemalloc peak) and
-the process peak RSS growth. Runs the same on a database ten times smaller to show that memory
-does not grow with the number of stored events.
+few runs, in a fresh process) and measures memory during the first query: Python allocations
+(tracemalloc peak) and the growth of the process's peak RSS. Runs the same on a database ten
+times smaller to show that memory does not grow with the number of stored events.
 
     python benchmarks/bench_server_query.py            # 1,000,000 and 100,000 events
     python benchmarks/bench_server_query.py --events 200000 --runs 3
@@ -13,10 +13,12 @@ does not grow with the number of stored events.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -60,22 +62,37 @@ def build(path: str, count: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def measure(path: str, runs: int) -> tuple[float, float, float, Any]:
-    """(median seconds, tracemalloc peak MiB, peak RSS growth MiB, result) of the query."""
+def _rss_mib() -> float:
+    """Current resident set size (Linux), else the peak from getrusage."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(path: str, runs: int) -> dict[str, Any]:
+    """Run in a fresh process (so its peak RSS says something): memory of the first (cold)
+    query, then the median time of ``runs`` more."""
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_start = _rss_mib()
     with Storage(path) as storage:
-        run_query(storage, "bench", "count", QUERY, now=NOW)  # warm the page cache
-        times = []
-        for _ in range(runs):
-            started = time.perf_counter()
-            result = run_query(storage, "bench", "count", QUERY, now=NOW)
-            times.append(time.perf_counter() - started)
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         tracemalloc.start()
-        run_query(storage, "bench", "count", QUERY, now=NOW)
+        started = time.perf_counter()
+        result = run_query(storage, "bench", "count", QUERY, now=NOW)
+        cold = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         rss_growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before
-    return statistics.median(times), peak / 2**20, rss_growth / 1024, result
+        rss_delta = _rss_mib() - rss_start
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            run_query(storage, "bench", "count", QUERY, now=NOW)
+            times.append(time.perf_counter() - started)
+    return {"median": statistics.median(times), "cold": cold, "py_peak": peak / 2**20,
+            "rss_growth": rss_growth / 1024, "rss_delta": rss_delta,
+            "groups": len(result["result"])}
 
 
 def main() -> None:
@@ -83,17 +100,27 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--dir", default=None, help="where to build the databases (temp dir)")
+    parser.add_argument("--measure", metavar="DB", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.runs)))
+        return
     with tempfile.TemporaryDirectory(dir=args.dir) as folder:
         for count in (args.events // 10, args.events):
             path = os.path.join(folder, f"bench-{count}.db")
             rate = build(path, count)
-            seconds, py_peak, rss_growth, result = measure(path, args.runs)
+            child = subprocess.run(
+                [sys.executable, __file__, "--measure", path, "--runs", str(args.runs)],
+                check=True, capture_output=True, text=True, timeout=600,
+            )
+            figures = json.loads(child.stdout)
             size = os.path.getsize(path) / 2**20
-            print(f"{count:>9,} events  build {rate:>8,.0f} ev/s  db {size:7.1f} MiB  "
-                  f"query median {seconds * 1000:7.1f} ms  "
-                  f"python peak {py_peak:6.2f} MiB  RSS growth {rss_growth:6.1f} MiB  "
-                  f"groups {len(result['result'])}")
+            print(f"{count:>9,} events  build {rate:>7,.0f} ev/s  db {size:6.1f} MiB  "
+                  f"query median {figures['median'] * 1000:6.0f} ms "
+                  f"(cold {figures['cold'] * 1000:6.0f} ms)  "
+                  f"python peak {figures['py_peak']:5.2f} MiB  "
+                  f"peak RSS growth {figures['rss_growth']:5.1f} MiB  "
+                  f"RSS after - before {figures['rss_delta']:5.1f} MiB  groups {figures['groups']}")
 
 
 if __name__ == "__main__":
