@@ -201,3 +201,11 @@ def test_chunked_request_body_is_read(api: Api) -> None:
     response = api.post("/events", api.server.write_key, data=chunks)  # type: ignore[arg-type]
     assert response.status_code == 200
     assert response.json() == {"c": [{"success": True}]}
+
+
+def test_delete_without_parameters_empties_the_collection(api: Api) -> None:
+    api.write("purchases", {"price": 1}, {"price": 5})
+    api.write("other", {"price": 1})
+    assert api.delete("/events/purchases", api.server.master_key).status_code == 204
+    assert api.count("purchases") == 0
+    assert api.count("other") == 1
