@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from keen import direction, exceptions
 from keen._delivery import BackgroundDelivery, DurableDelivery
+from keen._retry import NO_RETRY, RetryPolicy
 from keen.client import Event, KeenClient
 from keen.exceptions import InvalidEnvironmentError
 from keen.persistence_strategies import DirectPersistenceStrategy
@@ -33,10 +34,12 @@ R = TypeVar("R")
 logging.getLogger("keen").addHandler(logging.NullHandler())
 
 __all__ = [
+    "NO_RETRY",
     "BackgroundDelivery",
     "DurableDelivery",
     "Event",
     "KeenClient",
+    "RetryPolicy",
     "__version__",
     "add_access_key_permissions",
     "add_event",

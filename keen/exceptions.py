@@ -22,8 +22,10 @@ One root, two branches: "could not talk to the server" and "the server said no":
           |    +-- KeenReadTimeoutError   (also requests.ReadTimeout)
           +-- KeenConnectTimeoutError     (both of the above, and requests.ConnectTimeout)
 
-The transport errors also derive from the ``requests`` exception they replace, so code written
-for 0.7.0 (``except requests.Timeout``) keeps working. No message carries a key.
+The transport errors also derive from the ``requests`` exception they replace (the one raised
+is also an instance of the exact requests class, e.g. ``requests.exceptions.SSLError``), so
+code written for 0.7.0 (``except requests.Timeout``) keeps working; the original exception is
+the ``__cause__``. No message carries a key.
 """
 
 from __future__ import annotations

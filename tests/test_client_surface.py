@@ -416,3 +416,11 @@ def test_delivery_configs_are_exported() -> None:
 
     assert keen.BackgroundDelivery is _delivery.BackgroundDelivery
     assert keen.DurableDelivery is _delivery.DurableDelivery
+
+
+def test_retry_policy_is_exported() -> None:
+    import keen
+    from keen import _retry
+
+    assert keen.RetryPolicy is _retry.RetryPolicy
+    assert keen.NO_RETRY is _retry.NO_RETRY
