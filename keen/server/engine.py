@@ -225,18 +225,17 @@ class _Analysis:
 def _group_items(
     scope: sql.Scope,
     bucket: int,
+    groups: set[tuple[Any, ...]],
     labelled: Mapping[str, dict[Key, Any]],
-    order: Sequence[tuple[str, bool]],
-    limit: int | None,
     analyses: Mapping[str, _Analysis],
+    order: _Order,
 ) -> list[dict[str, Any]]:
     """The group_by list of one bucket: ``{<group props>..., <label>: value, ...}`` items."""
-    groups = sorted(
-        {key[1] for found in labelled.values() for key in found if key[0] == bucket},
-        key=lambda group: [sort_key(sql.decode_group_value(key)) for key in group],
-    )
+    ordered = sorted(groups, key=lambda group: [
+        sort_key(sql.decode_group_value(key)) for key in group
+    ])
     items = []
-    for group in groups:
+    for group in ordered:
         item: dict[str, Any] = {
             name: sql.decode_group_value(key) for name, key in zip(scope.group_by, group)
         }
@@ -244,27 +243,37 @@ def _group_items(
             value = found.get((bucket, group))
             item[label] = _finish(analyses[label].analysis, None) if value is None else value
         items.append(item)
-    for name, descending in reversed(order):
+    for name, descending in reversed(order.keys):
         items.sort(key=lambda entry: sort_key(entry.get(name)), reverse=descending)
-    return items if limit is None else items[:limit]
+    return items if order.limit is None else items[:order.limit]
+
+
+class _Order:
+    """Checked ``order_by`` (``[(name, descending)]``) and ``limit`` of a query."""
+
+    def __init__(self, params: Mapping[str, Any], allowed: Sequence[str]) -> None:
+        self.keys = _order_by(params, allowed)
+        self.limit = _positive_int(params, "limit")
 
 
 def _shape(
     scope: sql.Scope,
     labelled: Mapping[str, dict[Key, Any]],
     analyses: Mapping[str, _Analysis],
-    params: Mapping[str, Any],
+    order: _Order,
     *,
     single: bool,
 ) -> Any:
     """The ``result`` of keen-api.md 7.12 (``single``) or of a multi_analysis (section 11)."""
-    allowed = [*(("result",) if single else labelled), *scope.group_by]
-    order = _order_by(params, allowed)
-    limit = _positive_int(params, "limit")
+    groups_by_bucket: dict[int, set[tuple[Any, ...]]] = {}
+    for found in labelled.values():
+        for bucket, group in found:
+            groups_by_bucket.setdefault(bucket, set()).add(group)
 
     def value(bucket: int) -> Any:
         if scope.group_by:
-            return _group_items(scope, bucket, labelled, order, limit, analyses)
+            groups = groups_by_bucket.get(bucket, set())
+            return _group_items(scope, bucket, groups, labelled, analyses, order)
         plain = {
             label: found.get((bucket, ()), _finish(analyses[label].analysis, None))
             for label, found in labelled.items()
@@ -287,9 +296,9 @@ def _simple(
     what = f"{analysis} analysis"
     scope = _scope(storage, project_id, params, extra, now, what=what)
     spec = _Analysis(analysis, params, what)
-    analyses = {"result": spec}
+    order = _Order(params, ["result", *scope.group_by])
     labelled = {"result": spec.run(storage, scope)}
-    return {"result": _shape(scope, labelled, analyses, params, single=True)}, scope
+    return {"result": _shape(scope, labelled, {"result": spec}, order, single=True)}, scope
 
 
 def _multi(
@@ -312,8 +321,9 @@ def _multi(
         if label in scope.group_by:
             raise _invalid(f"The analysis label {label!r} collides with a group_by property.")
         analyses[label] = _Analysis(kind, spec, f"{kind} analysis {label!r}")
+    order = _Order(params, [*analyses, *scope.group_by])
     labelled = {label: spec.run(storage, scope) for label, spec in analyses.items()}
-    return {"result": _shape(scope, labelled, analyses, params, single=False)}, scope
+    return {"result": _shape(scope, labelled, analyses, order, single=False)}, scope
 
 
 # ------------------------------------------------------------------------- extraction
