@@ -202,11 +202,12 @@ class KeenApi:
         *,
         idempotent: bool | Callable[[], bool],
         timeout: Timeout,
+        retry: _retry.RetryPolicy | None = None,
         **kwargs: Any,
     ) -> requests.Response:
         """Send one request (with retries); the 2xx response, or raise a keen exception."""
         request_headers = _headers_for(require_key(self, key_type))
-        policy = self.retry
+        policy = self.retry if retry is None else retry
         started = time.monotonic()
         attempt = 0
         while True:
@@ -220,7 +221,7 @@ class KeenApi:
                 if _retry.should_retry(policy, attempt, elapsed,
                                        idempotent=_resolve(idempotent), transport_error=True,
                                        request_sent=error.request_sent):
-                    self._pause(attempt, None, method, url, type(exc).__name__)
+                    self._pause(policy, attempt, None, method, url, type(exc).__name__)
                     continue
                 raise error from exc
             status = response.status_code
@@ -234,13 +235,14 @@ class KeenApi:
             if _retry.should_retry(policy, attempt, elapsed, idempotent=_resolve(idempotent),
                                    status=status):
                 response.close()
-                self._pause(attempt, retry_after, method, url, f"HTTP {status}")
+                self._pause(policy, attempt, retry_after, method, url, f"HTTP {status}")
                 continue
             raise self._api_error(response, retry_after)
 
-    def _pause(self, attempt: int, retry_after: float | None, method: str, url: str,
-               why: str) -> None:
-        wait = _retry.delay(self.retry, attempt, retry_after)
+    @staticmethod
+    def _pause(policy: _retry.RetryPolicy, attempt: int, retry_after: float | None,
+               method: str, url: str, why: str) -> None:
+        wait = _retry.delay(policy, attempt, retry_after)
         _log.info("retrying %s %s after %s (retry %d) in %.2f s", method.upper(), _path(url),
                   why, attempt, wait)
         time.sleep(wait)
@@ -294,14 +296,20 @@ class KeenApi:
         payload = encode_batch(events)
         return self._post_batch(payload, lambda: _all_have_tokens(events))
 
-    def post_events_raw(self, body: bytes, *, idempotent: bool) -> Any:
-        """Record an already-encoded batch body; ``idempotent`` when every event has a token."""
-        return self._post_batch(body, idempotent)
+    def post_events_raw(self, body: bytes, *, idempotent: bool,
+                        retry: _retry.RetryPolicy | None = None) -> Any:
+        """Record an already-encoded batch body; ``idempotent`` when every event has a token.
 
-    def _post_batch(self, payload: str | bytes,
-                    idempotent: bool | Callable[[], bool]) -> Any:
+        ``retry`` overrides this object's retry policy for this request (a sender that retries
+        on its own passes ``keen._retry.NO_RETRY``).
+        """
+        return self._post_batch(body, idempotent, retry)
+
+    def _post_batch(self, payload: str | bytes, idempotent: bool | Callable[[], bool],
+                    retry: _retry.RetryPolicy | None = None) -> Any:
         return self._json(HTTPMethods.POST, self.project_url("events"), KeenKeys.WRITE,
-                          data=payload, timeout=self.post_timeout, idempotent=idempotent)
+                          data=payload, timeout=self.post_timeout, idempotent=idempotent,
+                          retry=retry)
 
     # -- queries ----------------------------------------------------------------------------
     def query(self, analysis_type: str, params: Mapping[str, Any], all_keys: bool = False) -> Any:

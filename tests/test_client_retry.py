@@ -118,3 +118,14 @@ def test_deadline_stops_retrying() -> None:
     with scripted_server([FAIL_503] * 3) as server, pytest.raises(ServerError):
         make_client(server.url, policy).count("c")
     assert len(server.received) == 1
+
+
+def test_raw_batch_can_override_the_retry_policy() -> None:
+    body = b'{"c": [{"keen": {"uniqueness_token": "t"}}]}'
+    with scripted_server([FAIL_503, FAIL_503]) as server:
+        api = make_client(server.url).api
+        with pytest.raises(ServerError):
+            api.post_events_raw(body, idempotent=True, retry=_retry.NO_RETRY)
+        assert len(server.received) == 1
+        assert api.post_events_raw(body, idempotent=True) == {"c": [{"success": True}]}
+    assert len(server.received) == 3

@@ -156,6 +156,7 @@ SURFACE_0_7_0 = {
 }
 
 SURFACE = {
+    'keen.NO_RETRY': '=RetryPolicy(max_retries=0, deadline=30.0, backoff_base=0.2, backoff_cap=8.0)',
     'keen._client': '=None',
     'keen._initialize_client_from_environment': '',
     'keen.add_access_key_permissions': 'key, permissions',
@@ -260,7 +261,7 @@ SURFACE = {
     'keen.api.KeenApi.list_access_keys': '',
     'keen.api.KeenApi.post_event': 'event',
     'keen.api.KeenApi.post_events': 'events',
-    'keen.api.KeenApi.post_events_raw': 'body, *idempotent*',
+    'keen.api.KeenApi.post_events_raw': 'body, *idempotent*, *retry*=None',
     'keen.api.KeenApi.project_url': '*segments',
     'keen.api.KeenApi.query': 'analysis_type, params, all_keys=False',
     'keen.api.KeenApi.remove_access_key_permissions': 'key, permissions',
