@@ -156,7 +156,6 @@ SURFACE_0_7_0 = {
 }
 
 SURFACE = {
-    'keen.NO_RETRY': '=RetryPolicy(max_retries=0, deadline=30.0, backoff_base=0.2, backoff_cap=8.0)',
     'keen._client': '=None',
     'keen._initialize_client_from_environment': '',
     'keen.add_access_key_permissions': 'key, permissions',
