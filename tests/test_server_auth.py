@@ -101,9 +101,9 @@ def test_unknown_project_is_404_before_the_key_is_checked(api: Api) -> None:
 def test_revoked_access_key_is_refused_until_unrevoked(api: Api) -> None:
     key = api.create_key(name="w", permitted=["writes"])
     master = api.server.master_key
-    assert api.post(f"/keys/{key}/revoke", master).status_code == 204
+    assert api.post(f"/keys/{key}/revoke", master).json()["is_active"] is False
     assert error_of(attempt(api, WRITE, key)) == DENIED
-    assert api.post(f"/keys/{key}/unrevoke", master).status_code == 204
+    assert api.post(f"/keys/{key}/unrevoke", master).json()["is_active"] is True
     assert attempt(api, WRITE, key).status_code == 201
 
 

@@ -320,10 +320,13 @@ def test_access_key_lifecycle(api: Api) -> None:
     assert updated.json()["options"]["writes"] == {"autofill": {"a": 1}}
     assert updated.json()["key"] == key["key"]
 
-    assert api.post(f"/keys/{key['key']}/revoke", master).status_code == 204
+    revoked = api.post(f"/keys/{key['key']}/revoke", master)
+    assert revoked.status_code == 200
+    assert revoked.json() == {**updated.json(), "is_active": False}
     assert api.get(f"/keys/{key['key']}", master).json()["is_active"] is False
-    assert api.post(f"/keys/{key['key']}/unrevoke", master).status_code == 204
-    assert api.get(f"/keys/{key['key']}", master).json()["is_active"] is True
+    unrevoked = api.post(f"/keys/{key['key']}/unrevoke", master)
+    assert unrevoked.status_code == 200
+    assert api.get(f"/keys/{key['key']}", master).json() == updated.json()
     assert api.delete(f"/keys/{key['key']}", master).status_code == 204
     assert error_of(api.get(f"/keys/{key['key']}", master)) == (404, "ResourceNotFoundError")
 

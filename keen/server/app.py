@@ -34,7 +34,9 @@ Choices where keen-api.md leaves room [INF]:
   (``query_name`` differing from the path) onto an existing name is a 409.
 * datasets: PUT answers 201 when created, 200 when replaced; read-only fields of a definition
   may be sent back and are ignored. Results are computed on demand.
-* access keys: revoke/unrevoke answer 204 with no body.
+* access keys: revoke/unrevoke answer 200 with the updated key object. (keen-api.md 15.1 cites
+  test mocks with an empty 204, but keen 0.7.0 parses a JSON body from these calls: a body keeps
+  that client working, and clients expecting 204 accept a 200 with JSON as well.)
 """
 
 from __future__ import annotations
@@ -626,7 +628,7 @@ class KeenApp:
         doc = self._access_key_doc(call, key)
         doc["is_active"] = active
         self.storage.put_doc(call.project_id, ACCESS_KEY_KIND, key, doc)
-        return Response(204)
+        return json_response(200, doc)
 
     def _revoke_access_key(self, call: _Call, key: str) -> Response:
         return self._set_active(call, key, False)
