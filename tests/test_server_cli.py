@@ -143,6 +143,13 @@ def test_busy_port_is_reported() -> None:
         server.stop()
 
 
+def test_unusable_database_is_reported(tmp_path: Path) -> None:
+    result = _run_cli("--port", "0", "--db", str(tmp_path / "missing-dir" / "keen.db"))
+    assert result.returncode == 1
+    assert "cannot open the database" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     import os
 

@@ -16,6 +16,7 @@ import argparse
 import os
 import shlex
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Sequence
@@ -94,10 +95,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                              read_key=primary.read_key, write_key=primary.write_key,
                              projects=projects[1:])
     try:
+        _ = server.storage  # opens the database: a bad --db is reported before listening
+    except sqlite3.Error as exc:
+        print(f"keen-server: cannot open the database {args.db!r}: {exc}", file=sys.stderr)
+        return 1
+    try:
         server.start()
     except OSError as exc:
         print(f"keen-server: cannot listen on {args.host}:{args.port}: {exc.strerror}",
               file=sys.stderr)
+        server.close()
         return 1
     keys = {"write_key": primary.write_key, "read_key": primary.read_key,
             "master_key": primary.master_key}
