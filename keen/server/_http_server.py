@@ -362,7 +362,9 @@ class LocalKeenServer:
         server = _Server((self.host, self.port), app, self.faults)
         self.port = server.server_address[1]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+        # A short poll keeps stop() quick (a test suite starts many servers).
+        self._thread = threading.Thread(target=server.serve_forever,
+                                        kwargs={"poll_interval": 0.02},
                                         name=f"keen-local-server-{self.port}", daemon=True)
         self._thread.start()
         logger.debug("keen local server listening on %s", self.url)
