@@ -121,3 +121,21 @@ def test_body_keyword_of_0_7_0(recorder: Recorder) -> None:
     assert recorder.last.json() == {"a": 1}
     assert keen.generate_image_beacon("c", body={"a": 1}).startswith(
         "https://api.keen.io/3.0/projects/P/events/c?api_key=W&data=")
+
+
+def test_delivery_setting_builds_a_queued_client(recorder: Recorder,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    keen.project_id, keen.write_key = "P", "W"
+    monkeypatch.setenv("KEEN_DELIVERY", "background")
+    keen.add_event("c", {"n": 1})
+    assert keen.flush(timeout=10) is True
+    assert keen.stats()  # the queued strategy reports counters
+    (sent,) = recorder.sent
+    assert (sent.method, sent.path) == ("POST", "/3.0/projects/P/events")
+    (event,) = sent.json()["c"]
+    assert event["n"] == 1 and event["keen"]["uniqueness_token"]
+    client = keen._client
+    monkeypatch.delenv("KEEN_DELIVERY")
+    keen.add_event("c", {"n": 2})  # setting changed: a direct client now
+    assert keen._client is not client
+    assert recorder.last.path == "/3.0/projects/P/events/c"
