@@ -235,3 +235,25 @@ def test_a_closed_storage_refuses_work() -> None:
     store.close()
     with pytest.raises(RuntimeError):
         store.count_events("p")
+
+
+def test_delete_property_removes_it_from_events_and_schema(storage: Storage) -> None:
+    storage.insert_events("p", "c", [
+        {"user": {"id": 1, "email": "a@b"}, 'odd "name"': 1},
+        {"user": {"id": 2}, 'odd "name"': 2},
+        {"other": True},
+    ], now=NOW)
+    assert storage.delete_property("p", "c", "user.email") == 1
+    assert storage.delete_property("p", "c", 'odd "name"') == 2
+    assert storage.delete_property("p", "c", "absent") == 0
+    users = [e.get("user") for e in _extract(storage)]
+    assert users == [{"id": 1}, {"id": 2}, None]
+    assert all('odd "name"' not in e for e in _extract(storage))
+    properties = storage.collection("p", "c")["properties"]
+    assert "user.email" not in properties and 'odd "name"' not in properties
+    assert properties["user.id"] == "num"
+    assert storage.delete_property("p", "c", "user") == 2
+    assert not any(path.startswith("user") for path in storage.collection("p", "c")["properties"])
+    with pytest.raises(QueryError) as info:
+        storage.delete_property("p", "c", "keen.timestamp")
+    assert info.value.status == 403

@@ -52,6 +52,7 @@ __all__ = [
     "event_matches",
     "normalize_filters",
     "register_functions",
+    "remove_sql",
     "sort_key",
     "value_at",
 ]
@@ -332,6 +333,14 @@ class Column:
             self.elements = ""
 
 
+def remove_sql(path: str, body: str = "body") -> str:
+    """SQL giving ``body`` without the dotted property ``path``."""
+    sql_path = _sqlite_path(path)
+    if sql_path is None:
+        return f"keen_remove({body}, {_literal(path)})"
+    return f"json_remove({body}, {_literal(sql_path)})"
+
+
 def _is_type(type_: str, *kinds: str) -> str:
     """SQL true when the JSON type expression is one of ``kinds``; false (never NULL) when the
     property is missing, so the compiled filters can be negated safely."""
@@ -499,7 +508,19 @@ def _sql_json_eq(text: Any, wanted_json: str) -> int:
     return int(_canon(json.loads(text)) == _canon(json.loads(wanted_json)))
 
 
+def _sql_remove(body: str, path: str) -> str:
+    event = json.loads(body)
+    *parents, leaf = path.split(".")
+    node = event
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(leaf, None)
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+
+
 _FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
+    "keen_remove": (2, _sql_remove),
     "keen_value": (2, _sql_value),
     "keen_type": (2, _sql_type),
     "keen_repr": (2, _sql_repr),

@@ -33,8 +33,9 @@ from typing import Any
 from urllib.parse import quote
 
 from keen.server._engine_sql import register_sql
+from keen.server._errors import QueryError
 from keen.server._events import EventError, collection_name_error, prepare_event
-from keen.server.filters import compile_filters, normalize_filters
+from keen.server.filters import Column, compile_filters, normalize_filters, remove_sql
 from keen.server.timeframes import format_timestamp, resolve_timeframe, to_micros
 
 __all__ = ["Storage"]
@@ -270,6 +271,26 @@ class Storage:
                     (project_id, collection),
                 )
         return int(deleted)
+
+    def delete_property(self, project_id: str, collection: str, name: str) -> int:
+        """Remove the dotted property ``name`` from every event of a collection (keen-api.md
+        6.3) and from its schema; returns how many events held it. ``keen.*`` properties are
+        refused (``QueryError`` 403)."""
+        if name == "keen" or name.startswith("keen."):
+            raise QueryError(403, "ForbiddenError", "Properties of 'keen' cannot be deleted.")
+        column = Column(name)
+        with self._write() as conn:
+            changed = conn.execute(
+                f"UPDATE events SET body = {remove_sql(name)} "  # noqa: S608
+                f"WHERE project = ? AND collection = ? AND {column.type} IS NOT NULL",
+                (project_id, collection),
+            ).rowcount
+            conn.execute(
+                "DELETE FROM properties WHERE project = ? AND collection = ? "
+                "AND (path = ? OR substr(path, 1, length(?) + 1) = ? || '.')",
+                (project_id, collection, name, name, name),
+            )
+        return int(changed)
 
     def count_events(self, project_id: str, collection: str | None = None) -> int:
         """How many events are stored for a project (or one of its collections)."""
