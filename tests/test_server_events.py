@@ -41,6 +41,8 @@ def test_single_event_breaking_a_name_rule_is_400_with_the_error_name(api: Api) 
 
 @pytest.mark.parametrize(("data", "code"), [
     (b"{not json", "InvalidEventError"),
+    (b"\xff\xfe{}", "InvalidEventError"),
+    (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "InvalidEventError"),
     (b"", "InvalidEventError"),
     (b"[1, 2]", "InvalidEventError"),
 ])

@@ -667,6 +667,8 @@ def _json_body(request: Request, error_code: str) -> Any:
         return json.loads(request.body)
     except ValueError as exc:
         raise bad_request(error_code, f"The request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise bad_request(error_code, "The request body is nested too deeply.") from exc
 
 
 def _fill_placeholders(value: Any, values: Mapping[str, str]) -> Any:
