@@ -181,7 +181,10 @@ def _facade(method: Callable[Concatenate[KeenClient, P], R],
               f"    return _default_client().{name}({', '.join(passed)})\n")
     exec(source, namespace)  # noqa: S102 -- source built above from a signature, no user input
     function: Callable[P, R] = namespace[name]
-    function.__doc__ = method.__doc__
+    doc = method.__doc__ or ""
+    for old, new in renames.items():
+        doc = doc.replace(f":param {old}:", f":param {new}:")
+    function.__doc__ = doc
     function.__module__ = __name__
     function.__qualname__ = name
     return function

@@ -107,7 +107,8 @@ def post_body(params: Mapping[str, Any]) -> str:
     body: dict[str, Any] = {}
     for name, value in params.items():
         if name in _JSON_VALUED and isinstance(value, str) and value[:1] in ("{", "["):
-            # (a plain string that happens to start with a bracket stays a string)
+            # JSON text becomes the value it encodes, as the API reads it from a query string;
+            # a plain string that is not JSON (even one starting with a bracket) stays a string
             with contextlib.suppress(ValueError):
                 value = json.loads(value)
         body[name] = value
