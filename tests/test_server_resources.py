@@ -43,6 +43,8 @@ def test_unknown_path_is_404_and_wrong_method_405(api: Api) -> None:
     response = api.put("/events", api.server.master_key, body={})
     assert error_of(response) == (405, "MethodNotAllowedError")
     assert "POST" in response.headers["Allow"]
+    assert error_of(api.post(f"{api.server.url}/nowhere", body={}))[0] == 404
+    assert error_of(api.post(f"{api.server.url}/3.0", body={}))[0] == 405
 
 
 def test_head_and_cors_preflight(api: Api) -> None:

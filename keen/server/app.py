@@ -234,18 +234,20 @@ class KeenApp:
             return self._control(method, segments[1:], request)
         if segments[:2] == [API_VERSION, "projects"] and len(segments) > 2:
             return self._project_call(method, segments[2], segments[3:], request)
+        service = {
+            (): lambda: json_response(200, [{"is_public": True, "url": f"/{API_VERSION}",
+                                             "version": API_VERSION}]),
+            (API_VERSION,): lambda: json_response(
+                200, {"projects_resource_url": f"/{API_VERSION}/projects"}),
+            ("timezones",): lambda: json_response(200, _timezones(self.clock())),
+            (API_VERSION, "projects"): lambda: self._list_projects(request),
+        }
+        answer = service.get(tuple(segments))
+        if answer is None:
+            raise not_found()
         if method != "GET":
             raise _method_not_allowed({"GET"})
-        if not segments:
-            return json_response(200, [{"is_public": True, "url": f"/{API_VERSION}",
-                                        "version": API_VERSION}])
-        if segments == [API_VERSION]:
-            return json_response(200, {"projects_resource_url": f"/{API_VERSION}/projects"})
-        if segments == ["timezones"]:
-            return json_response(200, _timezones(self.clock()))
-        if segments == [API_VERSION, "projects"]:
-            return self._list_projects(request)
-        raise not_found()
+        return answer()
 
     def _project_call(self, method: str, project_id: str, rest: list[str],
                       request: Request) -> Response:
