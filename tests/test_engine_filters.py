@@ -150,6 +150,7 @@ def test_property_names_with_quotes_fall_back_to_python(storage: Storage) -> Non
         ([f("v", "within", {"coordinates": [0, 0], "max_distance_miles": 1})],
          "InvalidPropertyNameForGeoFilter"),
         ([{"operator": "or", "operands": "nope"}], "InvalidFilterError"),
+        ([f("v", "in", [1, 2**64])], "InvalidFilterError"),
     ],
 )
 def test_bad_filters_are_400(storage: Storage, filters: Any, code: str) -> None:

@@ -113,7 +113,20 @@ def _normalize_one(item: Any) -> Filter:
     return {"property_name": name, "operator": operator, "property_value": value}
 
 
+def _too_big(value: Any) -> bool:
+    """An integer SQLite cannot hold (anywhere inside ``value``)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return not -(2**63) <= value < 2**63
+    if isinstance(value, list):
+        return any(_too_big(v) for v in value)
+    if isinstance(value, dict):
+        return any(_too_big(v) for v in value.values())
+    return False
+
+
 def _value_problem(name: str, operator: str, value: Any) -> str | None:
+    if _too_big(value):
+        return "has a number outside the signed 64-bit range"
     if operator == "exists" and not isinstance(value, bool):
         return "needs property_value true or false"
     if operator == "in" and not isinstance(value, list):
