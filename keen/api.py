@@ -389,8 +389,10 @@ class KeenApi:
 
     def remove_access_key_permissions(self, key: str, permissions: list[str]) -> Any:
         """Remove permissions from an access key, keeping the rest."""
+        removed = set(permissions)
+
         def remove(d: dict[str, Any]) -> None:
-            d["permitted"] = [p for p in d["permitted"] if p not in set(permissions)]
+            d["permitted"] = [p for p in d["permitted"] if p not in removed]
         return self._update_access_key(key, remove)
 
     def update_access_key_permissions(self, key: str, permissions: list[str]) -> Any:

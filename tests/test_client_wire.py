@@ -251,3 +251,15 @@ def test_given_session_carries_every_request(monkeypatch: pytest.MonkeyPatch) ->
     assert [s.headers["X-Proxy-Auth"] for s in rec.sent] == ["corp", "corp"]
     client.close()
     assert session.adapters  # a session the caller gave is not closed by the client
+
+
+def test_partial_access_key_updates_keep_the_rest(recorder: Recorder) -> None:
+    client = fixture_client()
+    client.add_access_key_permissions("K", ["writes", "queries", "writes"])
+    client.remove_access_key_permissions("K", ["queries"])
+    added, removed = recorder.sent[1].json(), recorder.sent[3].json()
+    assert added == {"name": "n", "is_active": True, "permitted": ["queries", "writes"],
+                     "options": {"writes": None}}
+    assert removed == {"name": "n", "is_active": True, "permitted": [],
+                       "options": {"writes": None}}
+    assert [s.method for s in recorder.sent] == ["GET", "POST", "GET", "POST"]
