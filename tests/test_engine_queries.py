@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
+import statistics
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keen.server.engine import (
     EMAIL_EXTRACTION_RESULT,
@@ -144,6 +148,10 @@ def test_group_values_keep_their_json_types() -> None:
         body = run_query(store, "p", "count",
                          {"event_collection": "c", "timeframe": "today", "group_by": "g"},
                          now=NOW)
+        values = {analysis: run_query(store, "p", analysis, {
+            "event_collection": "c", "timeframe": "today", "target_property": "g"}, now=NOW)
+            ["result"] for analysis in ("count_unique", "select_unique")}
+    assert values == {"count_unique": 3, "select_unique": [True, 1, "1"]}
     assert body["result"] == [
         {"g": None, "result": 1}, {"g": True, "result": 1}, {"g": 1, "result": 2},
         {"g": "1", "result": 1},
@@ -399,3 +407,59 @@ def test_dataset_results_are_the_query_per_index_value(storage: Storage) -> None
     whole = dataset_results(storage, "p", definition, "bob", None, now=NOW)["result"]
     assert len(whole) == 9
     assert sum(len(bucket["value"]) for bucket in whole) == 1
+
+
+# --- aggregations agree with a plain Python computation on generated data ------------------
+
+_g_values = st.sampled_from([None, "a", "b", 1, True])
+_x_values = st.one_of(st.integers(-50, 50), st.floats(-10, 10, allow_nan=False).map(
+    lambda v: round(v, 2)), st.sampled_from(["s", None, True]))
+_rows = st.lists(st.fixed_dictionaries({}, optional={"g": _g_values, "x": _x_values}),
+                 min_size=0, max_size=12)
+
+
+def _expected(analysis: str, values: list[Any], percentile: float) -> Any:
+    numbers = sorted(v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool))
+    present = [v for v in values if v is not None]
+    if analysis == "count":
+        return len(values)
+    if analysis == "sum":
+        return sum(numbers)
+    if analysis == "count_unique":  # 1 and 1.0 are one value, True is not 1
+        return len({(type(v) is bool, v if isinstance(v, (int, float)) else json.dumps(v))
+                    for v in present})
+    if not numbers:
+        return None
+    if analysis == "minimum":
+        return numbers[0]
+    if analysis == "maximum":
+        return numbers[-1]
+    if analysis == "average":
+        return sum(numbers) / len(numbers)
+    if analysis == "standard_deviation":
+        return statistics.pstdev(numbers)
+    rank = math.ceil(percentile / 100 * len(numbers))
+    return numbers[max(rank, 1) - 1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=_rows, analysis=st.sampled_from(
+    ["count", "sum", "count_unique", "minimum", "maximum", "average", "standard_deviation",
+     "median", "percentile"]), percentile=st.sampled_from([0, 10, 33.33, 50, 99.99, 100]))
+def test_grouped_aggregations_match_python(
+    rows: list[dict[str, Any]], analysis: str, percentile: float
+) -> None:
+    with Storage() as store:
+        store.insert_events("p", "gen", rows, now=NOW)
+        body = run_query(store, "p", analysis, {
+            "event_collection": "gen", "timeframe": "today", "target_property": "x",
+            "percentile": percentile, "group_by": "g"}, now=NOW)
+    groups: dict[str, list[Any]] = {}
+    for row in rows:
+        groups.setdefault(json.dumps(row.get("g")), []).append(row.get("x"))
+    expected = {
+        key: _expected(analysis, values, 50 if analysis == "median" else percentile)
+        for key, values in groups.items()
+    }
+    got = {json.dumps(item["g"]): item["result"] for item in body["result"]}
+    assert got == pytest.approx(expected)

@@ -86,14 +86,15 @@ class Scope:
     def group_columns(self) -> list[str]:
         """One SQL group key per group_by property: the number for numbers (so 1 and 1.0 are
         one group), else the JSON text, with null and missing both ``'null'``."""
-        columns = []
-        for name in self.group_by:
-            column = Column(name, "e.body")
-            columns.append(
-                f"CASE WHEN {column.type} IN ('integer', 'real') THEN {column.value} "
-                f"ELSE coalesce({column.repr}, 'null') END"
-            )
-        return columns
+        return [f"coalesce({value_key(Column(name, 'e.body'))}, 'null')"
+                for name in self.group_by]
+
+
+def value_key(column: Column) -> str:
+    """SQL identifying a value as JSON does: the number for numbers (1 and 1.0 are one value),
+    else the JSON text; NULL when missing."""
+    return (f"CASE WHEN {column.type} IN ('integer', 'real') THEN {column.value} "
+            f"ELSE {column.repr} END")
 
 
 def decode_group_value(key: Any) -> Any:
@@ -117,7 +118,7 @@ _SIMPLE_AGGREGATES = {
     "maximum": "max({num})",
     "average": "avg({num})",
     "standard_deviation": "keen_stddev({num})",
-    "count_unique": "count(DISTINCT CASE WHEN {type} != 'null' THEN {repr} END)",
+    "count_unique": "count(DISTINCT CASE WHEN {type} != 'null' THEN {key} END)",
 }
 
 
@@ -142,7 +143,7 @@ def aggregate(
     column = Column(target, "e.body")
     if analysis in _SIMPLE_AGGREGATES:
         expression = _SIMPLE_AGGREGATES[analysis].format(
-            num=_numeric(column), type=column.type, repr=column.repr
+            num=_numeric(column), type=column.type, key=value_key(column)
         )
         sql = f"SELECT {keys}, {expression} {source} GROUP BY {positions}"
         try:
@@ -168,12 +169,12 @@ def aggregate(
         return {_keys(row, width): row[-1] for row in conn.execute(sql, params)}
     if analysis == "select_unique":
         sql = (
-            f"SELECT DISTINCT {keys}, {column.repr} {source} "
+            f"SELECT DISTINCT {keys}, {value_key(column)} {source} "
             f"AND {column.type} IS NOT NULL AND {column.type} != 'null'"
         )
         found: dict[tuple[int, tuple[Any, ...]], Any] = {}
         for row in conn.execute(sql, params):
-            found.setdefault(_keys(row, width), []).append(json.loads(row[-1]))
+            found.setdefault(_keys(row, width), []).append(decode_group_value(row[-1]))
         return found
     raise AssertionError(analysis)  # pragma: no cover - the engine validates analysis names
 
@@ -196,12 +197,13 @@ def select_bodies(
     return conn.execute(sql, params)
 
 
-def actor_values(conn: sqlite3.Connection, scope: Scope, actor: str) -> set[str]:
-    """Distinct JSON texts of ``actor`` (present and not null) among matching events."""
+def actor_values(conn: sqlite3.Connection, scope: Scope, actor: str) -> set[Any]:
+    """Distinct values of ``actor`` (present and not null) among matching events, as keys
+    for ``decode_group_value``."""
     column = Column(actor, "e.body")
     _, source, params = scope.source()
     sql = (
-        f"SELECT DISTINCT {column.repr} {source} "
+        f"SELECT DISTINCT {value_key(column)} {source} "
         f"AND {column.type} IS NOT NULL AND {column.type} != 'null'"
     )
     return {row[0] for row in conn.execute(sql, params)}

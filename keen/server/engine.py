@@ -418,7 +418,7 @@ def _funnel(
         echoes.append(echo)
     counts: list[int] = []
     actors: list[list[Any] | None] = []
-    previous: set[str] | None = None
+    previous: set[Any] | None = None
     for echo, scope in zip(echoes, scopes):
         with storage.reading() as conn:
             did = sql.actor_values(conn, scope, echo["actor_property"])
@@ -430,7 +430,8 @@ def _funnel(
             current = previous & did
         counts.append(len(current))
         actors.append(
-            sorted((json.loads(a) for a in current), key=sort_key) if echo["with_actors"] else None
+            sorted(map(sql.decode_group_value, current), key=sort_key)
+            if echo["with_actors"] else None
         )
         if not echo["optional"]:
             previous = current
