@@ -19,8 +19,9 @@ Choices where keen-api.md leaves room ([INF] points); timeframe, timezone and in
   values (``0`` for a count); with group_by an empty bucket has ``"value": []`` and a bucket only
   lists the groups that have events in it.
 * Numeric analyses ignore values that are not numbers (booleans are not numbers).
-  ``count_unique`` and ``select_unique`` ignore missing and null values; values are compared as
-  JSON (``1`` and ``"1"`` differ). Integral results are ints (``15`` not ``15.0``).
+  ``count_unique`` and ``select_unique`` ignore missing and null values. Values are compared as
+  JSON values here and in group_by and funnel actors: ``1`` and ``1.0`` are one value, ``1``,
+  ``true`` and ``"1"`` are three. Integral results are ints (``15`` not ``15.0``).
 * ``standard_deviation`` is the **population** standard deviation.
 * ``median`` and ``percentile`` are nearest-rank: the ``ceil(p/100 * n)``-th smallest value
   (at least the first); median is percentile 50, so median(10, 20) is 10.
@@ -42,6 +43,10 @@ Choices where keen-api.md leaves room ([INF] points); timeframe, timezone and in
   ``steps`` echoes every step with defaults (``timeframe``/``timezone`` the effective ones).
   ``actors`` (when any step asks ``with_actors``) lists each such step's actors, sorted.
 * ``max_age`` is accepted and ignored (every query is computed fresh).
+* Memory: counts, sums, averages and the like aggregate inside SQLite while rows stream past, so
+  memory does not depend on the number of stored events; median, percentile and select_unique
+  sort inside SQLite (spilling to temporary files); funnels hold each step's distinct actors and
+  extractions their (capped) result in memory.
 * ``include_metadata``: ``execution_metadata`` with ``events_scanned`` (events of the collection
   in the timeframe, before filters), ``properties_per_event`` (properties in the collection's
   schema), their product and ``total_processing_time`` in seconds.
