@@ -41,7 +41,7 @@ def storage() -> Iterator[Storage]:
         yield store
 
 
-def _sql_names(storage: Storage, filters: list[dict[str, Any]]) -> set[str]:
+def _sql_names(storage: Storage, filters: Any) -> set[str]:
     body = run_query(storage, "p", "extraction",
                      {"event_collection": "things", "timeframe": TF, "filters": filters}, now=NOW)
     return {event["name"] for event in body["result"]}
@@ -126,6 +126,7 @@ def test_each_operator_matches_the_documented_events(
 def test_filters_are_anded(storage: Storage) -> None:
     filters = [f("v", "exists", True), f("v", "ne", 1), f("name", "ne", "null")]
     assert _sql_names(storage, filters) == {"str", "true", "list", "numstr"}
+    assert _sql_names(storage, json.dumps(filters)) == {"str", "true", "list", "numstr"}
 
 
 def test_property_names_with_quotes_fall_back_to_python(storage: Storage) -> None:
@@ -150,6 +151,7 @@ def test_property_names_with_quotes_fall_back_to_python(storage: Storage) -> Non
         ([f("v", "within", {"coordinates": [0, 0], "max_distance_miles": 1})],
          "InvalidPropertyNameForGeoFilter"),
         ([{"operator": "or", "operands": "nope"}], "InvalidFilterError"),
+        ("[{", "InvalidFilterError"),
         ([f("v", "in", [1, 2**64])], "InvalidFilterError"),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -72,16 +73,16 @@ def test_a_day_across_a_dst_change_differs_between_named_zone_and_fixed_offset()
 
 def test_absolute_timeframes_accept_any_offset_and_naive_means_utc() -> None:
     tf = {"start": "2015-07-01T02:00:00+02:00", "end": "2015-07-02T00:00:00"}
-    assert _iso(resolve_timeframe(tf, "US/Pacific", NOW)) == (
-        "2015-07-01T00:00:00.000Z", "2015-07-02T00:00:00.000Z"
-    )
+    expected = ("2015-07-01T00:00:00.000Z", "2015-07-02T00:00:00.000Z")
+    assert _iso(resolve_timeframe(tf, "US/Pacific", NOW)) == expected
+    assert _iso(resolve_timeframe(json.dumps(tf), None, NOW)) == expected  # JSON text too
 
 
 @pytest.mark.parametrize(
     "timeframe",
     [None, "", "this_0_days", "last_7_days", "this_7_fortnights", ["this_7_days", "today"],
      {"start": "2015-07-01T00:00:00Z"}, {"start": "yesterday", "end": "today"},
-     {"start": "2015-07-02T00:00:00Z", "end": "2015-07-01T00:00:00Z"}, 7],
+     {"start": "2015-07-02T00:00:00Z", "end": "2015-07-01T00:00:00Z"}, 7, '{"start": '],
 )
 def test_bad_or_missing_timeframes_are_a_400_timeframe_definition_error(timeframe: object) -> None:
     with pytest.raises(QueryError) as info:

@@ -81,6 +81,11 @@ def normalize_filters(filters: Any) -> list[Filter]:
     """Check the shape of a filter list; returns it (as a list). Raises QueryError (400)."""
     if filters is None:
         return []
+    if isinstance(filters, str):  # JSON text where a list was due
+        try:
+            filters = json.loads(filters)
+        except ValueError:
+            raise _filter_error("filters is not valid JSON.") from None
     if not isinstance(filters, list):
         raise _filter_error("filters must be a list of {property_name, operator, property_value}.")
     return [_normalize_one(item) for item in filters]

@@ -24,6 +24,7 @@ Choices where keen-api.md leaves room ([INF] points):
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
@@ -202,6 +203,11 @@ def resolve_timeframe(tf: Any, tz: Any, now: datetime) -> tuple[datetime, dateti
             '{"start": "<ISO-8601>", "end": "<ISO-8601>"}.',
         )
     zone = resolve_timezone(tz)
+    if isinstance(tf, str) and tf.lstrip()[:1] == "{":  # JSON text where an object was due
+        try:
+            tf = json.loads(tf)
+        except ValueError:
+            raise _timeframe_error(f"{tf!r} is not valid JSON") from None
     if isinstance(tf, dict):
         return _absolute(tf)
     if not isinstance(tf, str):
