@@ -150,6 +150,31 @@ def test_stats_count_leftovers_and_their_age(path: Path) -> None:
         second.close(0.05)
 
 
+def test_only_rows_of_processes_that_are_gone_are_adopted(path: Path) -> None:
+    from keen._delivery._durable import _start_time
+
+    _durable(FakeApi(), path).close(0)  # creates the file
+    parent = os.getppid()
+    alive = f"{parent}:{_start_time(parent) or '-'}:aaaa"  # a live process (our parent)
+    reused = f"{parent}:1:bbbb"  # the same pid, another start time: a reused pid
+    dead = "999999999:-:cccc"  # no such process
+    conn = sqlite3.connect(str(path))
+    with conn:
+        conn.executemany(
+            "INSERT INTO events (collection, body, created, origin) VALUES (?, ?, 0, ?)",
+            [("c", json.dumps({"n": n}), origin)
+             for n, origin in enumerate([alive, reused, dead, alive])],
+        )
+    conn.close()
+    api = FakeApi()
+    target = _durable(api, path)
+    assert target.flush(5)
+    target.close(1)
+    expected = [2] if _start_time(parent) is None else [1, 2]
+    assert sorted(api.stored_values()) == expected
+    assert sorted(event["n"] for event in _rows(path)) == [0, 3]
+
+
 # ------------------------------------------------------------------ other processes
 
 

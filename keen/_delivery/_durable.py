@@ -51,6 +51,19 @@ _LIVE_ORIGINS: set[str] = set()
 _INHERITED: list[sqlite3.Connection] = []
 
 
+def _start_time(pid: int) -> str | None:
+    """When process ``pid`` started (Linux: clock ticks since boot), None if unknown or gone.
+
+    With the pid it names one process: a pid reused later (after a reboot, say) differs.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rpartition(b")")[2].split()
+    except OSError:
+        return None
+    return fields[19].decode() if len(fields) > 19 else None
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -61,17 +74,26 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _new_origin() -> str:
+    """This process's name in the file: pid, start time (where known), and a random part."""
+    pid = os.getpid()
+    return f"{pid}:{_start_time(pid) or '-'}:{os.urandom(6).hex()}"
+
+
 def _origin_gone(origin: str) -> bool:
     """Whether the process that queued rows under ``origin`` no longer exists."""
     if origin in _LIVE_ORIGINS:
         return False
-    pid_text, _, _ = origin.partition(":")
+    pid_text, _, rest = origin.partition(":")
+    started = rest.partition(":")[0]
     try:
         pid = int(pid_text)
     except ValueError:
         return True
     if pid == os.getpid():
         return True  # an earlier process with our pid, or a queue of ours that was closed
+    if started != "-" and os.path.isdir("/proc"):
+        return _start_time(pid) != started
     if os.name != "posix":
         return False  # no safe liveness check (os.kill would terminate it on Windows)
     return not _pid_alive(pid)
@@ -92,7 +114,7 @@ class DurableQueue(EventQueue):
 
     def _reset(self) -> None:
         super()._reset()
-        self._origin = f"{os.getpid()}:{os.urandom(6).hex()}"
+        self._origin = _new_origin()
         self._rows_ready = threading.Condition(self._lock)  # wakes the sender: rows to send
         self._ready = 0  # rows of ours on disk not yet handed to the sender
         self._cursor = 0  # the highest row id handed to the sender
