@@ -102,8 +102,7 @@ class EventQueue:
         deadline = time.monotonic() + self.config.block_timeout
         dropped: list[Item] = []
         for item in items:
-            self.queued += 1
-            if policy == "block":
+            if policy == "block":  # (the lock is released while waiting)
                 self._progress.wait_for(
                     lambda: self._pending < self._max, max(deadline - time.monotonic(), 0.0)
                 )
@@ -112,6 +111,7 @@ class EventQueue:
                 self._pending -= 1
                 self._settled += 1
                 self.dropped += 1
+            self.queued += 1  # (only now: the counters balance while a producer waits)
             if self._pending < self._max:
                 self._items.append(item)
                 self._pending += 1
