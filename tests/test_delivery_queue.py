@@ -13,6 +13,7 @@ from _delivery_helpers import (
     check_counters,
     closing,
     strategy,
+    wait_until,
 )
 
 from keen._delivery import BackgroundDelivery, DurableDelivery, make_strategy, resolve
@@ -318,6 +319,9 @@ def test_block_waits_until_there_is_room() -> None:
 
         thread = threading.Thread(target=producer)
         thread.start()
+        wait_until(lambda: bool(target._queue._progress._waiters))  # it waits for room
+        check_counters(target.stats())  # the waiting event is in no counter yet
+        assert target.stats()["queued"] == 5
         api.gate.set()
         assert done.wait(10)
         thread.join(10)
