@@ -27,6 +27,12 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Union
 
+from keen._delivery._errors import (
+    DeliveryClosedError,
+    EventRejectedError,
+    NotDeliveredError,
+    QueueFullError,
+)
 from keen._retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -36,7 +42,11 @@ __all__ = [
     "DELIVERY_RETRY",
     "OVERFLOW_POLICIES",
     "BackgroundDelivery",
+    "DeliveryClosedError",
     "DurableDelivery",
+    "EventRejectedError",
+    "NotDeliveredError",
+    "QueueFullError",
     "make_strategy",
 ]
 
