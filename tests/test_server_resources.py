@@ -74,6 +74,23 @@ def test_collection_schema_and_properties(api: Api) -> None:
     assert error_of(api.get("/events/unknown", key)) == (404, "ResourceNotFoundError")
 
 
+def test_deleting_a_property_removes_it_from_events_and_schema(api: Api) -> None:
+    api.write("purchases", {"item": {"id": 7, "note": "gift"}, "price": 3})
+    api.write("purchases", {"price": 4})
+    master, read = api.server.master_key, api.server.read_key
+    assert error_of(api.delete("/events/purchases/properties/price", read)) == (
+        401, "AdminOnlyEndpointError")
+    assert api.delete("/events/purchases/properties/item.note", master).status_code == 204
+    properties = api.get("/events/purchases", read).json()["properties"]
+    assert "item.note" not in properties
+    assert properties["item.id"] == "num"
+    events = api.get("/queries/extraction", read,
+                     params={"event_collection": "purchases", "timeframe": "this_1_days"}).json()
+    assert [e.get("item") for e in events["result"]] == [{"id": 7}, None]
+    assert error_of(api.delete("/events/purchases/properties/keen.id", master))[0] == 403
+    assert error_of(api.delete("/events/nowhere/properties/price", master))[0] == 404
+
+
 def test_queries_resource_lists_analysis_urls(api: Api) -> None:
     urls = api.get("/queries", api.server.read_key).json()
     assert urls["count_url"] == f"/3.0/projects/{api.project_id}/queries/count"

@@ -192,7 +192,8 @@ class KeenApp:
             (("events", "*"), {"GET": self._collection_or_beacon, "POST": self._post_event,
                                "DELETE": self._delete_events}),
             (("events", "*", "properties"), {"GET": self._list_properties}),
-            (("events", "*", "properties", "*"), {"GET": self._get_property}),
+            (("events", "*", "properties", "*"), {"GET": self._get_property,
+                                                  "DELETE": self._delete_property}),
             (("queries",), {"GET": self._query_urls}),
             (("queries", "saved"), {"GET": self._list_saved_queries}),
             (("queries", "saved", "*"), {"GET": self._get_saved_query,
@@ -415,6 +416,12 @@ class KeenApp:
         if name not in properties:
             raise not_found(f"Property {name!r} not found in collection {collection!r}.")
         return json_response(200, self._property(call, collection, name, properties[name]))
+
+    def _delete_property(self, call: _Call, collection: str, name: str) -> Response:
+        call.principal.require(ADMIN)
+        self._schema(call, collection)  # 404 for an unknown collection
+        self.storage.delete_property(call.project_id, collection, name)
+        return Response(204)
 
     @staticmethod
     def _property(call: _Call, collection: str, name: str, kind: str) -> dict[str, str]:
