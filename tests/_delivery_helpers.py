@@ -169,10 +169,11 @@ def run_worker(mode: str, settings: dict[str, Any], **popen: Any) -> Any:
 def _worker(mode: str, settings: dict[str, Any]) -> None:
     """What the subprocesses of the delivery tests do.
 
-    ``produce``: add events n = start, start+1, ... forever, printing each n once add_event
-    returned (the parent kills the process). ``drain``: open the client (leftovers are sent),
-    flush, close, print the stats. ``exit``: add ``count`` events and end without flushing.
-    ``fork``: add events, fork, add other events in both processes, print both stats.
+    ``produce``: add events n = start, start+1, ... forever, printing each n and the time
+    (time.monotonic) once add_event returned (the parent kills the process). ``drain``: open
+    the client (leftovers are sent), flush, close, print the stats. ``exit``: add ``count``
+    events and end without flushing. ``fork``: add events, fork, add other events in both
+    processes, print both stats.
     """
     import logging
     import os
@@ -200,7 +201,7 @@ def _worker(mode: str, settings: dict[str, Any]) -> None:
         n = settings["start"]
         while True:
             client.add_event(collection, {"n": n})
-            print(n, flush=True)
+            print(n, time.monotonic(), flush=True)
             n += 1
     elif mode == "drain":
         for n in settings.get("extra", []):

@@ -7,6 +7,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -200,39 +201,51 @@ def _drain(server: LocalKeenServer, **more: Any) -> dict[str, Any]:
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
-def test_producer_killed_mid_stream_then_restarted(server: LocalKeenServer, path: Path) -> None:
-    """Every event whose add_event returned before the kill is stored, exactly once."""
+@pytest.mark.parametrize("durability", ["process", "group"])
+def test_producer_killed_mid_stream_then_restarted(server: LocalKeenServer, path: Path,
+                                                   durability: str) -> None:
+    """Nothing is stored twice; every event whose add_event returned before the kill is stored
+    ("process"), or every one that returned a commit interval before it ("group")."""
     server.faults.slow_next(2, seconds=0.2)  # some batches are in flight at the kill
-    producer = run_worker("produce", _settings(server, path=str(path), durability="process",
+    producer = run_worker("produce", _settings(server, path=str(path), durability=durability,
                                                start=0),
                           stdout=subprocess.PIPE, text=True)
     assert producer.stdout is not None
-    returned: list[int] = []
+    lines: list[str] = []
     try:
         for line in producer.stdout:
-            returned.append(int(line))
-            if len(returned) == 600:
+            lines.append(line)
+            if len(lines) == 600:
                 break
         wait_until(lambda: server.storage.count_events(server.project_id) > 0)
-    finally:
+        if durability == "group":
+            time.sleep(0.5)  # let the first events become older than the commit interval
+        killed_at = time.monotonic()
         producer.send_signal(signal.SIGKILL)
+    finally:
+        producer.kill()
         rest = producer.stdout.read()  # (what the loop above had buffered is in here too)
         producer.wait(30)
         producer.stdout.close()
-    returned += [int(line) for line in rest.split()]
+    # "n time" per line; the kill may cut the last line short (its event counts as last + 1)
+    fields = [line.split() for line in [*lines, *rest.splitlines()]]
+    returned = {float(n): float(when) for n, when in (f for f in fields if len(f) == 2)}
     assert producer.returncode == -signal.SIGKILL
     assert len(returned) >= 600
 
     result = _drain(server, path=str(path), extra=[10**6, 10**6 + 1])
     assert result["flushed"]
-    stored = sorted(event["n"] for event in stored_events(server, COLLECTION))
+    stored = [event["n"] for event in stored_events(server, COLLECTION)]
     assert len(stored) == len(set(stored)), "an event was stored twice"
     # add_event may have committed one more event before the kill stopped its print
-    last = max(returned)
-    expected = set(returned) | {10**6, 10**6 + 1}
-    lost = expected - set(stored)
-    assert not lost, f"lost: {sorted(lost)[:10]}"
-    assert set(stored) <= expected | {last + 1}
+    last = int(max(returned))
+    assert set(stored) <= {*map(int, returned), last + 1, 10**6, 10**6 + 1}
+    margin = 0.0 if durability == "process" else 0.25  # (commit_interval is 0.05)
+    must = {int(n) for n, when in returned.items() if when <= killed_at - margin}
+    must |= {10**6, 10**6 + 1}
+    lost = must - set(stored)
+    assert not lost, f"lost: {sorted(lost)[:10]} ({len(lost)} in all)"
+    assert len(must) > 100
     assert _rows(path) == []
 
 
