@@ -13,7 +13,15 @@ from decimal import Decimal
 
 import pytest
 import requests
-from _e2e_helpers import TIMEOUT, WEEK, Surface, fresh_fixture, surface_for, where  # noqa: F401
+from _e2e_helpers import (  # noqa: F401
+    TIMEOUT,
+    WEEK,
+    Surface,
+    fresh_fixture,
+    point_module_at,
+    surface_for,
+    where,
+)
 
 import keen
 from keen.server import LocalKeenServer
@@ -147,3 +155,34 @@ def test_oversize_event_is_refused(api: Surface) -> None:
         api.add_event("big", {"chunks": ["x" * 9000] * 110})
     assert refused.value.status_code == 413
     assert api.count("big", timeframe="today") == 0
+
+
+def test_facade_reads_the_environment(fresh: LocalKeenServer,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    point_module_at(fresh, monkeypatch)
+    for name in ("project_id", "write_key", "read_key", "base_url"):
+        monkeypatch.setattr(keen, name, None)
+    for variable, value in fresh.environment().items():
+        monkeypatch.setenv(variable, value)
+    try:
+        keen.add_event("sign_ups", {"username": "ada"})
+        assert keen.count("sign_ups", timeframe="today") == 1
+    finally:
+        keen.reset_client()
+
+
+def test_a_lost_answer_is_retried_only_when_that_cannot_store_twice(
+        fresh: LocalKeenServer) -> None:
+    client = fresh.client
+    tokens = [{"n": n, "keen": {"uniqueness_token": f"order-{n}"}} for n in (1, 2)]
+    fresh.faults.drop_next(1, after_processing=True)  # stored, but the answer is lost
+    assert client.add_events({"orders": tokens}) == {
+        "orders": [{"success": True}, {"success": True}]}  # retried: safe with tokens
+    assert client.count("orders", timeframe="today") == 2
+    fresh.faults.drop_next(1, after_processing=True)
+    with pytest.raises(keen.exceptions.KeenConnectionError) as lost:
+        client.add_event("clicks", {"n": 1})  # no token: a retry could store it twice
+    assert lost.value.request_sent is True
+    assert client.count("clicks", timeframe="today") == 1
+    fresh.faults.fail_next(2, status=503, retry_after=0)
+    assert client.count("clicks", timeframe="today") == 1  # reads retry

@@ -255,3 +255,27 @@ def test_dataset_index_value_that_looks_like_json(server: LocalKeenServer) -> No
     for user in ("[bot]", '"q"'):
         result = client.cached_datasets.results("visits-by-user", user, "this_1_days")
         assert [bucket["value"] for bucket in result["result"]] == [1], user
+
+
+def test_access_key_dataset_and_saved_query_restrictions(server: LocalKeenServer) -> None:
+    client = server.client
+    daily = dict(COUNT_WEEK, interval="daily")
+    client.cached_datasets.create("by-user", daily, "user.id", "By user")
+    client.cached_datasets.create("by-country", daily, "country", "By country")
+    client.saved_queries.create("open", {"refresh_rate": 0, "query": COUNT_WEEK})
+    client.saved_queries.create("secret", {"refresh_rate": 0, "query": COUNT_WEEK})
+    key = client.create_access_key("partner", permitted=["datasets", "saved_queries"], options={
+        "datasets": {"operations": ["read", "list", "retrieve"],
+                     "allowed": {"by-user": {"index_by": {"user.id": ["u1"]}}}},
+        "saved_queries": {"allowed": ["open"], "filters": [where("country", "eq", "NL")]}})
+    partner = client_with(server, read_key=key["key"])
+    result = partner.cached_datasets.results("by-user", "u1", "this_3_days")["result"]
+    assert [bucket["value"] for bucket in result] == [1, 1, 0]
+    assert [d["dataset_name"] for d in partner.cached_datasets.all()["datasets"]] == ["by-user"]
+    assert partner.saved_queries.results("open")["result"] == 2  # the key's filter applies
+    for refused in (lambda: partner.cached_datasets.results("by-user", "u2", "this_3_days"),
+                    lambda: partner.cached_datasets.get("by-country"),
+                    lambda: partner.saved_queries.results("secret"),
+                    lambda: partner.count("purchases", timeframe=WEEK)):
+        with pytest.raises(AuthenticationError):
+            refused()
