@@ -17,7 +17,9 @@ already has one), so a batch sent again after a lost answer or a crash is stored
 
 How the pieces fit: ``_queue`` (the in-memory queue, its counters and overflow policies),
 ``_durable`` (the SQLite queue), ``_sender`` (the thread that batches and posts), ``_strategy``
-(the persistence strategy the client calls).
+(the persistence strategy the client calls, the exit flush and fork handling), ``_errors`` (what
+``on_error`` receives). Only this module is imported by ``import keen``: no thread, file or
+SQLite until a queued delivery is asked for.
 """
 
 from __future__ import annotations
