@@ -66,6 +66,20 @@ def test_timezone_moves_relative_timeframes(api: Surface) -> None:
     assert api.count("purchases", timeframe="today", timezone="Asia/Tokyo") == 0
     # timezone=0 is UTC
     assert api.count("purchases", timeframe="today", timezone=0) == 2
+    # weeks start on Sunday (03-08): the sign-ups of Sunday morning are in this week
+    assert api.count("sign_ups", timeframe="this_week") == 4
+    assert api.count("sign_ups", timeframe="previous_week") == 0
+
+
+def test_daily_buckets_follow_daylight_saving_time(api: Surface) -> None:
+    # Los Angeles moved to PDT on Sunday 2026-03-08: that local day lasts 23 hours
+    buckets = api.count("purchases", timeframe={"start": "2026-03-07T08:00:00Z",
+                                                "end": "2026-03-10T07:00:00Z"},
+                        interval="daily", timezone="US/Pacific")
+    assert [(b["timeframe"]["start"], b["timeframe"]["end"], b["value"]) for b in buckets] == [
+        ("2026-03-07T08:00:00.000Z", "2026-03-08T08:00:00.000Z", 0),
+        ("2026-03-08T08:00:00.000Z", "2026-03-09T07:00:00.000Z", 0),
+        ("2026-03-09T07:00:00.000Z", "2026-03-10T07:00:00.000Z", 2)]
 
 
 def test_filters(api: Surface) -> None:
