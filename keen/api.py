@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Union
@@ -73,6 +74,25 @@ def _not_sent(exc: requests.RequestException) -> bool:
                                urllib3.exceptions.ConnectTimeoutError))
 
 
+#: An access key in a URL path (``/keys/<key>``): access keys are secrets too.
+_ACCESS_KEY_IN_PATH = re.compile(r"(/keys/)[^/?#\s'\"]+")
+
+
+def _scrub(text: str) -> str:
+    """``text`` with any access key in a URL path replaced by ``<redacted>``."""
+    return _ACCESS_KEY_IN_PATH.sub(r"\1<redacted>", text) if "/keys/" in text else text
+
+
+def _scrubbed_cause(exc: requests.RequestException) -> BaseException:
+    """``exc`` for chaining; for an access-key URL, a copy whose text (and chain) hides the key."""
+    text = str(exc)
+    if "/keys/" not in text:
+        return exc
+    cause = type(exc)(_scrub(text))
+    cause.__suppress_context__ = True
+    return cause
+
+
 def _transport_error(exc: requests.RequestException, what: str) -> exceptions.KeenTransportError:
     """The keen exception standing for ``exc`` (which becomes its ``__cause__``)."""
     sent = not _not_sent(exc)
@@ -89,7 +109,8 @@ def _transport_error(exc: requests.RequestException, what: str) -> exceptions.Ke
         cls = exceptions.KeenTransportError
     state = "the request may have reached the server" if sent else "the request was not sent"
     cls = _also_an_instance_of(cls, type(exc))
-    return cls(f"{what} failed: {type(exc).__name__}: {exc} ({state})", request_sent=sent)
+    message = f"{what} failed: {type(exc).__name__}: {exc} ({state})"
+    return cls(_scrub(message), request_sent=sent)
 
 
 _VARIANTS: dict[tuple[type, type], type[exceptions.KeenTransportError]] = {}
@@ -223,7 +244,7 @@ class KeenApi:
                                        request_sent=error.request_sent):
                     self._pause(policy, attempt, None, method, url, type(exc).__name__)
                     continue
-                raise error from exc
+                raise error from _scrubbed_cause(exc)
             status = response.status_code
             if _log.isEnabledFor(logging.DEBUG):
                 _log.debug("%s %s -> %s in %.1f ms", method.upper(), _path(url), status,
@@ -471,8 +492,8 @@ def _resolve(idempotent: bool | Callable[[], bool]) -> bool:
 
 
 def _path(url: str) -> str:
-    """The URL without its query string (what log lines and messages show)."""
-    return url.split("?", 1)[0]
+    """The URL without its query string or access keys (what log lines and messages show)."""
+    return _scrub(url.split("?", 1)[0])
 
 
 def _url_length(url: str, params: Mapping[str, Any]) -> int:

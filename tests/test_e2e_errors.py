@@ -7,6 +7,7 @@ Refusals by the server arrive as ``KeenApiError`` subclasses carrying the status
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Iterator
 from typing import Any, Callable
 
@@ -182,10 +183,6 @@ def test_module_without_settings(loaded: LocalKeenServer,
     assert loaded.client.count("purchases", timeframe=WEEK) == 5
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the access-key calls put the key in the URL path (/keys/<key>); keen/api.py _path() "
-    "only strips the query string, so the DEBUG line 'GET .../keys/<key> -> 200' of the "
-    "keen.api logger shows the secret"))
 def test_access_key_secret_not_in_log_lines(loaded: LocalKeenServer,
                                             caplog: pytest.LogCaptureFixture) -> None:
     client = loaded.client
@@ -200,10 +197,6 @@ def test_access_key_secret_not_in_log_lines(loaded: LocalKeenServer,
         client.delete_access_key(secret)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a transport error on an access-key call names the URL with the key in its path: "
-    "keen/api.py _transport_error() gets _path(url) (query string stripped only); when the "
-    "server is unreachable str(exc) from urllib3 ('Max retries exceeded with url') repeats it"))
 def test_access_key_secret_not_in_transport_errors(loaded: LocalKeenServer) -> None:
     client = loaded.make_client(retry=NO_RETRY)
     secret = client.create_access_key("dropped", permitted=["queries"])["key"]
@@ -213,6 +206,10 @@ def test_access_key_secret_not_in_transport_errors(loaded: LocalKeenServer) -> N
             client.get_access_key(secret)
         assert secret not in str(dropped.value)
         assert secret not in repr(dropped.value)
+        printed = "".join(traceback.format_exception(
+            type(dropped.value), dropped.value, dropped.value.__traceback__))
+        assert "<redacted>" in printed
+        assert secret not in printed  # the chained cause hides it too
     finally:
         loaded.faults.clear()
         client.delete_access_key(secret)
