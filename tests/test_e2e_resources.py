@@ -229,11 +229,6 @@ def test_scoped_key_of_another_master_key_is_refused(server: LocalKeenServer) ->
     assert refused.value.status_code == 401
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: cached_datasets.results(name, 3, ...) sends index_by=3 (dumps(3)); the server "
-    "(engine.decode_query_params) reads a bare 3 as the string '3' and _index_filters pins "
-    "item.id eq '3', which never matches the number 3: a dataset indexed by a numeric "
-    "property always answers 0"))
 def test_dataset_indexed_by_a_number(server: LocalKeenServer) -> None:
     client = server.client
     client.cached_datasets.create("by-item", dict(COUNT_WEEK, interval="daily"), "item.id",
@@ -242,10 +237,6 @@ def test_dataset_indexed_by_a_number(server: LocalKeenServer) -> None:
     assert [bucket["value"] for bucket in result] == [1]  # the purchase of item 3 on 03-11
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a string index value starting with '[', '{' or '\"' is sent raw by "
-    "cached_datasets.results and the server (engine.decode_query_params) parses it as JSON: "
-    "'[bot]' is a 400 InvalidParameterError, '\"q\"' looks up q instead of \"q\""))
 def test_dataset_index_value_that_looks_like_json(server: LocalKeenServer) -> None:
     client = server.client
     client.add_events({"visits": [{"user": {"id": "[bot]"}}, {"user": {"id": '"q"'}}]})

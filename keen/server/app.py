@@ -161,10 +161,12 @@ class _Call:
     def base(self) -> str:
         return f"/{API_VERSION}/projects/{self.project.project_id}"
 
-    def params(self) -> dict[str, Any]:
-        """Query-string parameters decoded into native values (the key left out)."""
-        raw = {k: v for k, v in self.request.query.items() if k != "api_key"}
-        return decode_query_params(raw)
+    def params(self, *raw: str) -> dict[str, Any]:
+        """Query-string parameters decoded into native values (the key, and the parameters
+        named in ``raw``, which the caller decodes itself, left out)."""
+        skipped = {"api_key", *raw}
+        return decode_query_params(
+            {k: v for k, v in self.request.query.items() if k not in skipped})
 
 
 Handler = Callable[..., Response]
@@ -590,10 +592,14 @@ class KeenApp:
     def _dataset_results(self, call: _Call, name: str) -> Response:
         restriction = call.principal.dataset_index_restriction(name, "retrieve")
         doc = self._dataset_doc(call, name)
-        params = call.params()
-        if "index_by" not in params:
+        params = call.params("index_by")
+        raw_index = call.request.query.get("index_by")
+        if raw_index is None:
             raise bad_request("InvalidDatasetQueryError", "index_by is required.")
-        index = _index_values(doc["index_by"], params["index_by"])
+        query = doc.get("query") or {}
+        schema = self.storage.collection(call.project_id, str(query.get("event_collection")))
+        index = _index_values(doc["index_by"], raw_index,
+                              (schema or {}).get("properties", {}))
         for prop, allowed in (restriction or {}).items():
             if not isinstance(allowed, list) or index.get(prop) not in allowed:
                 raise ApiError(401, "InvalidApiKeyError",
@@ -814,22 +820,34 @@ def _dataset_definition(body: Any, project_id: str, name: str) -> dict[str, Any]
             "display_name": display_name, "query": query, "index_by": index_by}
 
 
-def _index_values(index_by: list[str], value: Any) -> dict[str, Any]:
-    """The requested index as ``{property: value}`` (a raw value, a JSON object or a list)."""
-    if isinstance(value, dict):
-        if set(value) != set(index_by):
+def _index_values(index_by: list[str], raw: str, types: Mapping[str, str]) -> dict[str, Any]:
+    """The requested index as ``{property: value}``, from the ``index_by`` query parameter.
+
+    Several index properties take a JSON object (or a list in ``index_by`` order). One index
+    property takes its bare value, as the SDKs send it (``index_by=u-123``; 0.7.0 sends
+    non-strings as JSON, ``index_by=3``). A bare value is ambiguous on the wire, so the schema
+    decides [INF]: it is read as a number or boolean only where the property holds numbers or
+    booleans, and as the text itself otherwise (``[bot]`` and ``"q"`` are user ids too).
+    """
+    try:
+        decoded: Any = json.loads(raw)
+    except ValueError:
+        decoded = raw
+    if isinstance(decoded, dict):
+        if set(decoded) != set(index_by):
             raise bad_request("InvalidDatasetQueryError",
                               f"index_by must give a value for each of {', '.join(index_by)}.")
-        return dict(value)
-    if isinstance(value, list):
-        if len(value) != len(index_by):
-            raise bad_request("InvalidDatasetQueryError",
-                              f"index_by must give {len(index_by)} value(s).")
-        return dict(zip(index_by, value))
+        return dict(decoded)
     if len(index_by) != 1:
+        if isinstance(decoded, list) and len(decoded) == len(index_by):
+            return dict(zip(index_by, decoded))
         raise bad_request("InvalidDatasetQueryError",
                           f"index_by must be a JSON object with {', '.join(index_by)}.")
-    return {index_by[0]: value}
+    prop = index_by[0]
+    kind = types.get(prop)
+    typed = (kind == "num" and isinstance(decoded, (int, float)) and not isinstance(decoded, bool)
+             ) or (kind == "bool" and isinstance(decoded, bool))
+    return {prop: decoded if typed else raw}
 
 
 def _access_key_definition(body: Any) -> dict[str, Any]:
