@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import time
+import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Union
 from urllib.parse import quote, urlencode
@@ -186,6 +188,7 @@ class KeenApi:
         self._owns_session = session is None
         self.session = requests.Session() if session is None else session
         self.retry = _retry.DEFAULT_POLICY if retry is None else retry
+        _LIVE_APIS.add(self)
 
     def __repr__(self) -> str:
         keys = [name for name in ("write", "read", "master") if getattr(self, f"{name}_key")]
@@ -489,6 +492,27 @@ def _access_key_body(name: str, is_active: bool, permitted: list[str] | None,
 
 def _resolve(idempotent: bool | Callable[[], bool]) -> bool:
     return idempotent if isinstance(idempotent, bool) else idempotent()
+
+
+#: Every KeenApi of this process, so that a forked child can drop the connections it inherited.
+_LIVE_APIS: weakref.WeakSet[KeenApi] = weakref.WeakSet()
+
+
+def _forget_inherited_connections() -> None:
+    """In a forked child: close the child's copies of the parent's pooled sockets.
+
+    Parent and child would otherwise write requests to, and read answers from, the same
+    connections. The sessions stay usable: they open new connections when next needed.
+    """
+    for api in list(_LIVE_APIS):
+        try:
+            api.session.close()
+        except Exception:  # a user's session object that cannot close: nothing more to do
+            _log.debug("could not reset a connection pool after fork", exc_info=True)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 
 def _path(url: str) -> str:
