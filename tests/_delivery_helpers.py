@@ -41,7 +41,7 @@ class FakeApi:
         self.gate.set()
         self.lock = threading.Lock()
 
-    def post_events_raw(self, body: bytes, *, idempotent: bool) -> Any:
+    def post_events_raw(self, body: bytes, *, idempotent: bool, retry: Any = None) -> Any:
         assert isinstance(body, bytes) and idempotent is True
         self.gate.wait(10)
         batch = json.loads(body)

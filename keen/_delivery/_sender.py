@@ -28,7 +28,7 @@ from typing import Any
 from keen._delivery import BackgroundDelivery
 from keen._delivery._errors import EventRejectedError, NotDeliveredError
 from keen._delivery._queue import EventQueue, Item
-from keen._retry import RETRY_STATUSES, delay
+from keen._retry import NO_RETRY, RETRY_STATUSES, delay
 from keen.exceptions import KeenApiError, KeenTransportError, PayloadTooLargeError
 
 __all__ = ["Sender", "build_body", "report_failure"]
@@ -132,7 +132,7 @@ class Sender:
             attempt += 1
             body = build_body(part)
             try:
-                answer = self.api.post_events_raw(body, idempotent=True)
+                answer = self.api.post_events_raw(body, idempotent=True, retry=NO_RETRY)
             except PayloadTooLargeError as error:
                 if len(part) > 1:
                     middle = len(part) // 2

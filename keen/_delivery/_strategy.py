@@ -12,7 +12,6 @@ stay the parent's, so nothing is sent twice).
 from __future__ import annotations
 
 import atexit
-import copy
 import itertools
 import logging
 import os
@@ -26,7 +25,6 @@ from keen._delivery._errors import DeliveryClosedError, NotDeliveredError, Queue
 from keen._delivery._queue import EventQueue, Item
 from keen._delivery._sender import Sender, report_failure
 from keen._encoding import encode_event, validate_collection_name
-from keen._retry import NO_RETRY
 from keen.exceptions import InvalidEventError
 from keen.persistence_strategies import BasePersistenceStrategy
 
@@ -87,7 +85,7 @@ class QueuedPersistenceStrategy(BasePersistenceStrategy):
             self._queue = DurableQueue(config)
         else:
             self._queue = EventQueue(config)
-        self._sender = Sender(_sending_api(api), self._queue, config)
+        self._sender = Sender(api, self._queue, config)
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
@@ -219,27 +217,7 @@ class QueuedPersistenceStrategy(BasePersistenceStrategy):
         self._sender = Sender(self._sender.api, self._queue, self.config)
         self._thread = None
         self._start_lock = threading.Lock()
-        _forget_inherited_connections(self.api)
-
-
-def _sending_api(api: Any) -> Any:
-    """``api`` without its own retries: the sender retries (and can stop waiting at close)."""
-    if not hasattr(api, "retry"):
-        return api
-    clone = copy.copy(api)
-    clone.retry = NO_RETRY
-    return clone
-
-
-def _forget_inherited_connections(api: Any) -> None:
-    """Do not reuse the parent's pooled connections in a child (they are the same sockets)."""
-    session = getattr(api, "session", None)
-    close = getattr(session, "close", None)
-    if close is not None:
-        try:
-            close()  # closes the child's copies of the sockets; the session stays usable
-        except Exception:
-            log.debug("could not reset the connection pool after fork", exc_info=True)
+        # (KeenApi itself drops the connections the child inherited.)
 
 
 #: Strategies open in this process, for the exit flush and fork handling. Strong references: a
