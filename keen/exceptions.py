@@ -38,6 +38,8 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BaseKeenClientError",
+    "DeliveryClosedError",
+    "EventRejectedError",
     "InvalidEnvironmentError",
     "InvalidEventError",
     "InvalidPersistenceStrategyError",
@@ -49,8 +51,10 @@ __all__ = [
     "KeenReadTimeoutError",
     "KeenTimeoutError",
     "KeenTransportError",
+    "NotDeliveredError",
     "NotFoundError",
     "PayloadTooLargeError",
+    "QueueFullError",
     "RateLimitError",
     "ScopedKeyError",
     "ServerError",
@@ -226,3 +230,38 @@ class KeenReadTimeoutError(KeenTimeoutError, requests.ReadTimeout):
 
 class KeenConnectTimeoutError(KeenConnectionError, KeenTimeoutError, requests.ConnectTimeout):
     """No connection could be made in time (the request was never sent)."""
+
+
+# -- queued delivery: what the on_error callback of background and durable delivery receives.
+# Only DeliveryClosedError is raised at the caller (add_event on a closed client).
+
+
+class NotDeliveredError(BaseKeenClientError):
+    """The events were given up: the client was closed (or the process exited) first."""
+
+
+class QueueFullError(NotDeliveredError):
+    """The events were dropped because the queue was full (see the ``overflow`` policy)."""
+
+
+class DeliveryClosedError(BaseKeenClientError, RuntimeError):
+    """``add_event`` on a client whose background delivery was closed."""
+
+
+class EventRejectedError(BadRequestError):
+    """The server stored the rest of the batch but refused this event (keen-api.md 3.2).
+
+    ``error_code`` is the item error's ``name`` (e.g. ``InvalidPropertyNameError``) and
+    ``message`` its ``description``.
+    """
+
+    hint = "The event itself is invalid: fix it before sending it again."
+
+    def __init__(self, item_error: Any) -> None:
+        error = item_error if isinstance(item_error, dict) else {}
+        super().__init__(
+            {
+                "message": str(error.get("description", "the event was rejected")),
+                "error_code": error.get("name"),
+            }
+        )

@@ -17,18 +17,16 @@ from _delivery_helpers import (
 )
 
 from keen._delivery import BackgroundDelivery, DurableDelivery, make_strategy, resolve
-from keen._delivery._errors import (
-    DeliveryClosedError,
-    EventRejectedError,
-    NotDeliveredError,
-    QueueFullError,
-)
 from keen._retry import RetryPolicy
 from keen.exceptions import (
     AuthenticationError,
+    DeliveryClosedError,
+    EventRejectedError,
     InvalidEventError,
     KeenConnectionError,
+    NotDeliveredError,
     PayloadTooLargeError,
+    QueueFullError,
     RateLimitError,
     ServerError,
 )

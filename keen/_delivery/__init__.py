@@ -17,9 +17,9 @@ already has one), so a batch sent again after a lost answer or a crash is stored
 
 How the pieces fit: ``_queue`` (the in-memory queue, its counters and overflow policies),
 ``_durable`` (the SQLite queue), ``_sender`` (the thread that batches and posts), ``_strategy``
-(the persistence strategy the client calls, the exit flush and fork handling), ``_errors`` (what
-``on_error`` receives). Only this module is imported by ``import keen``: no thread, file or
-SQLite until a queued delivery is asked for.
+(the persistence strategy the client calls, the exit flush and fork handling); what ``on_error``
+receives is in :mod:`keen.exceptions`. Only this module is imported by ``import keen``: no
+thread, file or SQLite until a queued delivery is asked for.
 """
 
 from __future__ import annotations
@@ -29,12 +29,6 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Union
 
-from keen._delivery._errors import (
-    DeliveryClosedError,
-    EventRejectedError,
-    NotDeliveredError,
-    QueueFullError,
-)
 from keen._retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -44,11 +38,7 @@ __all__ = [
     "DELIVERY_RETRY",
     "OVERFLOW_POLICIES",
     "BackgroundDelivery",
-    "DeliveryClosedError",
     "DurableDelivery",
-    "EventRejectedError",
-    "NotDeliveredError",
-    "QueueFullError",
     "make_strategy",
 ]
 

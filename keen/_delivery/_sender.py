@@ -26,10 +26,15 @@ from collections import deque
 from typing import Any
 
 from keen._delivery import BackgroundDelivery
-from keen._delivery._errors import EventRejectedError, NotDeliveredError
 from keen._delivery._queue import EventQueue, Item
 from keen._retry import NO_RETRY, RETRY_STATUSES, delay
-from keen.exceptions import KeenApiError, KeenTransportError, PayloadTooLargeError
+from keen.exceptions import (
+    EventRejectedError,
+    KeenApiError,
+    KeenTransportError,
+    NotDeliveredError,
+    PayloadTooLargeError,
+)
 
 __all__ = ["Sender", "build_body", "report_failure"]
 

@@ -21,11 +21,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from keen._delivery import MAX_EVENT_BYTES, BackgroundDelivery, DurableDelivery
-from keen._delivery._errors import DeliveryClosedError, NotDeliveredError, QueueFullError
 from keen._delivery._queue import EventQueue, Item
 from keen._delivery._sender import Sender, report_failure
 from keen._encoding import encode_event, validate_collection_name
-from keen.exceptions import InvalidEventError
+from keen.exceptions import (
+    DeliveryClosedError,
+    InvalidEventError,
+    NotDeliveredError,
+    QueueFullError,
+)
 from keen.persistence_strategies import BasePersistenceStrategy
 
 if TYPE_CHECKING:
