@@ -108,31 +108,43 @@ def _current_settings() -> tuple[Any, ...]:
 
 def _initialize_client_from_environment() -> None:
     """Make ``keen._client`` a client built from the current settings (0.7.0 name)."""
+    _default_client()
+
+
+def _default_client() -> KeenClient:
+    """The client module functions call: ``keen._client``, (re)built when settings changed.
+
+    Returns the client it checked or built, never re-reads ``keen._client``: another thread
+    may reset or replace it in the meantime.
+    """
     global _client, _built_client, _built_settings
-    if _client is not None and _client is not _built_client:
-        return  # put there by the application: not ours to replace
+    client = _client
+    if client is not None and client is not _built_client:
+        return client  # put there by the application: not ours to replace
     settings = _current_settings()
-    if _client is not None and settings == _built_settings:
-        return
+    if client is not None and settings == _built_settings:
+        return client
     with _lock:
-        if _client is not None and (_client is not _built_client or settings == _built_settings):
-            return
+        client = _client
+        if client is not None and (client is not _built_client or settings == _built_settings):
+            return client
         pid, write, read, master, url, how = settings
         if not pid:
             raise InvalidEnvironmentError(
                 "No project id: set keen.project_id or the KEEN_PROJECT_ID environment variable.")
         old = _built_client
-        _client = _built_client = KeenClient(pid, write_key=write, read_key=read,
-                                             master_key=master, base_url=url, delivery=how)
+        client = _client = _built_client = KeenClient(
+            pid, write_key=write, read_key=read, master_key=master, base_url=url, delivery=how)
         _built_settings = settings
     if old is not None and not isinstance(old.persistence_strategy, DirectPersistenceStrategy):
         old.close()  # deliver what the replaced client still holds
+    return client
 
 
-def _default_client() -> KeenClient:
-    _initialize_client_from_environment()
-    assert _client is not None
-    return _client
+def _replacement(stale: KeenClient) -> KeenClient | None:
+    """The default client now, if it is not ``stale`` (which was closed as it was replaced)."""
+    current = _default_client()
+    return None if current is stale else current
 
 
 def reset_client() -> None:
@@ -167,7 +179,9 @@ def _facade(method: Callable[Concatenate[KeenClient, P], R],
     renames = renames or {}
     name = method.__name__
     parameters = list(inspect.signature(method).parameters.values())[1:]
-    namespace: dict[str, Any] = {"_default_client": _default_client}
+    namespace: dict[str, Any] = {"_default_client": _default_client,
+                                 "_replacement": _replacement,
+                                 "_DeliveryClosedError": exceptions.DeliveryClosedError}
     declared, passed = [], []
     for index, parameter in enumerate(parameters):
         public = renames.get(parameter.name, parameter.name)
@@ -177,8 +191,18 @@ def _facade(method: Callable[Concatenate[KeenClient, P], R],
             namespace[f"_default_{index}"] = parameter.default
             declared.append(f"{public}=_default_{index}")
         passed.append(f"{parameter.name}={public}")
+    call = f"{name}({', '.join(passed)})"
+    # a queued client closed by another thread's settings change, between this call picking
+    # it up and using it, raises DeliveryClosedError: the call goes to its replacement then
     source = (f"def {name}({', '.join(declared)}):\n"
-              f"    return _default_client().{name}({', '.join(passed)})\n")
+              f"    client = _default_client()\n"
+              f"    try:\n"
+              f"        return client.{call}\n"
+              f"    except _DeliveryClosedError:\n"
+              f"        fresh = _replacement(client)\n"
+              f"        if fresh is None:\n"
+              f"            raise\n"
+              f"        return fresh.{call}\n")
     exec(source, namespace)  # noqa: S102 -- source built above from a signature, no user input
     function: Callable[P, R] = namespace[name]
     doc = method.__doc__ or ""

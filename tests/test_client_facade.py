@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator
+from typing import Any
 from unittest import mock
 
 import pytest
 
 import keen
 from keen.client import KeenClient
-from keen.exceptions import InvalidEnvironmentError
+from keen.exceptions import DeliveryClosedError, InvalidEnvironmentError
 from tests._client_helpers import Recorder, install_recorder
 
 SETTINGS = ("project_id", "write_key", "read_key", "master_key", "base_url", "delivery")
@@ -139,3 +140,44 @@ def test_delivery_setting_builds_a_queued_client(recorder: Recorder,
     keen.add_event("c", {"n": 2})  # setting changed: a direct client now
     assert keen._client is not client
     assert recorder.last.path == "/3.0/projects/P/events/c"
+
+
+def test_a_call_holding_a_client_replaced_by_another_thread_still_delivers(
+        recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A setting changed (and used) by another thread closes the queued client it replaces;
+    a facade call that had already picked up that client sends through the new one."""
+    keen.project_id, keen.write_key, keen.delivery = "P", "W", "background"
+    keen.add_event("c", {"n": 0})
+    real_event = keen.client.Event
+
+    def other_thread_acts_now(*args: Any, **kwargs: Any) -> keen.client.Event:
+        monkeypatch.setattr(keen.client, "Event", real_event)
+        keen.read_key = "R2"
+        keen.add_event("c", {"n": 1})  # rebuilds the default client, closing the old one
+        return real_event(*args, **kwargs)
+
+    monkeypatch.setattr(keen.client, "Event", other_thread_acts_now)
+    keen.add_event("c", {"n": 2})
+    assert keen.flush(timeout=10) is True
+    assert sorted(e["n"] for s in recorder.sent for e in s.json()["c"]) == [0, 1, 2]
+
+
+def test_a_closed_client_put_in_place_by_the_application_still_raises() -> None:
+    client = KeenClient("P", write_key="W", delivery="background")
+    client.close()
+    keen._client = client
+    with pytest.raises(DeliveryClosedError):
+        keen.add_event("c", {})
+
+
+def test_reset_by_another_thread_while_the_client_is_replaced(
+        recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+    keen.project_id, keen.read_key, keen.delivery = "P", "R", "background"
+    keen._initialize_client_from_environment()
+    replaced = keen._client
+    assert replaced is not None
+    # closing the replaced client is when another thread gets to call reset_client()
+    monkeypatch.setattr(replaced, "close", lambda timeout=None: keen.reset_client())
+    keen.read_key = "R2"
+    assert keen.count("c") == 1
+    assert recorder.last.headers["Authorization"] == "R2"
