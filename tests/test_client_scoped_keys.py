@@ -78,11 +78,14 @@ def test_unusable_master_key_is_a_clear_error(master: str) -> None:
         scoped_keys.encrypt(master, {})
 
 
-def test_import_keen_does_not_load_crypto() -> None:
-    code = "import sys, keen, keen.client; print('Crypto' in sys.modules)"
+def test_import_keen_stays_cheap() -> None:
+    """No Crypto (scoped keys load it), no SQLite (durable delivery does), no thread."""
+    code = ("import sys, threading, keen, keen.client\n"
+            "print(sorted(m for m in ('Crypto', 'sqlite3') if m in sys.modules),"
+            " threading.active_count())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True, cwd=Path(__file__).parent.parent)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "[] 1"
 
 
 @pytest.mark.skipif(not KEEN_07_PYTHON.exists(), reason="no keen 0.7.0 virtualenv at /tmp/k07")
