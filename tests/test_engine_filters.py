@@ -138,6 +138,27 @@ def test_property_names_with_quotes_fall_back_to_python(storage: Storage) -> Non
     assert body == {"result": [{'say "hi"': 2, "result": 1}]}
 
 
+@pytest.mark.parametrize("name", [
+    "back\\slash", "tab\there", "line\nbreak", "\x01", 'say "hi"', "it's", "a$b", "br[0]",
+    "x'); DROP TABLE events; --", "\u00e9t\u00e9", "[$]", "]",
+])
+def test_any_property_name_is_addressed_exactly(name: str) -> None:
+    """Names JSON escapes (backslash, control characters, quotes) and names with SQL or
+    JSON-path syntax in them filter, aggregate, group and delete like any other name."""
+    with Storage() as store:
+        store.insert_events("p", "odd", [{name: 1}, {name: 2}, {"other": 3}], now=NOW)
+        params = {"event_collection": "odd", "timeframe": TF}
+        count = run_query(store, "p", "count",
+                          {**params, "filters": [f(name, "gt", 1)], "group_by": name}, now=NOW)
+        assert count == {"result": [{name: 2, "result": 1}]}
+        total = run_query(store, "p", "sum", {**params, "target_property": name}, now=NOW)
+        assert total == {"result": 3}
+        assert store.delete_property("p", "odd", name) == 2
+        assert run_query(store, "p", "count", {
+            **params, "filters": [f(name, "exists", True)]}, now=NOW) == {"result": 0}
+        assert store.count_events("p", "odd") == 3
+
+
 @pytest.mark.parametrize(
     ("filters", "code"),
     [

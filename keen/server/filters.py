@@ -305,10 +305,15 @@ def event_matches(event: Mapping[str, Any], filters: Sequence[Filter]) -> bool:
 
 # --------------------------------------------------------------------------- SQL compilation
 
+# Characters JSON escapes in a key (``"``, ``\\``, control characters): SQLite compares a path
+# label with the key's escaped text, so such names go through the Python functions instead.
+_ESCAPED_IN_JSON = re.compile(r'["\\\x00-\x1f]')
+
+
 def _sqlite_path(path: str) -> str | None:
     """SQLite JSON path for a dotted property path, or None when SQLite cannot address it."""
     parts = path.split(".")
-    if any(not part or '"' in part for part in parts):
+    if any(not part or _ESCAPED_IN_JSON.search(part) for part in parts):
         return None
     return "$" + "".join(f'."{part}"' for part in parts)
 
