@@ -136,8 +136,9 @@ class KeenApiError(BaseKeenClientError):
             text += f"\nUnique ID: {body['unique_id']}"
         if status_code is not None:
             text += f"\nHTTP status: {status_code}"
-        if self.hint:
-            text += f"\n{self.hint}"
+        hint = _STATUS_HINTS.get(status_code, self.hint)
+        if hint:
+            text += f"\n{hint}"
         super().__init__(text)
 
 
@@ -175,6 +176,14 @@ class ServerError(KeenApiError):
     """5xx: the server failed or timed out; ``retry_after`` when the server said so."""
 
     hint = "The Keen API failed to answer; try again later."
+
+
+#: Hints for statuses that share a class but need their own advice.
+_STATUS_HINTS: dict[int | None, str] = {
+    414: "The URL is too long for the server. Long queries are sent as a POST, but dataset "
+         "results and event deletes only exist as GET and DELETE: use fewer or shorter "
+         "index_by values or filters.",
+}
 
 
 #: The one status-to-class table (exact statuses first, then ranges in error_for_response).

@@ -237,3 +237,20 @@ def test_client_and_api_attributes_of_0_7_0() -> None:
     assert isinstance(api.session, requests.Session)
     assert client.saved_queries.api is api and client.cached_datasets.api is api
     assert KeenApi.base_url == "https://api.keen.io" and KeenApi.api_version == "3.0"
+
+
+def test_a_url_too_long_for_a_get_only_resource_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Queries switch to POST when long; dataset results and deletes exist only as GET and
+    DELETE, so a huge index_by or filter list goes as it is, and a 414 answer explains why."""
+    recorder = install_recorder(monkeypatch)
+    recorder.answer = lambda r: (414, "<html>Request-URI Too Long</html>")
+    client = KeenClient(PROJECT, read_key=READ, master_key=MASTER, retry=NO_RETRY)
+    with pytest.raises(BadRequestError) as caught:
+        client.cached_datasets.results("d", ["x" * 5000], "this_1_days")
+    assert recorder.last.method == "GET" and len(recorder.last.url) > 5000
+    assert caught.value.status_code == 414
+    assert "URL is too long" in str(caught.value)
+    with pytest.raises(BadRequestError, match="URL is too long"):
+        client.delete_events("c", filters=[{"property_name": "id", "operator": "in",
+                                            "property_value": ["x" * 5000]}])
+    assert recorder.last.method == "DELETE"
