@@ -522,8 +522,8 @@ def _path(url: str) -> str:
 
 def _url_length(url: str, params: Mapping[str, Any]) -> int:
     """The length of ``url`` with ``params`` encoded as requests encodes them."""
-    # cheap upper bound first: percent-encoding at most triples a character
-    bound = len(url) + 1 + sum(len(k) + 2 + 3 * len(str(v)) for k, v in params.items())
+    # cheap upper bound first: a character is at most 4 UTF-8 bytes, each at most "%XX"
+    bound = len(url) + 1 + sum(len(k) + 2 + 12 * len(str(v)) for k, v in params.items())
     if bound <= MAX_GET_URL_LENGTH:
         return bound
     pairs = [(k, v if isinstance(v, (str, bytes)) else str(v)) for k, v in params.items()]

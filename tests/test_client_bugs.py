@@ -291,6 +291,20 @@ def test_14_very_long_query_is_posted(recorder: Recorder) -> None:
     assert recorder.last.json()["filters"][0]["property_value"] == ids
 
 
+@pytest.mark.parametrize(("value", "method"), [("\U0001f600" * 320, "GET"),
+                                               ("\U0001f600" * 340, "POST")],
+                         ids=["3850-chars", "4090-chars"])
+def test_14_url_length_counts_percent_encoded_utf8(recorder: Recorder, value: str,
+                                                   method: str) -> None:
+    """One emoji is 12 characters in the URL (4 UTF-8 bytes, each as %XX)."""
+    client().count_unique("c", value)
+    assert recorder.last.method == method
+    if method == "GET":
+        assert 3800 < len(recorder.last.url) <= 4000
+    else:
+        assert recorder.last.json()["target_property"] == value
+
+
 def test_keen_api_error_keeps_api_error_dict(recorder: Recorder) -> None:
     body = {"message": "bad", "error_code": "X", "stacktrace_id": "s1", "unique_id": "u1"}
     recorder.answer = lambda request: (400, body)
