@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from typing import Any
 
 import pytest
-from _server_helpers import Api, api_fixture, error_of, server_fixture  # noqa: F401
+from _server_helpers import TIMEOUT, Api, api_fixture, error_of, server_fixture  # noqa: F401
 
+from keen.server import LocalKeenServer
 from keen.server.engine import ANALYSES
 
 COUNT_QUERY = {"analysis_type": "count", "event_collection": "purchases",
@@ -45,6 +47,40 @@ def test_unknown_path_is_404_and_wrong_method_405(api: Api) -> None:
     assert "POST" in response.headers["Allow"]
     assert error_of(api.post(f"{api.server.url}/nowhere", body={}))[0] == 404
     assert error_of(api.post(f"{api.server.url}/3.0", body={}))[0] == 405
+
+
+def test_patch_is_405_like_any_other_wrong_method(api: Api) -> None:
+    response = api.call("PATCH", "/events", api.server.master_key, body={})
+    assert error_of(response) == (405, "MethodNotAllowedError")
+    assert error_of(api.call("PATCH", "/nothing/here", body={}))[0] == 404
+
+
+def _raw_exchange(server: LocalKeenServer, request: bytes) -> bytes:
+    """Send raw bytes; everything the server answers until it closes the connection."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+@pytest.mark.parametrize(("request_head", "status"), [
+    (b"GET /_keen/health HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", 431),
+    (b"GET /_keen/health HTTP/1.1\r\n" + b"X-H: 1\r\n" * 150 + b"\r\n", 431),
+    (b"GET /3.0/projects/p/queries/count?api_key=SECRET HTTP/1.x\r\n\r\n", 400),
+    (b"GET /_keen/health HTTP/3.5\r\n\r\n", 505),
+])
+def test_requests_http_cannot_parse_get_the_json_error_envelope(
+    server: LocalKeenServer, request_head: bytes, status: int
+) -> None:
+    answer = _raw_exchange(server, request_head)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == str(status).encode()
+    assert b"Content-Type: application/json" in head
+    error = json.loads(body)
+    assert error["error_code"] == "InvalidRequestError"
+    assert "SECRET" not in error["message"]  # the request line is never echoed
 
 
 def test_head_and_cors_preflight(api: Api) -> None:

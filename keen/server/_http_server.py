@@ -14,6 +14,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -69,7 +70,21 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._serve()
 
-    do_HEAD = do_POST = do_PUT = do_DELETE = do_GET
+    # Every method reaches the app, which answers 405 (with ``Allow``) on a known path.
+    do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
+
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        """Requests ``http.server`` refuses itself (a malformed request line or version,
+        oversized headers, a method no handler exists for) get the API's JSON envelope too.
+        The request line is not echoed: it may hold an ``api_key``."""
+        self.close_connection = True
+        # A request line too broken to parse leaves the HTTP/0.9 default, which has no status
+        # line or headers: answer as HTTP/1.1 so any client can read the error.
+        self.request_version = self.protocol_version
+        self._send(error_response(ApiError(code, "InvalidRequestError",
+                                           f"{HTTPStatus(code).phrase}: the server could not "
+                                           "read this request.")))
 
     def do_OPTIONS(self) -> None:  # CORS preflight, for browser SDKs
         self._read_body()
@@ -167,7 +182,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD" and response.body:
             self.wfile.write(response.body)
-        logger.debug("%s %s -> %d", self.command, _loggable_path(self.path.partition("?")[0]),
+        path = getattr(self, "path", "")  # unset when the request line could not be parsed
+        logger.debug("%s %s -> %d", self.command, _loggable_path(path.partition("?")[0]),
                      response.status)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
