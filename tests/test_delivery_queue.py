@@ -408,6 +408,71 @@ def test_close_delivers_what_is_queued() -> None:
     assert sorted(api.stored_values()) == list(range(10))
 
 
+def test_flush_and_close_called_from_on_error_do_not_wait_for_the_sender() -> None:
+    # on_error runs on the sender thread: a flush there cannot wait for the sender, and close
+    # cannot join it; the events behind the rejected one must still go out
+    flushed: list[bool] = []
+
+    def flush_in_callback(events: Any, error: BaseException) -> None:
+        flushed.append(target.flush())
+
+    api = FakeApi(reject=lambda event: event["n"] == 0)
+    api.gate.clear()
+    target = strategy(api, batch_size=1, on_error=flush_in_callback)
+    with closing(target):
+        add(target, "c", {"n": 0})
+        add(target, "c", {"n": 1})
+        api.gate.set()
+        assert target.flush(5)
+    assert flushed == [False] and api.stored_values() == [1]
+
+    def close_in_callback(events: Any, error: BaseException) -> None:
+        other.close()
+
+    api = FakeApi(reject=lambda event: event["n"] == 0)
+    api.gate.clear()  # (both queued before the first is rejected)
+    other = strategy(api, batch_size=1, on_error=close_in_callback)
+    add(other, "c", {"n": 0})
+    add(other, "c", {"n": 1})
+    api.gate.set()
+    wait_until(lambda: other.stats()["pending"] == 0)
+    assert api.stored_values() == [1]
+    check_counters(other.stats())
+
+
+def test_the_sender_goes_on_after_an_unexpected_error() -> None:
+    api = FakeApi()
+    target = strategy(api)
+    real_next_batch = target._queue.next_batch
+    calls = []
+
+    def broken_once() -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return real_next_batch()
+
+    target._queue.next_batch = broken_once  # type: ignore[method-assign]
+    with closing(target):
+        add(target, "c", {"n": 1})
+        assert target.flush(5)
+    assert api.stored_values() == [1]
+
+
+def test_sys_exit_in_on_error_does_not_end_the_sender() -> None:
+    # (SystemExit would end the thread without a trace, and the queue would stall)
+    def leave(events: Any, error: BaseException) -> None:
+        raise SystemExit
+
+    api = FakeApi(reject=lambda event: event["n"] == 0)
+    with closing(strategy(api, batch_size=1, on_error=leave)) as target:
+        add(target, "c", {"n": 0})
+        wait_until(lambda: target.stats()["failed"] == 1)
+        add(target, "c", {"n": 1})
+        assert target.flush(5)
+    assert api.stored_values() == [1]
+
+
 # ------------------------------------------------------------------ configuration
 
 

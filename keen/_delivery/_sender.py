@@ -96,19 +96,23 @@ class Sender:
 
     def run(self) -> None:
         log.debug("sender thread started")
-        try:
-            while not self.abort.is_set():
+        failures = 0
+        while not self.abort.is_set():
+            try:
                 batch = self.queue.next_batch()
                 if batch is None:
                     break
-                if not batch:
-                    continue
-                try:
-                    self.deliver(batch)
-                finally:
-                    self.queue.batch_done()
-        except Exception:  # a bug: say so rather than die silently
-            log.exception("the keen delivery thread stopped on an unexpected error")
+                if batch:
+                    try:
+                        self.deliver(batch)
+                    finally:
+                        self.queue.batch_done()
+                failures = 0
+            except BaseException:  # a bug, the queue file failing, SystemExit from on_error:
+                # say so, and go on (a dead sender would stall the queue silently)
+                failures += 1
+                log.exception("unexpected error in the keen delivery thread; going on")
+                self.abort.wait(delay(self.config.retry, failures))
         log.debug("sender thread stopped")
 
     def deliver(self, batch: list[Item]) -> None:

@@ -171,16 +171,29 @@ class QueuedPersistenceStrategy(BasePersistenceStrategy):
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event queued before the call was delivered, or failed for good
         (reported to on_error); True when that happened within ``timeout`` seconds (None: no
-        limit)."""
+        limit). Called from ``on_error`` (on the sender thread, which cannot wait for itself)
+        it returns at once: True when nothing is pending."""
+        if self._on_sender_thread():
+            return self._pending() == 0
         if self._thread is None and self._pending():
             self._start()
         return self._queue.flush(timeout)
 
+    def _on_sender_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
     def close(self, timeout: float | None = None) -> None:
         """Deliver what can be delivered within ``timeout`` seconds (None: ``exit_timeout``),
         then stop the sender. In memory, events still queued after that are dropped (counted,
-        logged, passed to on_error); in durable mode they stay in the file for the next start."""
+        logged, passed to on_error); in durable mode they stay in the file for the next start.
+        Called from ``on_error`` (on the sender thread) it returns at once and closes from
+        another thread."""
         if self._closed:
+            return
+        if self._on_sender_thread():
+            threading.Thread(
+                target=self.close, args=(timeout,), name="keen-delivery-close", daemon=True
+            ).start()
             return
         if timeout is None:
             timeout = self.config.exit_timeout or 0.0
