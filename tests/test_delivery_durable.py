@@ -285,3 +285,39 @@ def test_a_forked_child_sends_only_its_own_events(server: LocalKeenServer, path:
     assert parent["queued"] == parent["sent"] == 150
     assert_exactly_once(server, COLLECTION, [*range(150), *range(1000, 1050)])  # type: ignore[arg-type]
 
+
+
+class _NoDeletes:
+    """A connection whose DELETEs fail, as when the disk is full or the file stays locked."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        return self.conn.execute(sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> Any:
+        if sql.startswith("DELETE"):
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.conn.executemany(sql, *args)
+
+
+def test_a_row_that_cannot_be_deleted_does_not_stall_the_queue(path: Path) -> None:
+    api = FakeApi()
+    target = _durable(api, path)
+    queue: Any = target._queue
+    real = queue._sender_conn
+    queue._sender_conn = _NoDeletes(real)
+    try:
+        add(target, COLLECTION, {"n": 1})
+        assert target.flush(5)  # sent: the row stays, but the queue goes on
+        queue._sender_conn = real
+        add(target, COLLECTION, {"n": 2})
+        assert target.flush(5)
+        stats = target.stats()
+    finally:
+        queue._sender_conn = real
+        target.close(1)
+    check_counters(stats)
+    assert stats["sent"] == 2 and api.stored_values() == [1, 2]
+    assert [event["n"] for event in _rows(path)] == [1]  # sent again (once stored) next start

@@ -19,6 +19,7 @@ One table; each row is one encoded event with the process ("origin") that will s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -292,13 +293,23 @@ class DurableQueue(EventQueue):
         return batch
 
     def settle(self, sent: list[Item], failed: list[Item]) -> None:
+        """Delete the settled rows. If that fails (the file is full, locked for too long, or
+        closed under a sender still finishing a request), the rows stay: the next start sends
+        them again, and their uniqueness tokens keep the server from storing them twice."""
         done = sent + failed
-        if done:
-            conn = self._sender_conn
-            assert conn is not None
-            conn.execute("BEGIN")
-            conn.executemany("DELETE FROM events WHERE id = ?", [(item[0],) for item in done])
-            conn.execute("COMMIT")
+        conn = self._sender_conn
+        if done and conn is not None:
+            try:
+                conn.execute("BEGIN")
+                conn.executemany("DELETE FROM events WHERE id = ?", [(item[0],) for item in done])
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                log.exception(
+                    "could not remove %d settled event(s) from the queue file; the next start "
+                    "sends them again (the server stores them once)", len(done),
+                )
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
         super().settle(sent, failed)
 
     def abandon(self, items: list[Item]) -> list[Item]:
