@@ -6,6 +6,7 @@ import contextlib
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -148,3 +149,37 @@ def test_restart_with_a_file_database_keeps_everything(tmp_path: Path) -> None:
         assert api.count("c", key) == 2
     with LocalKeenServer(db=db) as second:
         assert Api(second).count("c", key) == 2
+
+
+def test_stop_lets_a_request_in_flight_finish_and_answer(tmp_path: Path) -> None:
+    """stop() waits (up to its timeout) for requests being handled: their answers reach the
+    client, and a write that was accepted is in the file database after a restart."""
+    server = LocalKeenServer(db=str(tmp_path / "keen.db")).start()
+    api = Api(server)
+    http_server = server._server
+    assert http_server is not None
+    app = http_server.app
+    entered, release = threading.Event(), threading.Event()
+    handle = app.handle
+
+    def held(request: Any) -> Any:
+        entered.set()
+        release.wait(TIMEOUT)
+        return handle(request)
+
+    app.handle = held  # type: ignore[method-assign]
+    answers: list[int] = []
+    worker = threading.Thread(target=lambda: answers.append(
+        api.post("/events/c", server.write_key, body={"a": 1}).status_code))
+    worker.start()
+    assert entered.wait(TIMEOUT)
+    stopper = threading.Thread(target=server.stop, kwargs={"timeout": TIMEOUT})
+    stopper.start()
+    assert http_server.stopping.wait(TIMEOUT)  # stop() is now waiting for requests in flight
+    release.set()
+    stopper.join(TIMEOUT)
+    worker.join(TIMEOUT)
+    assert answers == [201]
+    with server:
+        assert api.count("c") == 1
+    api.session.close()

@@ -102,6 +102,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(error_response(ApiError(400, "InvalidRequestError",
                                                "Malformed Content-Length or chunked body.")))
             return
+        # In flight until the answer is written: stop() waits for it before closing sockets.
+        with self.server.tracking():
+            self._answer(body)
+
+    def _answer(self, body: bytes) -> None:
         path, _, query = self.path.partition("?")
         fault = None if path.startswith("/_keen/") else self.server.faults.take()
         if fault is not None and not self._before(fault):
@@ -114,8 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
             client_address=str(self.client_address[0]),
         )
-        with self.server.tracking():
-            response = self.server.app.handle(request)
+        response = self.server.app.handle(request)
         if fault is not None and fault.kind == DROP:
             self._drop()
             return
@@ -387,7 +391,10 @@ class LocalKeenServer:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving and close client connections; a file database is closed too."""
+        """Stop serving and close client connections; a file database is closed too.
+
+        Requests being handled finish and get their answers first (waiting at most
+        ``timeout`` seconds); an injected slow fault is cut short."""
         server, self._server = self._server, None
         if server is None:
             return
