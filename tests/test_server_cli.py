@@ -132,6 +132,16 @@ def test_help_lists_exactly_the_documented_options() -> None:
                        "--read-key", "--write-key"}
 
 
+@pytest.mark.parametrize("option", ["--master", "--proj", "--write"])
+def test_abbreviated_options_are_refused(option: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from keen.server.__main__ import _parser
+
+    with pytest.raises(SystemExit) as info:
+        _parser().parse_args([option, "x"])
+    assert info.value.code == 2
+    assert f"unrecognized arguments: {option}" in capsys.readouterr().err
+
+
 def test_busy_port_is_reported() -> None:
     server = ServerProcess()
     try:

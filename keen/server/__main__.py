@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="keen-server",
         description="Run a local Keen-compatible server (Keen HTTP API 3.0 over SQLite).",
         epilog=f"More projects may be declared in a JSON file named by ${CONFIG_ENV}.",
+        allow_abbrev=False,  # exactly the documented options: no "--master" for "--master-key"
     )
     parser.add_argument("--host", default=DEFAULT_HOST,
                         help=f"interface to listen on (default {DEFAULT_HOST})")
