@@ -75,6 +75,9 @@ def test_faults_apply_in_order_and_clear(api: Api) -> None:
     (lambda f: f.fail_next(1, 200), "status"),
     (lambda f: f.slow_next(1, -1), "seconds"),
     (lambda f: f.fail_next(1, retry_after="soon"), "retry_after"),
+    (lambda f: f.fail_next(1, error_code=5), "error_code"),
+    (lambda f: f.fail_next(1, message=""), "message"),
+    (lambda f: f.drop_next(1, after_processing="false"), "after_processing"),
 ])
 def test_bad_fault_arguments_are_refused(call, message: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match=message):
@@ -97,6 +100,7 @@ def test_control_endpoint_queues_faults_for_other_processes(api: Api) -> None:
 
 @pytest.mark.parametrize("body", [
     {"action": "explode"}, {"action": "fail", "count": -1}, {"action": "slow", "status": 500},
+    {"action": "drop", "after_processing": "false"}, {"action": "fail", "error_code": 7},
     [1, 2],
 ])
 def test_control_endpoint_refuses_bad_commands(api: Api, body: object) -> None:

@@ -85,6 +85,9 @@ class Faults:
             raise ValueError(f"status must be an HTTP error status (400-599), got {status!r}")
         if retry_after is not None:
             retry_after = _number(retry_after, "retry_after")
+        for name, text in (("error_code", error_code), ("message", message)):
+            if text is not None and (not isinstance(text, str) or not text):
+                raise ValueError(f"{name} must be a non-empty string, got {text!r}")
         fault = Fault(FAIL, status=status, retry_after=retry_after, error_code=error_code,
                       message=message)
         self._push(fault, n)
@@ -100,7 +103,9 @@ class Faults:
         handled first (events are stored) and only the answer is lost: what a client sees when a
         server dies between committing and replying.
         """
-        self._push(Fault(DROP, after_processing=bool(after_processing)), n)
+        if not isinstance(after_processing, bool):  # "false" from a JSON command is not False
+            raise ValueError(f"after_processing must be true or false, got {after_processing!r}")
+        self._push(Fault(DROP, after_processing=after_processing), n)
 
     def clear(self) -> None:
         """Forget every pending fault."""
