@@ -27,7 +27,7 @@ from _delivery_helpers import (
 
 from keen._delivery import DurableDelivery
 from keen._delivery._strategy import QueuedPersistenceStrategy
-from keen.exceptions import KeenConnectionError, ServerError
+from keen.exceptions import KeenConnectionError, NotDeliveredError, ServerError
 from keen.server import LocalKeenServer
 
 COLLECTION = "durable"
@@ -321,3 +321,35 @@ def test_a_row_that_cannot_be_deleted_does_not_stall_the_queue(path: Path) -> No
     check_counters(stats)
     assert stats["sent"] == 2 and api.stored_values() == [1, 2]
     assert [event["n"] for event in _rows(path)] == [1]  # sent again (once stored) next start
+
+
+def test_a_queue_file_that_is_not_a_database_is_named_in_the_error(path: Path) -> None:
+    path.write_bytes(b"not a database, " * 100)
+    with pytest.raises(sqlite3.DatabaseError, match=f"{path.name}.*keen delivery queue"):
+        _durable(FakeApi(), path)
+
+
+@pytest.mark.parametrize("durability", ["process", "full"])
+def test_an_event_the_full_disk_cannot_take_raises_and_is_not_sent(path: Path,
+                                                                   durability: str) -> None:
+    api = FakeApi()
+    api.gate.clear()  # nothing leaves the file meanwhile
+    target = _durable(api, path, durability=durability)
+    conn: Any = target._queue._writer_conn  # type: ignore[attr-defined]
+    (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    conn.execute(f"PRAGMA max_page_count = {pages + 2}")  # the disk is (nearly) full
+    added = []
+    try:
+        with pytest.raises(NotDeliveredError, match=f"{path.name}.*full"):
+            for n in range(1000):
+                add(target, COLLECTION, {"n": n, "pad": "x" * 1000})
+                added.append(n)
+        stats = target.stats()
+        check_counters(stats)
+        assert stats["dropped"] == 1 and stats["pending"] == len(added)
+        api.gate.set()
+        assert target.flush(5)
+    finally:
+        api.gate.set()
+        target.close(1)
+    assert sorted(api.stored_values()) == added  # not the event whose add_event raised

@@ -25,10 +25,12 @@ import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 
 from keen._delivery import DurableDelivery
 from keen._delivery._queue import EventQueue, Item
+from keen.exceptions import NotDeliveredError
 
 __all__ = ["DurableQueue"]
 
@@ -141,6 +143,16 @@ class DurableQueue(EventQueue):
         return conn
 
     def _open(self) -> None:
+        """Open the file (an error names it: not a database, locked, unwritable...)."""
+        try:
+            self._open_file()
+        except sqlite3.Error as error:
+            self.close()
+            raise type(error)(
+                f"cannot use {self._path!r} as the keen delivery queue: {error}"
+            ) from error
+
+    def _open_file(self) -> None:
         """Open the file, adopt the rows of gone processes, count what there is to send."""
         conn = self._writer_conn = self._connect()
         self._sender_conn = self._connect()
@@ -179,14 +191,31 @@ class DurableQueue(EventQueue):
     def put(self, collection: str, text: str) -> list[Item]:
         dropped = super().put(collection, text)
         if not self._group:
-            self._commit_buffer()
+            self._commit_now([text])
         return dropped
 
     def put_many(self, events: Iterable[tuple[str, str]]) -> list[Item]:
+        events = list(events)
         dropped = super().put_many(events)
         if not self._group:
-            self._commit_buffer()
+            self._commit_now([text for _collection, text in events])
         return dropped
+
+    def _commit_now(self, texts: list[str]) -> None:
+        """Commit before add_event returns ("process", "full"). If the file cannot take them
+        (disk full, locked too long), the caller's events are taken back (counted as dropped)
+        and NotDeliveredError raised: an add_event that raised has queued nothing."""
+        try:
+            self._commit_buffer()
+        except sqlite3.Error as error:
+            mine = {id(text) for text in texts}
+            with self._lock:
+                kept = [item for item in self._items if id(item[2]) not in mine]
+                self._account(0, 0, len(self._items) - len(kept))
+                self._items = deque(kept)
+            raise NotDeliveredError(
+                f"could not write the event(s) to the queue file {self._path!r}: {error}"
+            ) from error
 
     def _commit_buffer(self) -> int:
         """Write the buffered events to the file and commit; how many were written.
@@ -270,12 +299,18 @@ class DurableQueue(EventQueue):
                     self._rows_ready.wait(None if not self._closing else 0.05)
                     waited_since = self.clock()
         conn = self._sender_conn
-        assert conn is not None
-        rows = conn.execute(
-            "SELECT id, collection, body, created FROM events WHERE origin = ? AND id > ? "
-            "ORDER BY id LIMIT ?",
-            (self._origin, self._cursor, self._batch_size),
-        ).fetchall()
+        try:
+            if conn is None:
+                raise sqlite3.ProgrammingError("closed")
+            rows = conn.execute(
+                "SELECT id, collection, body, created FROM events WHERE origin = ? AND id > ? "
+                "ORDER BY id LIMIT ?",
+                (self._origin, self._cursor, self._batch_size),
+            ).fetchall()
+        except sqlite3.ProgrammingError:
+            if self._closing:  # close() did not wait for a sender still busy: it stops here
+                return None
+            raise
         batch: list[Item] = []
         size = 0
         for row in rows:
