@@ -87,6 +87,8 @@ def _find_bad(value: Any, path: str, seen: set[int]) -> str | None:
     if isinstance(value, float):
         finite = value == value and abs(value) != float("inf")
         return None if finite else f"{path or 'body'} is {value}"
+    if isinstance(value, (set, frozenset)):
+        value = list(value)
     if isinstance(value, (Mapping, list, tuple)):
         if id(value) in seen:
             return f"{path or 'body'} contains itself"

@@ -18,7 +18,8 @@ from keen import direction
 from keen._encoding import dumps
 from keen.exceptions import InvalidQueryError
 
-__all__ = ["PARAM_DOCS", "WIRE_ORDER", "post_body", "validate_query", "wire_params"]
+__all__ = ["PARAM_DOCS", "WIRE_ORDER", "json_text", "post_body", "require", "string_list",
+           "validate_query", "wire_params"]
 
 
 def _raw(value: Any) -> Any:
@@ -89,17 +90,99 @@ PARAM_DOCS: dict[str, str] = {
 }
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _name_problem(name: str, value: Any) -> str | None:
+    if isinstance(value, str) and value:
+        return None
+    return f"{name} must be a non-empty string, not {_shown(value)}"
+
+
+def _timeframe_problem(name: str, value: Any) -> str | None:
+    if isinstance(value, (str, Mapping)):
+        return None
+    return (f"timeframe must be a string such as 'this_7_days' or a dict with 'start' and "
+            f"'end', not {_shown(value)}")
+
+
+def _dict_list_problem(name: str, value: Any, what: str, empty_ok: bool) -> str | None:
+    if not isinstance(value, (list, tuple)) or (not value and not empty_ok):
+        article = "a" if empty_ok else "a non-empty"
+        return f"{name} must be {article} list of {what} dicts, not {type(value).__name__}"
+    for index, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            return f"{name}[{index}] must be a dict, not {type(item).__name__}"
+    return None
+
+
+def _analyses_problem(name: str, value: Any) -> str | None:
+    if isinstance(value, Mapping) and value:
+        return None
+    return (f"analyses must be a non-empty dict of label -> analysis dict, "
+            f"not {type(value).__name__}")
+
+
+#: Checks of the values callers give (the API would refuse these, less clearly).
+_CHECKS: dict[str, Callable[[str, Any], str | None]] = {
+    "event_collection": _name_problem,
+    "target_property": _name_problem,
+    "timeframe": _timeframe_problem,
+    "filters": lambda name, value: _dict_list_problem(name, value, "filter", True),
+    "steps": lambda name, value: _dict_list_problem(name, value, "step", False),
+    "analyses": _analyses_problem,
+}
+
+
 def wire_params(**values: Any) -> dict[str, Any]:
-    """The query-string values for the given parameters (None means "not given")."""
+    """The query-string values for the given parameters (None means "not given").
+
+    InvalidQueryError, naming the parameter, for a value of the wrong kind.
+    """
     params: dict[str, Any] = {}
     for name, encode in _ENCODERS.items():
         value = values.get(name)
         if value is not None:
+            check = _CHECKS.get(name)
+            problem = None if check is None else check(name, value)
+            if problem is not None:
+                raise InvalidQueryError(problem + ".")
             try:
                 params[name] = encode(value)
             except (TypeError, ValueError) as exc:
                 raise InvalidQueryError(f"{name} cannot be encoded as JSON: {exc}") from None
     return params
+
+
+def json_text(name: str, value: Any) -> str:
+    """``value`` as JSON text (a string is taken as JSON text already); InvalidQueryError
+    naming ``name`` when it cannot be encoded."""
+    if isinstance(value, str):
+        return value
+    try:
+        return dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidQueryError(f"{name} cannot be encoded as JSON: {exc}") from None
+
+
+def require(what: str, arguments: Mapping[str, Any], names: tuple[str, ...]) -> None:
+    """InvalidQueryError when one of ``names`` (required by ``what``) is None."""
+    for name in names:
+        if name in arguments and arguments[name] is None:
+            raise InvalidQueryError(f"{what} needs {name} (got None).")
+
+
+def string_list(name: str, value: Any) -> list[str]:
+    """``value`` as a list of strings (a list or tuple of them); InvalidQueryError otherwise."""
+    if not isinstance(value, (list, tuple)):
+        raise InvalidQueryError(f"{name} must be a list of strings, not {type(value).__name__}.")
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise InvalidQueryError(
+                f"{name}[{index}] must be a string, not {type(item).__name__}.")
+    return list(value)
 
 
 def post_body(params: Mapping[str, Any]) -> str:

@@ -183,8 +183,11 @@ class KeenApi:
             self.base_url = base_url.rstrip("/")
         if api_version is not None:
             self.api_version = api_version
-        self.get_timeout: Timeout = DEFAULT_TIMEOUT if get_timeout is None else get_timeout
-        self.post_timeout: Timeout = DEFAULT_TIMEOUT if post_timeout is None else post_timeout
+        self.get_timeout: Timeout = _checked_timeout("get_timeout", get_timeout)
+        self.post_timeout: Timeout = _checked_timeout("post_timeout", post_timeout)
+        if retry is not None and not isinstance(retry, _retry.RetryPolicy):
+            raise TypeError(f"retry must be a keen.RetryPolicy (or keen.NO_RETRY), "
+                            f"not {type(retry).__name__}")
         self._owns_session = session is None
         self.session = requests.Session() if session is None else session
         self.retry = _retry.DEFAULT_POLICY if retry is None else retry
@@ -406,6 +409,8 @@ class KeenApi:
 
     def add_access_key_permissions(self, key: str, permissions: list[str]) -> Any:
         """Add permissions to an access key, keeping the rest."""
+        permissions = _params.string_list("permissions", permissions)
+
         def add(d: dict[str, Any]) -> None:
             d["permitted"] = list(d["permitted"]) + [
                 p for p in dict.fromkeys(permissions) if p not in d["permitted"]]
@@ -413,7 +418,7 @@ class KeenApi:
 
     def remove_access_key_permissions(self, key: str, permissions: list[str]) -> Any:
         """Remove permissions from an access key, keeping the rest."""
-        removed = set(permissions)
+        removed = set(_params.string_list("permissions", permissions))
 
         def remove(d: dict[str, Any]) -> None:
             d["permitted"] = [p for p in d["permitted"] if p not in removed]
@@ -421,10 +426,12 @@ class KeenApi:
 
     def update_access_key_permissions(self, key: str, permissions: list[str]) -> Any:
         """Replace the permissions of an access key, keeping the rest."""
+        permissions = _params.string_list("permissions", permissions)
         return self._update_access_key(key, lambda d: d.update(permitted=permissions))
 
     def update_access_key_options(self, key: str, options: dict[str, Any]) -> Any:
         """Replace the options of an access key, keeping the rest."""
+        _params.json_text("options", options)
         return self._update_access_key(key, lambda d: d.update(options=options))
 
     def revoke_access_key(self, key: str) -> Any:
@@ -485,9 +492,28 @@ def _has_token(body: Any) -> bool:
 
 def _access_key_body(name: str, is_active: bool, permitted: list[str] | None,
                      options: dict[str, Any] | None) -> str:
-    return dumps({"name": name, "is_active": is_active,
-                  "permitted": [] if permitted is None else permitted,
-                  "options": {} if options is None else options})
+    if not isinstance(name, str) or not name:
+        raise exceptions.InvalidQueryError(
+            f"An access key name must be a non-empty string, not {name!r}.")
+    body = {"name": name, "is_active": is_active,
+            "permitted": [] if permitted is None else _params.string_list("permitted", permitted),
+            "options": {} if options is None else options}
+    return _params.json_text("the access key definition", body)
+
+
+def _checked_timeout(name: str, value: Any) -> Timeout:
+    """``value`` (None: DEFAULT_TIMEOUT) if it is a usable requests timeout; ValueError naming
+    ``name`` otherwise."""
+    if value is None:
+        return DEFAULT_TIMEOUT
+    parts = value if isinstance(value, (tuple, list)) and len(value) == 2 else (value,)
+    for part in parts:
+        if part is None and len(parts) == 2:
+            continue
+        if isinstance(part, bool) or not isinstance(part, (int, float)) or not part > 0:
+            raise ValueError(f"{name} must be a number of seconds > 0 or a (connect, read) "
+                             f"pair of them, not {value!r}")
+    return value  # type: ignore[no-any-return]
 
 
 def _resolve(idempotent: bool | Callable[[], bool]) -> bool:

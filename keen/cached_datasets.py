@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from keen._encoding import dumps
+from keen._params import json_text
 from keen.api import HTTPMethods
 from keen.saved_queries import NO_JSON
 from keen.utilities import KeenKeys
@@ -60,10 +60,8 @@ class CachedDatasetsInterface:
 
         ``index_by`` and ``timeframe`` that are not strings are sent as JSON.
         """
-        params = {
-            "index_by": index_by if isinstance(index_by, str) else dumps(index_by),
-            "timeframe": timeframe if isinstance(timeframe, str) else dumps(timeframe),
-        }
+        params = {"index_by": json_text("index_by", index_by),
+                  "timeframe": json_text("timeframe", timeframe)}
         return self.api._json_or(NO_JSON, HTTPMethods.GET, self._url(dataset_name, "results"),
                                  KeenKeys.READ, params=params)
 

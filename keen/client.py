@@ -31,6 +31,9 @@ OrderBy = Union[Mapping[str, str], Sequence[Mapping[str, str]], None]
 Filters = Optional[Sequence[Mapping[str, Any]]]
 Steps = Sequence[Mapping[str, Any]]
 
+#: Parameters that every analysis having them requires (no default in its signature).
+_REQUIRED = ("event_collection", "target_property", "percentile", "steps", "analyses")
+
 
 class Event:
     """One event: a body to record in a collection, with an optional timestamp.
@@ -231,6 +234,7 @@ class KeenClient:
         """Run ``analysis_type`` with a method's arguments (its ``locals()``)."""
         all_keys = arguments.pop("all_keys", False)
         del arguments["self"]
+        _params.require(analysis_type, arguments, _REQUIRED)
         return self.api.query(analysis_type, self.get_params(**arguments), all_keys=all_keys)
 
     @_documented("Count the events that match.")

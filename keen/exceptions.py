@@ -7,7 +7,8 @@ One root, two branches: "could not talk to the server" and "the server said no":
      +-- InvalidPersistenceStrategyError  (also TypeError)
      +-- InvalidEnvironmentError          missing project id, or missing key for an operation
      +-- InvalidEventError                (also ValueError) bad event, collection name or value
-     +-- InvalidQueryError                (also ValueError) malformed order_by / limit
+     +-- InvalidQueryError                (also ValueError) malformed query, dataset, saved-query
+     |                                    or access-key argument
      +-- ScopedKeyError                   (also ValueError) undecryptable scoped key
      +-- KeenApiError                     the server answered with an error status
      |    +-- BadRequestError             400 and other 4xx not listed below
@@ -96,7 +97,9 @@ class InvalidEventError(BaseKeenClientError, ValueError):
 
 
 class InvalidQueryError(BaseKeenClientError, ValueError):
-    """A query parameter is malformed (``order_by``, ``limit``); nothing was sent."""
+    """An argument of a query, dataset, saved-query or access-key call is malformed (a
+    non-string collection name, ``order_by`` without ``group_by``, a ``limit`` that is not a
+    positive int, a value that is not JSON...); nothing was sent."""
 
 
 class ScopedKeyError(BaseKeenClientError, ValueError):

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from keen._encoding import dumps
+from keen._params import json_text
 from keen.api import HTTPMethods
+from keen.exceptions import InvalidQueryError
 from keen.utilities import KeenKeys
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class SavedQueriesInterface:
 
         :param saved_query: the definition: a dict, or JSON text already encoded.
         """
-        payload = saved_query if isinstance(saved_query, str) else dumps(saved_query)
+        payload = json_text("saved_query", saved_query)
         return self.api._json_or(NO_JSON, HTTPMethods.PUT, self._url(query_name),
                                  KeenKeys.MASTER, data=payload)
 
@@ -68,6 +69,9 @@ class SavedQueriesInterface:
         The name, refresh rate, metadata and the query's set fields are kept; the attributes
         are merged in depth (nested dicts are merged, other values replace).
         """
+        if not isinstance(saved_query_attributes, Mapping):
+            raise InvalidQueryError(f"saved_query_attributes must be a dict, "
+                                    f"not {type(saved_query_attributes).__name__}.")
         old = self.get(query_name)
         new: dict[str, Any] = {field: old[field] for field in _KEPT_FIELDS if field in old}
         # unset query fields come back as null / empty, which the API refuses on update

@@ -103,6 +103,7 @@ BAD_EVENTS: list[tuple[str, Callable[[KeenClient], Any]]] = [
     ("non-empty string", lambda c: c.add_event(None, {})),
     ("a.b\\[1\\] is of type object", lambda c: c.add_event("c", {"a": {"b": [1, object()]}})),
     ("x is nan", lambda c: c.add_event("c", {"x": float("nan")})),
+    (r"a\.b\[0\] is of type complex", lambda c: c.add_event("c", {"a": {"b": {1j}}})),
     ("contains itself", lambda c: c.add_event("c", _self_containing())),
     ("'keen' property must be a dict",
      lambda c: c.add_event("c", {"keen": 5}, timestamp=datetime.datetime(2020, 1, 1))),
@@ -154,3 +155,68 @@ def test_timestamp_does_not_modify_the_callers_event(recorder: Recorder) -> None
     assert body == {"a": 1, "keen": {"addons": [{"name": "keen:ip_to_geo"}]}}
     assert recorder.last.json() == {"a": 1, "keen": {"addons": [{"name": "keen:ip_to_geo"}],
                                                      "timestamp": "2021-03-04T05:06:07"}}
+
+
+BAD_ARGUMENTS: list[tuple[str, Callable[[KeenClient], Any]]] = [
+    ("event_collection must be a non-empty string, not 5", lambda c: c.count(5)),
+    ("event_collection must be a non-empty string, not ''", lambda c: c.count("")),
+    ("sum needs target_property", lambda c: c.sum("c", None)),
+    ("target_property must be a non-empty string", lambda c: c.median("c", "")),
+    ("percentile needs percentile", lambda c: c.percentile("c", "p", None)),
+    ("funnel needs steps", lambda c: c.funnel(None)),
+    ("steps must be a non-empty list of step dicts, not list", lambda c: c.funnel([])),
+    (r"steps\[1\] must be a dict, not str", lambda c: c.funnel([{}, "s"])),
+    ("analyses must be a non-empty dict", lambda c: c.multi_analysis("c", ["sum"])),
+    ("filters must be a list of filter dicts, not dict",
+     lambda c: c.count("c", filters={"property_name": "a"})),
+    (r"filters\[0\] must be a dict, not str", lambda c: c.count("c", filters=["a eq 1"])),
+    ("filters must be a list", lambda c: c.delete_events("c", filters="a")),
+    ("timeframe must be a string .* or a dict", lambda c: c.count("c", timeframe=7)),
+    ("index_by cannot be encoded as JSON",
+     lambda c: c.cached_datasets.results("d", object(), "this_1_days")),
+    ("timeframe cannot be encoded as JSON",
+     lambda c: c.cached_datasets.results("d", "u", {"start": object()})),
+    ("saved_query cannot be encoded as JSON", lambda c: c.saved_queries.create("q", object())),
+    ("saved_query_attributes must be a dict, not list",
+     lambda c: c.saved_queries.update("q", ["refresh_rate"])),
+    ("permissions must be a list of strings, not str",
+     lambda c: c.add_access_key_permissions("K", "queries")),
+    ("permissions must be a list of strings, not str",
+     lambda c: c.update_access_key_permissions("K", "writes")),
+    (r"permissions\[1\] must be a string, not int",
+     lambda c: c.remove_access_key_permissions("K", ["queries", 1])),
+    ("permitted must be a list of strings, not str",
+     lambda c: c.create_access_key("n", permitted="queries")),
+    ("options cannot be encoded as JSON",
+     lambda c: c.update_access_key_options("K", {"queries": object()})),
+    ("access key definition cannot be encoded as JSON",
+     lambda c: c.create_access_key("n", options={"queries": object()})),
+    ("access key name must be a non-empty string", lambda c: c.create_access_key(None)),
+]
+
+
+@pytest.mark.parametrize(("problem", "call"), BAD_ARGUMENTS)
+def test_bad_arguments_are_refused_before_sending(recorder: Recorder, problem: str,
+                                                  call: Callable[[KeenClient], Any]) -> None:
+    with pytest.raises(InvalidQueryError, match=problem) as caught:
+        call(client())
+    assert isinstance(caught.value, ValueError)
+    assert recorder.sent == []
+
+
+@pytest.mark.parametrize(("arguments", "problem"), [
+    ({"get_timeout": "soon"}, "get_timeout must be"),
+    ({"post_timeout": -1}, "post_timeout must be"),
+    ({"get_timeout": (3, 5, 7)}, "get_timeout must be"),
+    ({"get_timeout": True}, "get_timeout must be"),
+    ({"retry": 3}, "retry must be a keen.RetryPolicy"),
+])
+def test_bad_client_settings_are_refused_when_the_client_is_made(arguments: dict[str, Any],
+                                                                 problem: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=problem):
+        KeenClient("PID", **arguments)
+
+
+def test_good_timeouts_are_accepted() -> None:
+    for timeout in (305, 2.5, (3.05, 60), (None, 60), [1, 2], None):
+        KeenClient("PID", get_timeout=timeout, post_timeout=timeout)

@@ -36,9 +36,9 @@ PARAMS = {
     "email": st.none() | st.just("a@example.com"),
     "analyses": st.none() | st.dictionaries(st.text(min_size=1, max_size=5),
                                             st.fixed_dictionaries({"analysis_type": st.just(
-                                                "count")}), max_size=2),
+                                                "count")}), min_size=1, max_size=2),
     "steps": st.none() | st.lists(st.fixed_dictionaries(
-        {"event_collection": st.text(min_size=1, max_size=5)}), max_size=2),
+        {"event_collection": st.text(min_size=1, max_size=5)}), min_size=1, max_size=2),
     "property_names": st.none() | st.lists(st.text(max_size=5), max_size=3),
     "percentile": st.none() | st.floats(0, 100, allow_nan=False) | st.just(0),
     "max_age": st.none() | st.integers(0, 1000),
