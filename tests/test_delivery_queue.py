@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 from typing import Any
 
 import pytest
 from _delivery_helpers import (
+    REPO,
     FakeApi,
     Recorder,
     add,
@@ -471,6 +476,31 @@ def test_sys_exit_in_on_error_does_not_end_the_sender() -> None:
         add(target, "c", {"n": 1})
         assert target.flush(5)
     assert api.stored_values() == [1]
+
+
+_SIGNAL_SCRIPT = """
+import os, signal, sys
+sys.path.insert(0, sys.argv[1])
+from _delivery_helpers import FakeApi, add, strategy
+target = strategy(FakeApi())
+add(target, "c", {"n": 1})
+signal.signal(signal.SIGUSR1, lambda signum, frame: print(target.flush(5), flush=True))
+with target._queue._lock:  # as if the signal came while add_event held the queue's lock
+    os.kill(os.getpid(), signal.SIGUSR1)
+    print("handled", flush=True)
+target.close(1)
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="POSIX signals")
+def test_flush_from_a_signal_handler_does_not_deadlock() -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    try:
+        done = subprocess.run([sys.executable, "-c", _SIGNAL_SCRIPT, str(REPO / "tests")],
+                              env=env, capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.fail("flush in a signal handler deadlocked on the queue's lock")
+    assert done.stdout.split() == ["True", "handled"], done.stderr
 
 
 # ------------------------------------------------------------------ configuration

@@ -49,7 +49,9 @@ class EventQueue:
 
     def _reset(self) -> None:
         """Fresh state: at construction, and in a child process after fork."""
-        self._lock = threading.Lock()
+        # re-entrant: a signal handler calling flush() or stats() may interrupt this thread
+        # while it holds the lock in add_event
+        self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._progress = threading.Condition(self._lock)
         self._items: deque[Item] = deque()
