@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import sys
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,6 +34,9 @@ PURCHASES = [
     {"price": 20, "item": {"id": 7}, "user": {"id": "u1", "email": "lloyd@example.com"}},
 ]
 TIMEFRAME = "this_14_days"
+#: Marks what this run creates, so that it deletes only that on a server holding real data.
+RUN = uuid.uuid4().hex[:12]
+THIS_RUN = [{"property_name": "tour_run", "operator": "eq", "property_value": RUN}]
 STEPS = [
     {"event_collection": "sign_ups", "actor_property": "user.email"},
     {"event_collection": "purchases", "actor_property": "user.email"},
@@ -55,16 +59,17 @@ def _configured() -> Iterator[str]:
         return
     from keen.server import LocalKeenServer
 
+    names = ("project_id", "write_key", "read_key", "master_key", "base_url")
+    saved = {name: getattr(keen, name) for name in names}
     with LocalKeenServer() as server:
-        keen.project_id = server.project_id
-        keen.write_key = server.write_key
-        keen.read_key = server.read_key
-        keen.master_key = server.master_key
-        keen.base_url = server.url
+        for name in names:
+            setattr(keen, name, getattr(server, "url" if name == "base_url" else name))
         try:
             yield f"the embedded Keen server at {server.url}"
         finally:
             keen.reset_client()
+            for name, value in saved.items():
+                setattr(keen, name, value)
 
 
 def run_tour() -> None:
@@ -72,9 +77,11 @@ def run_tour() -> None:
     keen.add_event("sign_ups", SIGN_UPS[0])
     _show("add_event('sign_ups', {...})", "sent")
     _show("add_events({...})", keen.add_events({"sign_ups": SIGN_UPS[1:], "purchases": PURCHASES}))
-    keen.add_event("backfill", {"keen": {"timestamp": "2012-07-06T02:09:10.141Z"}, "user": "lloyd"})
+    keen.add_event("backfill", {"keen": {"timestamp": "2012-07-06T02:09:10.141Z"}, "user": "lloyd",
+                                "tour_run": RUN})
     july_2012 = {"start": "2012-07-06T00:00:00Z", "end": "2012-07-07T00:00:00Z"}
-    stamps = [e["keen"]["timestamp"] for e in keen.extraction("backfill", timeframe=july_2012)]
+    backfilled = keen.extraction("backfill", timeframe=july_2012, filters=THIS_RUN)
+    stamps = [e["keen"]["timestamp"] for e in backfilled]
     _show("add_event with keen.timestamp, read back", stamps)
 
     _show("count('purchases')", keen.count("purchases", timeframe=TIMEFRAME))
@@ -110,8 +117,9 @@ def run_tour() -> None:
     _show("funnel(..., all_keys=True) keys", sorted(whole))
 
     client = keen._default_client()
+    saved_query = f"cheap-purchases-{RUN}"
     client.saved_queries.create(
-        "cheap-purchases",
+        saved_query,
         {
             "refresh_rate": 0,
             "query": {
@@ -124,9 +132,9 @@ def run_tour() -> None:
     )
     _show(
         "saved_queries.results('cheap-purchases')",
-        client.saved_queries.results("cheap-purchases")["result"],
+        client.saved_queries.results(saved_query)["result"],
     )
-    client.saved_queries.delete("cheap-purchases")
+    client.saved_queries.delete(saved_query)
 
     master_key = client.api.master_key
     if master_key:
@@ -134,13 +142,14 @@ def run_tour() -> None:
         scoped = scoped_keys.encrypt(
             master_key, {"allowed_operations": ["read"], "filters": [only_u1]}
         ).decode()
-        scoped_client = KeenClient(client.project_id, read_key=scoped, base_url=client.api.base_url)
-        _show(
-            "count('purchases') with a scoped key for u1",
-            scoped_client.count("purchases", timeframe=TIMEFRAME),
-        )
+        with KeenClient(client.project_id, read_key=scoped,
+                        base_url=client.api.base_url) as scoped_client:
+            _show(
+                "count('purchases') with a scoped key for u1",
+                scoped_client.count("purchases", timeframe=TIMEFRAME),
+            )
 
-    _show("delete_events('backfill')", keen.delete_events("backfill"))
+    _show("delete_events('backfill')", keen.delete_events("backfill", filters=THIS_RUN))
 
 
 def main(argv: list[str] | None = None) -> int:

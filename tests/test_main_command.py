@@ -6,14 +6,20 @@ import os
 import subprocess
 import sys
 
+import keen
+from keen.__main__ import main
+from keen.server import LocalKeenServer
 
-def _run_tour() -> dict[str, str]:
+
+def _run_tour(**keen_env: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEEN_")}
+    env.update(keen_env)
     done = subprocess.run(
         [sys.executable, "-m", "keen"], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
-    assert "talking to the embedded Keen server at http://127.0.0.1:" in done.stdout
+    where = keen_env.get("KEEN_BASE_URL") or "the embedded Keen server at http://127.0.0.1:"
+    assert f"talking to {where}" in done.stdout
     answers = {}
     for line in done.stdout.splitlines()[1:-1]:
         label, _, value = line.partition("  ")
@@ -50,3 +56,28 @@ def test_main_command_sends_events_and_prints_every_answer() -> None:
         assert answers[label] == value, label
     assert float(answers["average('purchases', 'price')"]) == 31 / 3
     assert float(answers["standard_deviation('purchases', 'price')"]) > 0
+
+
+def test_against_a_configured_server_the_tour_deletes_only_what_it_created() -> None:
+    july_2012 = {"start": "2012-07-06T00:00:00Z", "end": "2012-07-07T00:00:00Z"}
+    with LocalKeenServer() as server:
+        client = server.client
+        client.add_event("backfill", {"keen": {"timestamp": "2012-07-06T05:00:00Z"}, "mine": 1})
+        mine = {"refresh_rate": 0, "query": {"analysis_type": "count",
+                                             "event_collection": "purchases",
+                                             "timeframe": "this_1_days"}}
+        client.saved_queries.create("cheap-purchases", mine)
+        answers = _run_tour(KEEN_BASE_URL=server.url, KEEN_PROJECT_ID=server.project_id,
+                            KEEN_WRITE_KEY=server.write_key, KEEN_READ_KEY=server.read_key,
+                            KEEN_MASTER_KEY=server.master_key)
+        assert answers["add_event with keen.timestamp, read back"] == (
+            '["2012-07-06T02:09:10.141Z"]')
+        assert [e["mine"] for e in client.extraction("backfill", timeframe=july_2012)] == [1]
+        assert [q["query_name"] for q in client.saved_queries.all()] == ["cheap-purchases"]
+
+
+def test_in_process_run_restores_the_module_settings(capsys: object) -> None:
+    before = (keen.project_id, keen.write_key, keen.base_url)
+    assert main([]) == 0
+    assert (keen.project_id, keen.write_key, keen.base_url) == before
+    assert keen._client is None
