@@ -50,11 +50,15 @@ class HTTPMethods:
     PUT = "put"
 
 
-@functools.lru_cache(maxsize=1024)
 def _segment(name: str) -> str:
     """A path segment with every reserved character escaped (``/``, ``?``, ``#``, ``%``...)."""
-    if not isinstance(name, str):
+    if not isinstance(name, str):  # checked before the cache, which cannot hash a list
         raise exceptions.InvalidEventError(f"A name in a URL must be a string, not {name!r}.")
+    return _quoted(name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _quoted(name: str) -> str:
     return quote(name, safe="")
 
 

@@ -111,6 +111,9 @@ BAD_EVENTS: list[tuple[str, Callable[[KeenClient], Any]]] = [
     (r"events\['c'\] must be a list", lambda c: c.add_events({"c": {"a": 1}})),
     (r"events\['c'\]\[1\] must be a dict", lambda c: c.add_events({"c": [{}, "x"]})),
     ("non-empty string", lambda c: c.add_events({"": [{}]})),
+    (r"name in a URL must be a string, not \['a'\]", lambda c: c.get_collection(["a"])),
+    (r"name in a URL must be a string, not \{'q': 1\}",
+     lambda c: c.saved_queries.get({"q": 1})),
     (r"c\[0\]\.when is of type object", lambda c: c.add_events({"c": [{"when": object()}]})),
 ]
 
