@@ -69,6 +69,11 @@ def test_a_token_set_by_the_user_is_kept() -> None:
         ({"keen": "not a dict"}, "'keen' property must be a dict"),
         ({"big": "x" * 900_001}, "at most 900000"),
         ({"ratio": float("nan")}, "ratio"),
+        # tokens the API refuses, or that would not tell events apart (None, "")
+        ({"keen": {"uniqueness_token": "x" * 65}}, "uniqueness_token.*at most 64"),
+        ({"keen": {"uniqueness_token": 5}}, "uniqueness_token.*got int"),
+        ({"keen": {"uniqueness_token": None}}, "uniqueness_token.*got NoneType"),
+        ({"keen": {"uniqueness_token": ""}}, "uniqueness_token.*non-empty"),
     ],
 )
 def test_bad_events_raise_in_the_caller_and_queue_nothing(body: dict[str, Any],

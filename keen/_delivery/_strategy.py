@@ -43,11 +43,23 @@ log = logging.getLogger("keen.delivery")
 # uuid4). The child of a fork draws a new prefix.
 _token_prefix = os.urandom(12).hex()
 _token_counter = itertools.count(1)
+#: Keen's limit on a keen.uniqueness_token (keen-api.md 4.4).
+MAX_TOKEN_LENGTH = 64
 
 
 def new_token() -> str:
     """A fresh ``keen.uniqueness_token`` (24 hex digits and a decimal counter; Keen allows 64)."""
     return _token_prefix + str(next(_token_counter))
+
+
+def _check_token(token: Any) -> None:
+    """A token set by the user: what the API takes, and able to tell events apart."""
+    if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_LENGTH:
+        raise InvalidEventError(
+            f"keen.uniqueness_token must be a non-empty string of at most {MAX_TOKEN_LENGTH} "
+            f"characters (or left out: one is added); got {type(token).__name__} "
+            f"of length {len(token) if isinstance(token, str) else '-'}."
+        )
 
 
 def encode_for_queue(body: Mapping[str, Any]) -> str:
@@ -68,6 +80,8 @@ def encode_for_queue(body: Mapping[str, Any]) -> str:
             )
         if "uniqueness_token" not in meta:
             body = {**body, "keen": {**meta, "uniqueness_token": new_token()}}
+        else:
+            _check_token(meta["uniqueness_token"])
         text = encode_event(body)
     if len(text) > MAX_EVENT_BYTES:  # the text is ASCII: characters are bytes
         raise InvalidEventError(
