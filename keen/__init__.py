@@ -148,12 +148,16 @@ def _replacement(stale: KeenClient) -> KeenClient | None:
 
 
 def reset_client() -> None:
-    """Drop the default client (closing it); the next call builds a new one from the settings."""
+    """Drop the default client; the next call builds a new one from the settings.
+
+    The client this module built is closed; one the application put in ``keen._client`` is
+    only dropped (it is the application's to close).
+    """
     global _client, _built_client, _built_settings
     with _lock:
-        old, _client, _built_client, _built_settings = _client, None, None, None
-    if old is not None:
-        old.close()
+        built, _client, _built_client, _built_settings = _built_client, None, None, None
+    if built is not None:
+        built.close()
 
 
 def flush(timeout: float | None = None) -> bool:

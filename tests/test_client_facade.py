@@ -181,3 +181,24 @@ def test_reset_by_another_thread_while_the_client_is_replaced(
     keen.read_key = "R2"
     assert keen.count("c") == 1
     assert recorder.last.headers["Authorization"] == "R2"
+
+
+def test_reset_client_drops_but_does_not_close_a_client_put_in_place_by_the_application(
+        recorder: Recorder) -> None:
+    keen.project_id, keen.write_key = "P", "W"
+    keen.add_event("c", {})
+    built = keen._client
+    assert built is not None
+
+    class Double:
+        """A hand-written test double: only what the code under test calls."""
+
+        def add_event(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+    keen._client = Double()  # type: ignore[assignment]
+    closed = []
+    built.close = lambda timeout=None: closed.append(True)  # type: ignore[method-assign]
+    keen.reset_client()
+    assert keen._client is None
+    assert closed == [True]  # the one the module built (and the double replaced) is closed
