@@ -83,6 +83,19 @@ def test_requests_http_cannot_parse_get_the_json_error_envelope(
     assert "SECRET" not in error["message"]  # the request line is never echoed
 
 
+def test_a_repeated_query_parameter_is_refused(api: Api) -> None:
+    """keen-api.md 7.3: several timeframe values are a TimeframeDefinitionError."""
+    key = api.server.read_key
+    query = "/queries/count?event_collection=c&timeframe=this_1_days&timeframe=this_9_days"
+    response = api.get(query, key)
+    assert error_of(response) == (400, "TimeframeDefinitionError")
+    assert "multiple values for timeframe" in response.json()["message"]
+    response = api.get("/queries/count?event_collection=c&event_collection=d"
+                       "&timeframe=this_1_days", key)
+    assert error_of(response) == (400, "InvalidParameterError")
+    assert api.get(query.rsplit("&", 1)[0], key).json() == {"result": 0}
+
+
 def test_head_and_cors_preflight(api: Api) -> None:
     response = api.call("HEAD", "/events", api.server.read_key)
     assert response.status_code == 200

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import socket
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from http import HTTPStatus
@@ -111,10 +112,12 @@ class _Handler(BaseHTTPRequestHandler):
         fault = None if path.startswith("/_keen/") else self.server.faults.take()
         if fault is not None and not self._before(fault):
             return
+        pairs = parse_qsl(query, keep_blank_values=True)
         request = Request(
             method=self.command,
             path=path,
-            query=dict(parse_qsl(query, keep_blank_values=True)),
+            query=dict(pairs),
+            repeated=frozenset(name for name, n in Counter(k for k, _ in pairs).items() if n > 1),
             headers={name.lower(): value for name, value in self.headers.items()},
             body=body,
             client_address=str(self.client_address[0]),

@@ -16,6 +16,9 @@ Choices where keen-api.md leaves room [INF]:
   method: 405 ``MethodNotAllowedError``), then the project (404), then the key (401), then the
   permission (401), as in keen-api.md 2.1. The key may come in the ``Authorization`` header
   (preferred) or the ``api_key`` query parameter. ``/``, ``/3.0`` and ``/timezones`` need no key.
+* a query or delete parameter given twice in the query string is a 400
+  (``TimeframeDefinitionError`` for ``timeframe``, keen-api.md 7.3; ``InvalidParameterError``
+  otherwise) rather than a silent choice of one value.
 * an unknown analysis in ``/queries/<analysis>`` is a 404 (no such resource); a POST body's
   ``analysis_type`` must match the path if given (400 otherwise).
 * event bodies are parsed as JSON whatever their ``Content-Type`` (``sendBeacon`` sends
@@ -118,6 +121,7 @@ class Request:
     headers: dict[str, str] = field(default_factory=dict)  # lower-case names
     body: bytes = b""
     client_address: str = ""
+    repeated: frozenset[str] = frozenset()  # query parameters given more than once (last wins)
 
 
 @dataclass
@@ -165,6 +169,13 @@ class _Call:
         """Query-string parameters decoded into native values (the key, and the parameters
         named in ``raw``, which the caller decodes itself, left out)."""
         skipped = {"api_key", *raw}
+        for name in sorted(self.request.repeated - skipped):
+            if name == "timeframe":  # the API's words (keen-api.md 7.3)
+                raise bad_request("TimeframeDefinitionError",
+                                  "You sent in an invalid definition for the timeframe: "
+                                  "'You have multiple values for timeframe specified.'.")
+            raise bad_request("InvalidParameterError",
+                              f"The {name!r} parameter was given more than once.")
         return decode_query_params(
             {k: v for k, v in self.request.query.items() if k not in skipped})
 
