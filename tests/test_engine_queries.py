@@ -300,7 +300,7 @@ def test_multi_analysis_result_shapes(storage: Storage) -> None:
 @pytest.mark.parametrize(
     "analyses",
     [None, {}, {"x": {"analysis_type": "funnel"}}, {"x": {"analysis_type": "sum"}},
-     {"user": {"analysis_type": "count"}}],
+     {"user": {"analysis_type": "count"}}, {"x": {"analysis_type": ["count"]}}],
 )
 def test_bad_multi_analysis_is_400(storage: Storage, analyses: Any) -> None:
     with pytest.raises(QueryError) as info:

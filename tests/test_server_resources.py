@@ -278,6 +278,7 @@ def test_saved_query_rename(api: Api) -> None:
     ({"query": COUNT_QUERY, "colour": "red"}, "colour"),
     ({"refresh_rate": 0}, "query"),
     ({"query": {**COUNT_QUERY, "analysis_type": "mode"}}, "analysis_type"),
+    ({"query": {**COUNT_QUERY, "analysis_type": ["count"]}}, "analysis_type"),
     ({"query": {"analysis_type": "count"}}, "event_collection"),
     ({"query": COUNT_QUERY, "query_name": "has space"}, "has space"),
 ])

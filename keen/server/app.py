@@ -772,7 +772,7 @@ def _query_definition(body: Any, what: str, excluded: Sequence[str] = ()) -> dic
         raise bad_request(f"Invalid{what}Error", "query must be a JSON object.")
     query = {k: v for k, v in body.items() if v is not None}
     analysis = query.get("analysis_type")
-    if analysis not in ANALYSES or analysis in excluded:
+    if not isinstance(analysis, str) or analysis not in ANALYSES or analysis in excluded:
         allowed = sorted(ANALYSES - set(excluded))
         raise bad_request(f"Invalid{what}Error",
                           f"query.analysis_type must be one of {', '.join(allowed)}; "

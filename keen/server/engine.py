@@ -318,7 +318,7 @@ def _multi(
     analyses: dict[str, _Analysis] = {}
     for label, spec in raw.items():
         kind = spec.get("analysis_type") if isinstance(spec, dict) else None
-        if kind not in SIMPLE_ANALYSES:
+        if not isinstance(kind, str) or kind not in SIMPLE_ANALYSES:
             raise _invalid(
                 f"analyses[{label!r}] needs an analysis_type among "
                 f"{', '.join(sorted(SIMPLE_ANALYSES))}."
