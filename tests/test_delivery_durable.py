@@ -353,3 +353,24 @@ def test_an_event_the_full_disk_cannot_take_raises_and_is_not_sent(path: Path,
         api.gate.set()
         target.close(1)
     assert sorted(api.stored_values()) == added  # not the event whose add_event raised
+
+
+def test_close_reports_buffered_events_the_full_disk_cannot_take(path: Path) -> None:
+    errors = Recorder()
+    api = FakeApi()
+    api.gate.clear()
+    target = _durable(api, path, commit_interval=60, on_error=errors)
+    conn: Any = target._queue._writer_conn  # type: ignore[attr-defined]
+    (pages,) = conn.execute("PRAGMA page_count").fetchone()
+    conn.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full
+    for n in range(3):
+        add(target, COLLECTION, {"n": n, "pad": "x" * 5000})
+    try:
+        target.close(0.1)  # no exception: the events are reported as not delivered
+    finally:
+        api.gate.set()
+    stats = target.stats()
+    check_counters(stats)
+    assert stats["dropped"] == 3
+    assert sorted(event["n"] for _c, event in errors.events) == [0, 1, 2]
+    assert all(isinstance(error, NotDeliveredError) for error in errors.errors())

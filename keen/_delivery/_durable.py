@@ -273,7 +273,9 @@ class DurableQueue(EventQueue):
                 log.exception(
                     "could not write events to the queue file; trying again"
                 )
-                time.sleep(max(self._commit_interval, 0.1))
+                with self._lock:  # (close wakes it)
+                    if not self._closing:
+                        self._wake.wait(max(self._commit_interval, 0.1))
 
     # ----------------------------------------------------------------- sending
 
@@ -352,8 +354,13 @@ class DurableQueue(EventQueue):
         return []
 
     def drain(self) -> list[Item]:
-        """At close: whatever is still buffered is written to the file, nothing is dropped."""
-        self._commit_buffer()
+        """At close: whatever is still buffered is written to the file, nothing is dropped;
+        unless the file cannot take it (disk full...): then it is dropped and returned."""
+        try:
+            self._commit_buffer()
+        except sqlite3.Error:
+            log.exception("could not write the last events to the queue file %r", self._path)
+            return super().drain()
         return []
 
     def close(self) -> None:
