@@ -279,6 +279,8 @@ def test_saved_query_rename(api: Api) -> None:
     ({"refresh_rate": 0}, "query"),
     ({"query": {**COUNT_QUERY, "analysis_type": "mode"}}, "analysis_type"),
     ({"query": {**COUNT_QUERY, "analysis_type": ["count"]}}, "analysis_type"),
+    ({"query": COUNT_QUERY, "query_name": {"a": 1}}, "query name"),
+    ({"query": {**COUNT_QUERY, "filters": {"property_name": "a"}}}, "filters"),
     ({"query": {"analysis_type": "count"}}, "event_collection"),
     ({"query": COUNT_QUERY, "query_name": "has space"}, "has space"),
 ])
@@ -351,11 +353,15 @@ def test_dataset_listing_pages(api: Api) -> None:
     {"display_name": None}, {"index_by": []},
     {"query": {**DATASET["query"], "interval": None}},
     {"query": {**DATASET["query"], "analysis_type": "extraction"}},
+    {"query": {**DATASET["query"], "filters": -1}},
+    {"query": {**DATASET["query"], "filters": [{"property_name": "a", "operator": "like",
+                                                "property_value": 1}]}},
     {"extra": 1},
 ])
 def test_invalid_dataset_definitions_are_400(api: Api, change: dict[str, Any]) -> None:
     body = {k: v for k, v in {**DATASET, **change}.items() if v is not None}
     assert error_of(api.put("/datasets/bad", api.server.master_key, body=body))[0] == 400
+    assert api.get("/datasets/bad", api.server.master_key).status_code == 404  # not stored
 
 
 def test_dataset_results_need_an_index(api: Api) -> None:

@@ -74,6 +74,7 @@ from keen.server.auth import (
 from keen.server.config import ProjectConfig
 from keen.server.engine import ANALYSES, dataset_results, decode_query_params, run_query
 from keen.server.faults import Faults
+from keen.server.filters import normalize_filters
 
 if TYPE_CHECKING:
     from keen.server.storage import Storage
@@ -780,6 +781,10 @@ def _query_definition(body: Any, what: str, excluded: Sequence[str] = ()) -> dic
     needed = "steps" if analysis == "funnel" else "event_collection"
     if needed not in query:
         raise bad_request(f"Invalid{what}Error", f"query.{needed} is required.")
+    if "filters" in query:  # refused now rather than failing each time the query runs
+        if not isinstance(query["filters"], list):
+            raise bad_request(f"Invalid{what}Error", "query.filters must be a list of filters.")
+        normalize_filters(query["filters"])
     return query
 
 
@@ -787,7 +792,7 @@ def _saved_query_definition(body: Any, name: str) -> dict[str, Any]:
     what = "SavedQuery"
     fields = _check_fields(body, what, _SAVED_QUERY_FIELDS, read_only=_SAVED_QUERY_READ_ONLY)
     target = fields.get("query_name") or name
-    for candidate in {name, target}:
+    for candidate in (name, target):
         if not isinstance(candidate, str) or not _RESOURCE_NAME.match(candidate):
             raise bad_request(f"Invalid{what}Error", f"Saved query name {candidate!r} may "
                               "contain only letters, digits, '-' and '_'.")
