@@ -90,6 +90,8 @@ def test_collection_names_with_spaces_and_periods_are_fine(storage: Storage) -> 
         ({"big": 2**63}, "InvalidPropertyValueError"),
         ({"keen": {"timestamp": "yesterday"}}, "InvalidPropertyValueError"),
         ({"keen": {"timestamp": 12}}, "InvalidPropertyValueError"),
+        ({"keen": {"timestamp": "0001-01-01T00:00:00+01:00"}}, "InvalidPropertyValueError"),
+        ({"keen": {"timestamp": "9999-12-31T23:59:59-01:00"}}, "InvalidPropertyValueError"),
         ({"keen": {"uniqueness_token": "t" * 65}}, "InvalidPropertyValueError"),
         ({"keen": "no"}, "NamespaceTypeError"),
         ([1, 2], "InvalidEventError"),

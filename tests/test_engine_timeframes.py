@@ -82,7 +82,8 @@ def test_absolute_timeframes_accept_any_offset_and_naive_means_utc() -> None:
     "timeframe",
     [None, "", "this_0_days", "last_7_days", "this_7_fortnights", ["this_7_days", "today"],
      {"start": "2015-07-01T00:00:00Z"}, {"start": "yesterday", "end": "today"},
-     {"start": "2015-07-02T00:00:00Z", "end": "2015-07-01T00:00:00Z"}, 7, '{"start": '],
+     {"start": "2015-07-02T00:00:00Z", "end": "2015-07-01T00:00:00Z"}, 7, '{"start": ',
+     {"start": "0001-01-01T00:00:00+01:00", "end": "2015-07-01T00:00:00Z"}],
 )
 def test_bad_or_missing_timeframes_are_a_400_timeframe_definition_error(timeframe: object) -> None:
     with pytest.raises(QueryError) as info:

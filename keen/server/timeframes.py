@@ -91,7 +91,10 @@ def parse_iso(text: str) -> datetime:
         int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
         micros, tzinfo=tz,
     )
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise ValueError(f"{text!r} is outside the years 1-9999 in UTC") from None
 
 
 def to_micros(value: datetime) -> int:
