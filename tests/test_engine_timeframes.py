@@ -155,3 +155,10 @@ def test_bad_intervals_are_refused(interval: object) -> None:
 def test_too_many_buckets_are_refused_instead_of_exhausting_memory() -> None:
     with pytest.raises(QueryError):
         _buckets("2000-01-01T00:00:00Z", "2015-01-01T00:00:00Z", "minutely")
+
+
+@pytest.mark.parametrize("interval", ["yearly", "daily", "every_5_years"])
+def test_buckets_beyond_year_9999_are_a_400_not_a_crash(interval: str) -> None:
+    with pytest.raises(QueryError) as info:
+        _buckets("9999-12-31T20:00:00Z", "9999-12-31T23:00:00Z", interval)
+    assert (info.value.status, info.value.error_code) == (400, "TimeframeDefinitionError")

@@ -274,6 +274,17 @@ def interval_buckets(
     the first and last clipped to it. Empty when the timeframe is empty."""
     count, unit = parse_interval(interval)
     zone = resolve_timezone(tz)
+    try:
+        return _buckets(start, end, count, unit, zone, interval)
+    except (OverflowError, ValueError):  # a bucket edge beyond the years 1-9999
+        raise _timeframe_error(
+            f"interval {interval!r} buckets reach outside the supported calendar"
+        ) from None
+
+
+def _buckets(
+    start: datetime, end: datetime, count: int, unit: str, zone: tzinfo, interval: Any
+) -> list[tuple[int, int]]:
     start_us, end_us = to_micros(start), to_micros(end)
     buckets: list[tuple[int, int]] = []
     edge = _floor(start.astimezone(zone), unit)
