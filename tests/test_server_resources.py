@@ -96,6 +96,34 @@ def test_a_repeated_query_parameter_is_refused(api: Api) -> None:
     assert api.get(query.rsplit("&", 1)[0], key).json() == {"result": 0}
 
 
+@pytest.mark.parametrize(("length", "status"), [(50_000_000, b"413"), ("x", b"400")])
+def test_expect_100_continue_refuses_a_bad_body_before_it_is_sent(
+    server: LocalKeenServer, length: object, status: bytes
+) -> None:
+    head = (f"POST /3.0/projects/{server.project_id}/events HTTP/1.1\r\n"
+            f"Authorization: {server.write_key}\r\nContent-Length: {length}\r\n"
+            "Expect: 100-continue\r\n\r\n").encode()
+    answer = _raw_exchange(server, head)  # no body is ever sent
+    assert answer.split(b" ")[1] == status
+    assert b"100 Continue" not in answer
+
+
+def test_expect_100_continue_then_the_body(server: LocalKeenServer) -> None:
+    body = b'{"c": [{"a": 1}]}'
+    head = (f"POST /3.0/projects/{server.project_id}/events HTTP/1.1\r\n"
+            f"Authorization: {server.write_key}\r\nContent-Length: {len(body)}\r\n"
+            "Expect: 100-continue\r\nConnection: close\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
+        sock.sendall(head)
+        assert sock.recv(1024).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert server.storage.count_events(server.project_id, "c") == 1
+
+
 def test_head_and_cors_preflight(api: Api) -> None:
     response = api.call("HEAD", "/events", api.server.read_key)
     assert response.status_code == 200

@@ -100,8 +100,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         except (_BadLength, ValueError):  # ValueError: a malformed chunk size
             self.close_connection = True
-            self._send(error_response(ApiError(400, "InvalidRequestError",
-                                               "Malformed Content-Length or chunked body.")))
+            self._send(error_response(_malformed_body()))
             return
         # In flight until the answer is written: stop() waits for it before closing sockets.
         with self.server.tracking():
@@ -144,13 +143,28 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return True
 
+    def handle_expect_100(self) -> bool:
+        """``Expect: 100-continue``: refuse a body that could not be read before it is sent."""
+        try:
+            refusal = _too_large() if self._declared_length() > _MAX_READ_BYTES else None
+        except _BadLength:
+            refusal = _malformed_body()
+        if refusal is None:
+            return super().handle_expect_100()
+        self.close_connection = True
+        self._send(error_response(refusal))
+        return False
+
+    def _declared_length(self) -> int:
+        try:
+            return int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise _BadLength from None
+
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             return self._read_chunked()
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            raise _BadLength from None
+        length = self._declared_length()
         if length > _MAX_READ_BYTES:
             raise _BodyTooLarge
         return self.rfile.read(length) if length > 0 else b""
@@ -202,6 +216,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _too_large() -> ApiError:
     return ApiError(413, "RequestEntityTooLargeError", "The request body is too large.")
+
+
+def _malformed_body() -> ApiError:
+    return ApiError(400, "InvalidRequestError", "Malformed Content-Length or chunked body.")
 
 
 def _fault_error(fault: Fault) -> ApiError:
