@@ -157,6 +157,14 @@ def test_image_beacon_redirects(api: Api) -> None:
     assert api.count("clicks") == 1
 
 
+def test_head_on_an_image_beacon_records_nothing(api: Api) -> None:
+    params = {"api_key": api.server.write_key, "data": _beacon_data({"a": 1})}
+    response = api.call("HEAD", "/events/views", params=params)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "image/gif"
+    assert api.server.storage.count_events(api.project_id, "views") == 0
+
+
 def test_image_beacon_with_bad_data_is_400(api: Api) -> None:
     response = api.get("/events/views", params={"api_key": api.server.write_key, "data": "%%%"})
     assert error_of(response) == (400, "InvalidEventError")

@@ -29,7 +29,8 @@ Choices where keen-api.md leaves room [INF]:
 * the string values ``"${keen.ip}"`` and ``"${keen.user_agent}"`` anywhere in an event are
   replaced by the client's address and ``User-Agent`` (keen-api.md 4.4).
 * image beacon: ``data`` may use either base64 alphabet, with or without padding, and ``' '``
-  for an unescaped ``+``; the answer is a 1x1 GIF (200) or, with ``redirect``, a 302.
+  for an unescaped ``+``; the answer is a 1x1 GIF (200) or, with ``redirect``, a 302. A
+  ``HEAD`` request gets the same answer without recording the event.
 * saved queries: ``null`` query fields in a PUT are dropped (the GET of a definition shows
   ``group_by``, ``interval`` and ``timezone`` as ``null`` when unset); read-only fields (``urls``,
   ``created_date``, ``last_modified_date``, ``user_last_modified_date``, ``run_information``,
@@ -400,7 +401,8 @@ class KeenApp:
             return self._get_collection(call, collection)
         call.principal.require(WRITES)
         event = _beacon_event(call.request.query["data"])
-        self._record_one(call, collection, event)
+        if call.request.method != "HEAD":  # HEAD is safe: a link checker records nothing
+            self._record_one(call, collection, event)
         redirect = call.request.query.get("redirect")
         if redirect:
             return Response(302, headers={"Location": redirect})
