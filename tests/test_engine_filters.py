@@ -139,8 +139,8 @@ def test_property_names_with_quotes_fall_back_to_python(storage: Storage) -> Non
 
 
 @pytest.mark.parametrize("name", [
-    "back\\slash", "tab\there", "line\nbreak", "\x01", 'say "hi"', "it's", "a$b", "br[0]",
-    "x'); DROP TABLE events; --", "\u00e9t\u00e9", "[$]", "]",
+    "back\\slash", "tab\there", "line\nbreak", "\x01", "nul\x00", 'say "hi"', "it's", "a$b",
+    "br[0]", "x'); DROP TABLE events; --", "\u00e9t\u00e9", "[$]", "]",
 ])
 def test_any_property_name_is_addressed_exactly(name: str) -> None:
     """Names JSON escapes (backslash, control characters, quotes) and names with SQL or

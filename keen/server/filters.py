@@ -350,17 +350,23 @@ class Column:
             )
             self.elements = f"json_each({body}, {lit})"
         else:
-            lit = _literal(path)
+            lit = _path_literal(path)
             self.value, self.type = f"keen_value({body}, {lit})", f"keen_type({body}, {lit})"
             self.repr = f"keen_repr({body}, {lit})"
             self.elements = ""
+
+
+def _path_literal(path: str) -> str:
+    """A dotted path for the Python SQL functions, as a literal of its JSON text (ASCII: SQL
+    text cannot hold every character a property name may have, such as NUL)."""
+    return _literal(json.dumps(path))
 
 
 def remove_sql(path: str, body: str = "body") -> str:
     """SQL giving ``body`` without the dotted property ``path``."""
     sql_path = _sqlite_path(path)
     if sql_path is None:
-        return f"keen_remove({body}, {_literal(path)})"
+        return f"keen_remove({body}, {_path_literal(path)})"
     return f"json_remove({body}, {_literal(sql_path)})"
 
 
@@ -476,8 +482,8 @@ def compile_filters(filters: Sequence[Filter], body: str = "body") -> tuple[str,
 
 # --------------------------------------------------------------------------- SQL functions
 
-def _sql_value(body: str, path: str) -> Any:
-    value = value_at(json.loads(body), path)
+def _sql_value(body: str, path_json: str) -> Any:
+    value = value_at(json.loads(body), json.loads(path_json))
     if value is MISSING or value is None:
         return None
     if isinstance(value, bool):
@@ -487,8 +493,8 @@ def _sql_value(body: str, path: str) -> Any:
     return value
 
 
-def _sql_type(body: str, path: str) -> str | None:
-    value = value_at(json.loads(body), path)
+def _sql_type(body: str, path_json: str) -> str | None:
+    value = value_at(json.loads(body), json.loads(path_json))
     if value is MISSING:
         return None
     if value is None:
@@ -504,8 +510,8 @@ def _sql_type(body: str, path: str) -> str | None:
     return "array" if isinstance(value, list) else "object"
 
 
-def _sql_repr(body: str, path: str) -> str | None:
-    value = value_at(json.loads(body), path)
+def _sql_repr(body: str, path_json: str) -> str | None:
+    value = value_at(json.loads(body), json.loads(path_json))
     if value is MISSING:
         return None
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
@@ -531,9 +537,9 @@ def _sql_json_eq(text: Any, wanted_json: str) -> int:
     return int(_canon(json.loads(text)) == _canon(json.loads(wanted_json)))
 
 
-def _sql_remove(body: str, path: str) -> str:
+def _sql_remove(body: str, path_json: str) -> str:
     event = json.loads(body)
-    *parents, leaf = path.split(".")
+    *parents, leaf = json.loads(path_json).split(".")
     node = event
     for part in parents:
         node = node.get(part) if isinstance(node, dict) else None
