@@ -41,6 +41,14 @@ class FakeApi:
         self.gate.set()
         self.lock = threading.Lock()
 
+    write_key: str | None = "write key"
+
+    def _get_write_key(self) -> str | None:
+        return self.write_key
+
+    def _get_master_key(self) -> str | None:
+        return None
+
     def post_events_raw(self, body: bytes, *, idempotent: bool, retry: Any = None) -> Any:
         assert isinstance(body, bytes) and idempotent is True
         self.gate.wait(10)

@@ -371,6 +371,6 @@ def test_close_reports_buffered_events_the_full_disk_cannot_take(path: Path) -> 
         api.gate.set()
     stats = target.stats()
     check_counters(stats)
-    assert stats["dropped"] == 3
+    assert stats["dropped"] == 3, (stats, errors.calls, _rows(path))
     assert sorted(event["n"] for _c, event in errors.events) == [0, 1, 2]
     assert all(isinstance(error, NotDeliveredError) for error in errors.errors())

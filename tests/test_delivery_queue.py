@@ -27,6 +27,7 @@ from keen.exceptions import (
     AuthenticationError,
     DeliveryClosedError,
     EventRejectedError,
+    InvalidEnvironmentError,
     InvalidEventError,
     KeenConnectionError,
     NotDeliveredError,
@@ -104,6 +105,18 @@ def test_add_events_checks_every_event_before_queueing_any() -> None:
         assert answer == {"a": [{"queued": True}] * 2, "b": [{"queued": True}]}
         assert target.flush(5)
     assert sorted(api.stored_values()) == [1, 2, 3]
+
+
+def test_a_client_without_a_write_key_refuses_events_at_once() -> None:
+    api = FakeApi()
+    api.write_key = None
+    with closing(strategy(api)) as target:
+        with pytest.raises(InvalidEnvironmentError, match="write key"):
+            add(target, "clicks", {"n": 1})
+        with pytest.raises(InvalidEnvironmentError, match="write key"):
+            target.batch_persist({"clicks": [{"n": 1}]})
+        assert target.stats()["queued"] == 0
+    assert api.bodies == []
 
 
 def test_use_after_close_is_an_error() -> None:

@@ -121,7 +121,7 @@ class DurableQueue(EventQueue):
         self._rows_ready = threading.Condition(self._lock)  # wakes the sender: rows to send
         self._ready = 0  # rows of ours on disk not yet handed to the sender
         self._cursor = 0  # the highest row id handed to the sender
-        self._db_lock = threading.Lock()  # the writing connection (producers, writer thread)
+        self._db_lock = threading.RLock()  # the writing connection (producers, writer thread)
         self._writer: threading.Thread | None = None
         self._writer_conn: sqlite3.Connection | None = None
         self._sender_conn: sqlite3.Connection | None = None
@@ -259,19 +259,21 @@ class DurableQueue(EventQueue):
             self._writer.start()
 
     def _write_loop(self) -> None:
+        """Commit the buffer every commit_interval (at once during a flush) until close()
+        begins; close() writes what is left itself (drain)."""
         while True:
             with self._lock:
                 while not self._items and not self._closing:
                     self._wake.wait()
-                if not self._items and self._closing:
+                if self._closing:
                     return
-                if not (self._flushing or self._closing):
+                if not self._flushing:
                     self._wake.wait(self._commit_interval)
             try:
                 self._commit_buffer()
             except Exception:
                 log.exception(
-                    "could not write events to the queue file; trying again"
+                    "could not write events to the queue file %r; trying again", self._path
                 )
                 with self._lock:  # (close wakes it)
                     if not self._closing:
@@ -356,11 +358,12 @@ class DurableQueue(EventQueue):
     def drain(self) -> list[Item]:
         """At close: whatever is still buffered is written to the file, nothing is dropped;
         unless the file cannot take it (disk full...): then it is dropped and returned."""
-        try:
-            self._commit_buffer()
-        except sqlite3.Error:
-            log.exception("could not write the last events to the queue file %r", self._path)
-            return super().drain()
+        with self._db_lock:  # (so that no other thread takes the buffer in between)
+            try:
+                self._commit_buffer()
+            except sqlite3.Error:
+                log.exception("could not write the last events to the queue file %r", self._path)
+                return super().drain()
         return []
 
     def close(self) -> None:

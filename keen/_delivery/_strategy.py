@@ -31,6 +31,7 @@ from keen.exceptions import (
     QueueFullError,
 )
 from keen.persistence_strategies import BasePersistenceStrategy
+from keen.utilities import require_key
 
 if TYPE_CHECKING:
     from keen.client import Event
@@ -118,8 +119,7 @@ class QueuedPersistenceStrategy(BasePersistenceStrategy):
 
     def persist(self, event: Event) -> None:
         """Queue one event (validated and encoded here; raises InvalidEventError at once)."""
-        if self._closed:
-            raise DeliveryClosedError("this client was closed: create a new one to send events")
+        self._check_can_send()
         text = encode_for_queue(event.body_with_timestamp())
         dropped = self._queue.put(event.event_collection, text)
         if self._thread is None:
@@ -133,8 +133,7 @@ class QueuedPersistenceStrategy(BasePersistenceStrategy):
         Every event is validated and encoded before any is queued: a bad one raises and
         nothing is queued.
         """
-        if self._closed:
-            raise DeliveryClosedError("this client was closed: create a new one to send events")
+        self._check_can_send()
         if not isinstance(events, Mapping):
             raise InvalidEventError(
                 f"add_events takes a dict of collection name to list of events, "
@@ -159,6 +158,13 @@ class QueuedPersistenceStrategy(BasePersistenceStrategy):
         if dropped:
             self._report_dropped(dropped)
         return results
+
+    def _check_can_send(self) -> None:
+        """What would make every send fail, known on the caller's thread: raise it there."""
+        if self._closed:
+            raise DeliveryClosedError("this client was closed: create a new one to send events")
+        if not self.api._get_write_key():  # (cheap test first: this is add_event's path)
+            require_key(self.api, "write")  # raises InvalidEnvironmentError saying what to set
 
     def _report_dropped(self, dropped: list[Item]) -> None:
         policy = self.config.overflow
