@@ -20,8 +20,10 @@ import binascii
 import functools
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
+from keen._encoding import dumps
 from keen.exceptions import ScopedKeyError
 
 __all__ = ["decrypt", "encrypt"]
@@ -69,7 +71,15 @@ def _cipher(key: bytes, iv: bytes) -> Any:
 def encrypt(api_key: str | bytes, options: Any) -> bytes:
     """A scoped key (hex, as ASCII bytes) carrying ``options``, made with the master key."""
     key, block = _aes_key_and_block(api_key)
-    plaintext = _pad(json.dumps(options).encode("utf-8"), block)
+    if not isinstance(options, Mapping):
+        raise ScopedKeyError("Scoped key options must be a dict such as "
+                             "{'allowed_operations': ['read']}, "
+                             f"not {type(options).__name__}.")
+    try:
+        text = dumps(options)
+    except (TypeError, ValueError) as exc:
+        raise ScopedKeyError(f"Scoped key options cannot be encoded as JSON: {exc}.") from None
+    plaintext = _pad(text.encode("utf-8"), block)
     iv = os.urandom(_IV_SIZE)
     ciphertext = _cipher(key, iv).encrypt(plaintext)
     return binascii.hexlify(iv) + binascii.hexlify(ciphertext)

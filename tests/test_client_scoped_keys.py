@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import sys
@@ -76,6 +77,22 @@ def test_garbage_is_a_clear_error(garbage: str) -> None:
 def test_unusable_master_key_is_a_clear_error(master: str) -> None:
     with pytest.raises(ScopedKeyError):
         scoped_keys.encrypt(master, {})
+
+
+@pytest.mark.parametrize(("options", "problem"), [
+    (None, "must be a dict"), ('{"allowed_operations": ["read"]}', "must be a dict"),
+    ({"filters": [{"property_value": object()}]}, "cannot be encoded as JSON"),
+])
+def test_options_that_make_no_usable_key_are_refused(options: Any, problem: str) -> None:
+    with pytest.raises(ScopedKeyError, match=problem):
+        scoped_keys.encrypt(KEY_64, options)
+
+
+def test_datetimes_in_options_are_encoded_like_event_values() -> None:
+    when = datetime.datetime(2024, 5, 1, 12, tzinfo=datetime.timezone.utc)
+    options = {"filters": [{"property_name": "at", "operator": "gt", "property_value": when}]}
+    decrypted = scoped_keys.decrypt(KEY_64, scoped_keys.encrypt(KEY_64, options))
+    assert decrypted["filters"][0]["property_value"] == "2024-05-01T12:00:00+00:00"
 
 
 def test_import_keen_stays_cheap() -> None:
