@@ -286,8 +286,8 @@ class KeenApi:
             body = {"message": f"The API did not respond with JSON, but: {text[:1000]}",
                     "error_code": str(response.status_code)}
         secrets = [k for k in (self.write_key, self.read_key, self.master_key) if k]
-        body = {name: _redact(value, secrets) for name, value in body.items()}
-        return exceptions.error_for_response(response.status_code, body, retry_after)
+        return exceptions.error_for_response(response.status_code, _redact(body, secrets),
+                                             retry_after)
 
     def _json(self, method: str, url: str, key_type: str, *,
               idempotent: bool | Callable[[], bool] = True, timeout: Timeout = None,
@@ -573,7 +573,12 @@ def _retry_after(response: requests.Response) -> float | None:
 
 
 def _redact(value: Any, secrets: list[str]) -> Any:
+    """``value`` (an error body or part of it) with every key replaced, at any depth."""
     if isinstance(value, str):
         for secret in secrets:
             value = value.replace(secret, "<redacted key>")
+    elif isinstance(value, dict):
+        value = {name: _redact(item, secrets) for name, item in value.items()}
+    elif isinstance(value, list):
+        value = [_redact(item, secrets) for item in value]
     return value

@@ -254,3 +254,14 @@ def test_a_url_too_long_for_a_get_only_resource_says_so(monkeypatch: pytest.Monk
         client.delete_events("c", filters=[{"property_name": "id", "operator": "in",
                                             "property_value": ["x" * 5000]}])
     assert recorder.last.method == "DELETE"
+
+
+def test_a_key_echoed_deep_in_an_error_body_is_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = install_recorder(monkeypatch)
+    recorder.answer = lambda r: (400, {"message": "bad", "error_code": "E",
+                                       "details": {"headers": [f"Authorization: {READ}"]}})
+    with pytest.raises(BadRequestError) as caught:
+        KeenClient(PROJECT, read_key=READ, retry=NO_RETRY).count("c")
+    assert READ not in repr(caught.value.api_error)
+    assert caught.value.api_error["details"] == {
+        "headers": ["Authorization: <redacted key>"]}
