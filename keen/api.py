@@ -17,7 +17,7 @@ import time
 import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Callable, Union
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 import requests
 import urllib3.exceptions
@@ -81,7 +81,7 @@ def _not_sent(exc: requests.RequestException) -> bool:
 
 
 #: An access key in a URL path (``/keys/<key>``): access keys are secrets too.
-_ACCESS_KEY_IN_PATH = re.compile(r"(/keys/)[^/?#\s'\"]+")
+_ACCESS_KEY_IN_PATH = re.compile(r"(/keys/)([^/?#\s'\"]+)")
 
 
 def _scrub(text: str) -> str:
@@ -268,7 +268,7 @@ class KeenApi:
                 response.close()
                 self._pause(policy, attempt, retry_after, method, url, f"HTTP {status}")
                 continue
-            raise self._api_error(response, retry_after)
+            raise self._api_error(response, retry_after, url)
 
     @staticmethod
     def _pause(policy: _retry.RetryPolicy, attempt: int, retry_after: float | None,
@@ -278,14 +278,15 @@ class KeenApi:
                   why, attempt, wait)
         time.sleep(wait)
 
-    def _api_error(self, response: requests.Response,
-                   retry_after: float | None) -> exceptions.KeenApiError:
+    def _api_error(self, response: requests.Response, retry_after: float | None,
+                   url: str) -> exceptions.KeenApiError:
         body = _json_or_none(response)
         if not isinstance(body, dict):
             text = response.text if body is None else dumps(body)
             body = {"message": f"The API did not respond with JSON, but: {text[:1000]}",
                     "error_code": str(response.status_code)}
         secrets = [k for k in (self.write_key, self.read_key, self.master_key) if k]
+        secrets += [unquote(match.group(2)) for match in _ACCESS_KEY_IN_PATH.finditer(url)]
         return exceptions.error_for_response(response.status_code, _redact(body, secrets),
                                              retry_after)
 

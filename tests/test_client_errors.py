@@ -265,3 +265,16 @@ def test_a_key_echoed_deep_in_an_error_body_is_redacted(monkeypatch: pytest.Monk
     assert READ not in repr(caught.value.api_error)
     assert caught.value.api_error["details"] == {
         "headers": ["Authorization: <redacted key>"]}
+
+
+def test_an_access_key_echoed_in_an_error_body_is_redacted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    access_key = "A" * 64
+    recorder = install_recorder(monkeypatch)
+    recorder.answer = lambda r: (404, {"message": f"No access key {access_key}.",
+                                       "error_code": "ResourceNotFoundError"})
+    client = KeenClient(PROJECT, master_key=MASTER, retry=NO_RETRY)
+    with pytest.raises(NotFoundError) as caught:
+        client.get_access_key(access_key)
+    assert access_key not in str(caught.value) + repr(caught.value.api_error)
+    assert "No access key <redacted key>." in str(caught.value)
