@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from keen._params import json_text
 from keen.api import HTTPMethods
+from keen.exceptions import InvalidQueryError
 from keen.saved_queries import NO_JSON
 from keen.utilities import KeenKeys
 
@@ -36,7 +37,7 @@ class CachedDatasetsInterface:
         """
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
                                   or limit < 1):
-            raise ValueError(f"limit must be a positive int, not {limit!r}")
+            raise InvalidQueryError(f"limit must be a positive int, not {limit!r}.")
         params = {name: value for name, value in (("limit", limit), ("after_name", after_name))
                   if value is not None}
         extra: dict[str, Any] = {"params": params} if params else {}

@@ -179,6 +179,7 @@ BAD_ARGUMENTS: list[tuple[str, Callable[[KeenClient], Any]]] = [
      lambda c: c.cached_datasets.results("d", object(), "this_1_days")),
     ("timeframe cannot be encoded as JSON",
      lambda c: c.cached_datasets.results("d", "u", {"start": object()})),
+    ("limit must be a positive int, not 0", lambda c: c.cached_datasets.all(limit=0)),
     ("saved_query cannot be encoded as JSON", lambda c: c.saved_queries.create("q", object())),
     ("saved_query_attributes must be a dict, not list",
      lambda c: c.saved_queries.update("q", ["refresh_rate"])),
