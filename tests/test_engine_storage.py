@@ -231,6 +231,23 @@ def test_concurrent_writers_and_readers_lose_nothing(tmp_path: Path, in_memory: 
         assert store.count_events("p", "c") == 4 * 20 * 5
 
 
+def test_a_query_in_progress_does_not_hold_up_writes_on_a_file_database(tmp_path: Path) -> None:
+    """Readers see a snapshot and never block the writer (WAL): a write made while a query's
+    cursor is half read completes at once, and the query still sees the events as it began."""
+    with Storage(str(tmp_path / "k.db")) as store:
+        store.insert_events("p", "c", [{"i": i} for i in range(10)], now=NOW)
+        with store.reading() as conn:
+            cursor = conn.execute("SELECT body FROM events WHERE collection = 'c'")
+            assert cursor.fetchone() is not None  # a read transaction is open
+            writer = threading.Thread(
+                target=store.insert_events, args=("p", "c", [{"i": 10}]), kwargs={"now": NOW})
+            writer.start()
+            writer.join(timeout=10)
+            assert not writer.is_alive()
+            assert len(cursor.fetchall()) == 9
+        assert store.count_events("p", "c") == 11
+
+
 def test_a_closed_storage_refuses_work() -> None:
     store = Storage()
     store.close()
