@@ -440,9 +440,13 @@ def test_access_key_lifecycle(api: Api) -> None:
     {"options": {"writes": {"autofill": [1]}}}, {"options": {"queries": {"filters": {}}}},
     {"options": {"datasets": {"allowed": ["x"]}}},
     {"options": {"saved_queries": {"allowed": {"x": {}}}}},
+    {"options": {"queries": {"filters": [{"property_name": "a", "operator": "like",
+                                          "property_value": 1}]}}},
+    {"options": {"saved_queries": {"filters": [1]}}},
 ])
 def test_invalid_access_key_definitions_are_400(api: Api, body: Any) -> None:
     assert error_of(api.post("/keys", api.server.master_key, body=body))[0] == 400
+    assert api.get("/keys", api.server.master_key).json() == []  # nothing was created
 
 
 def test_access_keys_are_master_only(api: Api) -> None:

@@ -897,6 +897,8 @@ def _access_key_definition(body: Any) -> dict[str, Any]:
                 expected = "a list" if kind is list else "an object"
                 raise bad_request(f"Invalid{what}Error",
                                   f"options.{section}.{option} must be {expected}.")
+        if value and value.get("filters"):  # refused now, not on every query made with the key
+            normalize_filters(value["filters"])
     return {"name": name, "is_active": active, "permitted": list(dict.fromkeys(permitted)),
             "options": {section: options.get(section) for section in _ACCESS_KEY_OPTIONS}}
 
