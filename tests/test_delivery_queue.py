@@ -21,7 +21,8 @@ from _delivery_helpers import (
     wait_until,
 )
 
-from keen._delivery import BackgroundDelivery, DurableDelivery, make_strategy, resolve
+from keen._delivery import BackgroundDelivery, DurableDelivery, _strategy, make_strategy, resolve
+from keen._delivery._strategy import QueuedPersistenceStrategy
 from keen._retry import RetryPolicy
 from keen.exceptions import (
     AuthenticationError,
@@ -420,6 +421,28 @@ def test_flush_times_out_while_the_server_is_down_and_close_reports_what_is_left
     assert stats["dropped"] == 2 and stats["sent"] == 0
     assert sorted(event["n"] for _c, event in errors.events) == [1, 2]
     assert all(isinstance(error, NotDeliveredError) for error in errors.errors())
+
+
+def test_the_exit_flush_of_several_clients_shares_one_time_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    api = FakeApi()
+    api.failure = KeenConnectionError("refused", request_sent=False)
+    targets = [strategy(api, exit_timeout=0.3) for _ in range(2)]
+    for target in targets:
+        add(target, "c", {"n": 1})
+    budgets: list[float] = []
+    real_close = QueuedPersistenceStrategy.close
+
+    def close(self: QueuedPersistenceStrategy, timeout: float | None = None) -> None:
+        if self in targets:
+            budgets.append(timeout or 0.0)
+        real_close(self, timeout)
+
+    monkeypatch.setattr(QueuedPersistenceStrategy, "close", close)
+    monkeypatch.setattr(_strategy, "_LIVE", set(targets))  # (not other tests' clients)
+    _strategy._close_all_at_exit()
+    assert len(budgets) == 2
+    assert budgets[0] > 0.2 and budgets[1] == 0.0  # the first used up the 0.3 s
 
 
 def test_close_delivers_what_is_queued() -> None:
