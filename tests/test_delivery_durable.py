@@ -374,3 +374,21 @@ def test_close_reports_buffered_events_the_full_disk_cannot_take(path: Path) -> 
     assert stats["dropped"] == 3, (stats, errors.calls, _rows(path))
     assert sorted(event["n"] for _c, event in errors.events) == [0, 1, 2]
     assert all(isinstance(error, NotDeliveredError) for error in errors.errors())
+
+
+@pytest.mark.parametrize(("durability", "dropped"), [("process", [3, 4]), ("group", [0, 1])])
+def test_drop_oldest_never_drops_an_event_on_disk(path: Path, durability: str,
+                                                  dropped: list[int]) -> None:
+    errors = Recorder()
+    api = FakeApi()
+    api.gate.clear()  # nothing leaves the queue meanwhile
+    target = _durable(api, path, durability=durability, max_queue_size=3,
+                      overflow="drop_oldest", commit_interval=60, on_error=errors)
+    try:
+        for n in range(5):
+            add(target, COLLECTION, {"n": n})
+        assert [event["n"] for _c, event in errors.events] == dropped
+    finally:
+        api.gate.set()
+        target.close(5)
+    assert sorted(api.stored_values()) == sorted(set(range(5)) - set(dropped))

@@ -77,7 +77,9 @@ def _check_seconds(name: str, value: Any) -> None:
 class BackgroundDelivery:
     """Send events from a background thread, in batches, from a bounded in-memory queue.
 
-    :param max_queue_size: events waiting (queued or being sent) at most.
+    :param max_queue_size: events waiting (queued or being sent) at most. The bound is a
+        count, not bytes: memory use is up to this many encoded events (each at most 900 KB;
+        lower it if your events are large).
     :param overflow: what ``add_event`` does when the queue is full: ``"block"`` waits up to
         ``block_timeout`` seconds for room, then drops the event; ``"drop_newest"`` drops the new
         event; ``"drop_oldest"`` drops the oldest waiting one. Dropped events are counted
@@ -91,7 +93,9 @@ class BackgroundDelivery:
     :param on_error: ``on_error(events, error)`` is called with the events that cannot be
         delivered (rejected by the server, dropped when the queue was full, or left unsent at
         close) as ``(collection, body)`` pairs, and the exception saying why. It runs on the
-        sender thread, or on the thread calling ``add_event`` for events dropped by a full queue.
+        sender thread, on the thread calling ``add_event`` for events dropped by a full queue,
+        or on the thread calling ``close``; keep it quick (the sender waits for it). Called
+        from it, ``flush`` returns at once and ``close`` finishes on another thread.
         Exceptions it raises are logged and ignored. Failures are logged either way.
     :param exit_timeout: at interpreter exit, seconds to wait at most for the queue to drain
         (None: do not wait).
@@ -153,6 +157,9 @@ class DurableDelivery(BackgroundDelivery):
           (``synchronous=FULL``): everything survives a crash, a kill, an OS crash or a power
           loss. The slowest: one disk sync per event.
     :param commit_interval: seconds between group commits (``"group"`` only).
+
+    Events written to the file are never dropped: ``overflow="drop_oldest"`` drops the oldest
+    event not yet written (``"group"``), or else the new one (as ``"drop_newest"`` does).
     """
 
     max_queue_size: int = 1_000_000
