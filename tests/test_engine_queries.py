@@ -158,6 +158,19 @@ def test_group_values_keep_their_json_types() -> None:
     ]
 
 
+def test_a_list_value_is_one_group_as_a_whole() -> None:
+    with Storage() as store:
+        store.insert_events("p", "c", [{"tags": ["a", "b"]}, {"tags": ["a"]}, {"tags": ["a"]},
+                                       {"tags": "a"}], now=NOW)
+        body = run_query(store, "p", "count",
+                         {"event_collection": "c", "timeframe": "today", "group_by": "tags"},
+                         now=NOW)
+    assert body["result"] == [
+        {"tags": "a", "result": 1}, {"tags": ["a"], "result": 2},
+        {"tags": ["a", "b"], "result": 1},
+    ]
+
+
 def test_order_by_and_limit(storage: Storage) -> None:
     rows = result(storage, "count", group_by="user",
                   order_by=[{"property_name": "result", "direction": "DESC"}], limit=2)

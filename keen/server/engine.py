@@ -27,7 +27,9 @@ Choices where keen-api.md leaves room ([INF] points); timeframe, timezone and in
   (at least the first); median is percentile 50, so median(10, 20) is 10.
 * ``select_unique`` values are sorted (null < booleans < numbers < strings < lists/objects).
 * group_by: one key per property with its full dotted name; null and missing share the ``null``
-  group; groups are sorted ascending by their values unless ``order_by`` says otherwise.
+  group; a list value is one group as a whole (``["a", "b"]`` and ``["a"]`` are two groups, the
+  elements are not split out); groups are sorted ascending by their values (null first, see
+  ``sort_key``) unless ``order_by`` says otherwise.
   ``order_by`` needs ``group_by``, its ``property_name`` must be ``result`` or a group_by
   property (in multi_analysis: an analysis label), ``direction`` ``ASC`` (default) or ``DESC``;
   ``limit`` (a positive integer) needs ``order_by``. With an interval, ordering and limit apply
