@@ -171,7 +171,7 @@ def require(what: str, arguments: Mapping[str, Any], names: tuple[str, ...]) -> 
     """InvalidQueryError when one of ``names`` (required by ``what``) is None."""
     for name in names:
         if name in arguments and arguments[name] is None:
-            raise InvalidQueryError(f"{what} needs {name} (got None).")
+            raise InvalidQueryError(f"{what}() requires {name}; it cannot be None.")
 
 
 def string_list(name: str, value: Any) -> list[str]:

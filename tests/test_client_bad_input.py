@@ -163,10 +163,10 @@ def test_timestamp_does_not_modify_the_callers_event(recorder: Recorder) -> None
 BAD_ARGUMENTS: list[tuple[str, Callable[[KeenClient], Any]]] = [
     ("event_collection must be a non-empty string, not 5", lambda c: c.count(5)),
     ("event_collection must be a non-empty string, not ''", lambda c: c.count("")),
-    ("sum needs target_property", lambda c: c.sum("c", None)),
+    (r"sum\(\) requires target_property; it cannot be None", lambda c: c.sum("c", None)),
     ("target_property must be a non-empty string", lambda c: c.median("c", "")),
-    ("percentile needs percentile", lambda c: c.percentile("c", "p", None)),
-    ("funnel needs steps", lambda c: c.funnel(None)),
+    (r"percentile\(\) requires percentile", lambda c: c.percentile("c", "p", None)),
+    (r"funnel\(\) requires steps", lambda c: c.funnel(None)),
     ("steps must be a non-empty list of step dicts, not list", lambda c: c.funnel([])),
     (r"steps\[1\] must be a dict, not str", lambda c: c.funnel([{}, "s"])),
     ("analyses must be a non-empty dict", lambda c: c.multi_analysis("c", ["sum"])),
