@@ -165,6 +165,7 @@ def test_a_list_value_is_one_group_as_a_whole() -> None:
         body = run_query(store, "p", "count",
                          {"event_collection": "c", "timeframe": "today", "group_by": "tags"},
                          now=NOW)
+    # sorted: strings before lists, lists element by element (a prefix first)
     assert body["result"] == [
         {"tags": "a", "result": 1}, {"tags": ["a"], "result": 2},
         {"tags": ["a", "b"], "result": 1},

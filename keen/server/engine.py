@@ -25,7 +25,8 @@ Choices where keen-api.md leaves room ([INF] points); timeframe, timezone and in
 * ``standard_deviation`` is the **population** standard deviation.
 * ``median`` and ``percentile`` are nearest-rank: the ``ceil(p/100 * n)``-th smallest value
   (at least the first); median is percentile 50, so median(10, 20) is 10.
-* ``select_unique`` values are sorted (null < booleans < numbers < strings < lists/objects).
+* ``select_unique`` values are sorted (null < booleans < numbers < strings < lists < objects;
+  lists element by element, see ``sort_key``).
 * group_by: one key per property with its full dotted name; null and missing share the ``null``
   group; a list value is one group as a whole (``["a", "b"]`` and ``["a"]`` are two groups, the
   elements are not split out); groups are sorted ascending by their values (null first, see

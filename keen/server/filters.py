@@ -202,7 +202,8 @@ def _canon(value: Any) -> Any:
 
 
 def sort_key(value: Any) -> tuple[Any, ...]:
-    """Total order over JSON values: null < booleans < numbers < strings < lists/objects."""
+    """Total order over JSON values: null < booleans < numbers < strings < lists < objects;
+    lists compare element by element (``["a"]`` before ``["a", "b"]`` before ``["b"]``)."""
     if value is None:
         return (0,)
     if isinstance(value, bool):
@@ -211,7 +212,9 @@ def sort_key(value: Any) -> tuple[Any, ...]:
         return (2, value)
     if isinstance(value, str):
         return (3, value)
-    return (4, json.dumps(value, sort_keys=True))
+    if isinstance(value, list):
+        return (4, tuple(sort_key(item) for item in value))
+    return (5, json.dumps(value, sort_keys=True))
 
 
 def _elements(value: Any) -> Iterable[Any]:
