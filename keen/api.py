@@ -252,8 +252,11 @@ class KeenApi:
                 if _retry.should_retry(policy, attempt, elapsed,
                                        idempotent=_resolve(idempotent), transport_error=True,
                                        request_sent=error.request_sent):
-                    self._pause(policy, attempt, None, method, url, type(exc).__name__)
-                    continue
+                    wait = _wait_before_retry(policy, attempt, elapsed, None, method, url,
+                                              type(exc).__name__)
+                    if wait is not None:
+                        time.sleep(wait)
+                        continue
                 raise error from _scrubbed_cause(exc)
             status = response.status_code
             if _log.isEnabledFor(logging.DEBUG):
@@ -265,18 +268,13 @@ class KeenApi:
             elapsed = time.monotonic() - started
             if _retry.should_retry(policy, attempt, elapsed, idempotent=_resolve(idempotent),
                                    status=status):
-                response.close()
-                self._pause(policy, attempt, retry_after, method, url, f"HTTP {status}")
-                continue
+                wait = _wait_before_retry(policy, attempt, elapsed, retry_after, method, url,
+                                          f"HTTP {status}")
+                if wait is not None:
+                    response.close()  # frees the connection for the wait
+                    time.sleep(wait)
+                    continue
             raise self._api_error(response, retry_after, url)
-
-    @staticmethod
-    def _pause(policy: _retry.RetryPolicy, attempt: int, retry_after: float | None,
-               method: str, url: str, why: str) -> None:
-        wait = _retry.delay(policy, attempt, retry_after)
-        _log.info("retrying %s %s after %s (retry %d) in %.2f s", method.upper(), _path(url),
-                  why, attempt, wait)
-        time.sleep(wait)
 
     def _api_error(self, response: requests.Response, retry_after: float | None,
                    url: str) -> exceptions.KeenApiError:
@@ -519,6 +517,21 @@ def _checked_timeout(name: str, value: Any) -> Timeout:
             raise ValueError(f"{name} must be a number of seconds > 0 or a (connect, read) "
                              f"pair of them, not {value!r}")
     return value  # type: ignore[no-any-return]
+
+
+def _wait_before_retry(policy: _retry.RetryPolicy, attempt: int, elapsed: float,
+                       retry_after: float | None, method: str, url: str,
+                       why: str) -> float | None:
+    """Seconds to wait before retry number ``attempt``, or None when the retry would start
+    past the policy's deadline (e.g. a Retry-After longer than the time left)."""
+    wait = _retry.delay(policy, attempt, retry_after)
+    if elapsed + wait > policy.deadline:
+        _log.info("not retrying %s %s after %s: waiting %.2f s would pass the %.1f s retry "
+                  "deadline", method.upper(), _path(url), why, wait, policy.deadline)
+        return None
+    _log.info("retrying %s %s after %s (retry %d) in %.2f s", method.upper(), _path(url), why,
+              attempt, wait)
+    return wait
 
 
 def _resolve(idempotent: bool | Callable[[], bool]) -> bool:

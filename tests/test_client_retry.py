@@ -10,7 +10,7 @@ import pytest
 from keen import _retry
 from keen.api import KeenApi
 from keen.client import KeenClient
-from keen.exceptions import KeenConnectionError, ServerError
+from keen.exceptions import KeenConnectionError, RateLimitError, ServerError
 from tests._client_helpers import PROJECT, READ, WRITE, scripted_server
 
 FAST = _retry.RetryPolicy(max_retries=3, deadline=10.0, backoff_base=0.0, backoff_cap=0.0)
@@ -129,3 +129,14 @@ def test_raw_batch_can_override_the_retry_policy() -> None:
         assert len(server.received) == 1
         assert api.post_events_raw(body, idempotent=True) == {"c": [{"success": True}]}
     assert len(server.received) == 3
+
+
+def test_no_retry_when_retry_after_reaches_past_the_deadline() -> None:
+    """A server asking for more patience than the deadline leaves gets its answer raised at
+    once (with retry_after), not a sleep and a retry after the deadline."""
+    policy = _retry.RetryPolicy(max_retries=3, deadline=0.5, backoff_base=0.0)
+    limited = (429, {"message": "slow down", "error_code": "Limit"}, {"Retry-After": "1"})
+    with scripted_server([limited]) as server, pytest.raises(RateLimitError) as caught:
+        make_client(server.url, policy).count("c")
+    assert caught.value.retry_after == 1.0
+    assert len(server.received) == 1
