@@ -9,6 +9,7 @@ separators (``", "`` and ``": "``), as keen 0.7.0 sent. On top of plain JSON:
 * ``date``: ISO-8601 (``2024-05-01``). ``time``: ISO-8601.
 * ``Decimal``: a JSON number (an int when integral, else a float; the API stores doubles).
 * ``UUID``: its canonical string. ``set`` / ``frozenset``: a list (sorted when sortable).
+  Any other ``Mapping``: an object, like a dict.
   ``tuple``: a list (plain JSON already does this).
 
 NaN and infinities are refused (they are not JSON and the API rejects them).
@@ -50,6 +51,8 @@ def encode_value(value: Any) -> Any:
             return sorted(value)
         except TypeError:
             return list(value)
+    if isinstance(value, Mapping):  # a mapping that is not a dict (MappingProxyType...)
+        return dict(value)
     raise TypeError(f"values of type {type(value).__name__} cannot be sent as JSON")
 
 

@@ -9,6 +9,7 @@ import inspect
 import json
 import uuid
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -84,6 +85,12 @@ def test_2_rich_values_in_events_are_encoded(recorder: Recorder) -> None:
 def test_2_rich_values_in_batches_are_encoded(recorder: Recorder) -> None:
     client().add_events({"c": [{"when": datetime.date(2024, 1, 1)}]})
     assert recorder.last.json() == {"c": [{"when": "2024-01-01"}]}
+
+
+def test_2_any_mapping_is_an_event_body(recorder: Recorder) -> None:
+    """Event bodies are typed Mapping: a read-only or custom mapping is sent like a dict."""
+    client().add_event("c", MappingProxyType({"a": MappingProxyType({"b": 1})}))
+    assert recorder.last.json() == {"a": {"b": 1}}
 
 
 # 3 ------------------------------------------------------------------------------------------
