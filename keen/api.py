@@ -84,9 +84,16 @@ def _not_sent(exc: requests.RequestException) -> bool:
 _ACCESS_KEY_IN_PATH = re.compile(r"(/keys/)([^/?#\s'\"]+)")
 
 
+#: A password (or token) in a URL's user info: ``https://user:secret@host``.
+_USERINFO = re.compile(r"(://)[^/?#@\s]*@")
+
+
 def _scrub(text: str) -> str:
-    """``text`` with any access key in a URL path replaced by ``<redacted>``."""
-    return _ACCESS_KEY_IN_PATH.sub(r"\1<redacted>", text) if "/keys/" in text else text
+    """``text`` with any access key in a URL path, and any user info in a URL (a base_url
+    with credentials), replaced by ``<redacted>``."""
+    if "/keys/" in text:
+        text = _ACCESS_KEY_IN_PATH.sub(r"\1<redacted>", text)
+    return _USERINFO.sub(r"\1<redacted>@", text) if "@" in text else text
 
 
 def _scrubbed_cause(exc: requests.RequestException) -> BaseException:
@@ -200,7 +207,7 @@ class KeenApi:
     def __repr__(self) -> str:
         keys = [name for name in ("write", "read", "master") if getattr(self, f"{name}_key")]
         return (f"{type(self).__name__}(project_id={self.project_id!r}, "
-                f"base_url={self.base_url!r}, keys set: {', '.join(keys) or 'none'})")
+                f"base_url={_scrub(self.base_url)!r}, keys set: {', '.join(keys) or 'none'})")
 
     # -- keys (the names 0.7.0 had; persistence strategies and interfaces use them) --------
     def _get_read_key(self) -> str | None:

@@ -16,7 +16,7 @@ import requests
 
 from keen import _params, _retry, cached_datasets, exceptions, saved_queries
 from keen._encoding import encode_event, validate_collection_name
-from keen.api import DEFAULT_TIMEOUT, KeenApi, Timeout, _segment
+from keen.api import DEFAULT_TIMEOUT, KeenApi, Timeout, _scrub, _segment
 from keen.persistence_strategies import BasePersistenceStrategy, DirectPersistenceStrategy
 from keen.utilities import KeenKeys, require_key
 
@@ -162,7 +162,8 @@ class KeenClient:
         return strategy
 
     def __repr__(self) -> str:
-        return (f"KeenClient(project_id={self.project_id!r}, base_url={self.api.base_url!r}, "
+        return (f"KeenClient(project_id={self.project_id!r}, "
+                f"base_url={_scrub(self.api.base_url)!r}, "
                 f"persistence_strategy={type(self.persistence_strategy).__name__})")
 
     @staticmethod

@@ -278,3 +278,20 @@ def test_an_access_key_echoed_in_an_error_body_is_redacted(
         client.get_access_key(access_key)
     assert access_key not in str(caught.value) + repr(caught.value.api_error)
     assert "No access key <redacted key>." in str(caught.value)
+
+
+def test_credentials_in_base_url_stay_out_of_reprs_errors_and_logs(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with scripted_server([(503, {"message": "busy", "error_code": "E"}, {})]) as server:
+        url = server.url.replace("http://", "http://tour:s3cret-pass@")
+        client = KeenClient(PROJECT, read_key=READ, base_url=url,
+                            retry=_retry.RetryPolicy(max_retries=1, backoff_base=0.0))
+        assert client.count("c") == 7  # retried once (logged), then answered
+    bad = KeenClient(PROJECT, write_key=WRITE, retry=NO_RETRY,
+                     base_url=f"http://tour:s3cret-pass@127.0.0.1:{_closed_port()}")
+    with pytest.raises(KeenConnectionError) as refused:
+        bad.add_event("c", {"a": 1})
+    text = _every_text(client, caplog, refused.value) + repr(bad)
+    assert "retrying GET http://<redacted>@127.0.0.1:" in caplog.text
+    assert "s3cret-pass" not in text
