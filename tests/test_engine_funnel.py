@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,3 +103,18 @@ def test_bad_funnels_are_400(
     with pytest.raises(QueryError) as info:
         funnel(storage, steps, **params)
     assert (info.value.status, info.value.error_code) == (400, code)
+
+
+def test_actors_compare_as_json_values_and_leave_no_tables_behind(tmp_path: Path) -> None:
+    """1 and 1.0 are one actor, "1" and true others; on a file database, run twice on the same
+    pooled connection, the funnel's temporary actor tables are gone afterwards."""
+    with Storage(str(tmp_path / "funnel.db")) as store:
+        store.insert_events("p", "a", [{"u": 1}, {"u": "1"}, {"u": True}, {"u": 2}], now=NOW)
+        store.insert_events("p", "b", [{"u": 1.0}, {"u": 2.5}], now=NOW)
+        for _ in range(2):
+            body = funnel(store, [step("a", "u"), step("b", "u", with_actors=True),
+                                  step("b", "u", inverted=True, with_actors=True)])
+            assert body["result"] == [4, 1, 0]
+            assert body["actors"] == [None, [1], []]
+        with store.reading() as conn:
+            assert conn.execute("SELECT count(*) FROM sqlite_temp_master").fetchone()[0] == 0

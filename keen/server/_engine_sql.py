@@ -17,7 +17,8 @@ from typing import Any
 from keen.server.filters import Column, compile_filters, register_functions
 
 __all__ = [
-    "Scope", "aggregate", "decode_group_value", "group_universe", "register_sql", "select_bodies",
+    "ActorSets", "Scope", "aggregate", "decode_group_value", "group_universe", "register_sql",
+    "select_bodies",
 ]
 
 _NUMERIC = "IN ('integer', 'real')"
@@ -197,16 +198,46 @@ def select_bodies(
     return conn.execute(sql, params)
 
 
-def actor_values(conn: sqlite3.Connection, scope: Scope, actor: str) -> set[Any]:
-    """Distinct values of ``actor`` (present and not null) among matching events, as keys
-    for ``decode_group_value``."""
-    column = Column(actor, "e.body")
-    _, source, params = scope.source()
-    sql = (
-        f"SELECT DISTINCT {value_key(column)} {source} "
-        f"AND {column.type} IS NOT NULL AND {column.type} != 'null'"
-    )
-    return {row[0] for row in conn.execute(sql, params)}
+class ActorSets:
+    """The actor sets of a funnel as temporary tables of one connection, so memory does not
+    grow with the number of actors (SQLite keeps temporary tables in files). Values are keys
+    for ``decode_group_value`` (``1`` and ``1.0`` are one actor). ``drop()`` when done."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.tables: list[str] = []
+
+    def _new(self, select: str, params: Sequence[Any] = ()) -> str:
+        name = f"temp.keen_actors_{len(self.tables)}"  # our own name: nothing from the query
+        self.conn.execute(f"DROP TABLE IF EXISTS {name}")  # left over by an interrupted funnel
+        self.conn.execute(f"CREATE TABLE {name} AS {select}", params)
+        self.tables.append(name)
+        return name
+
+    def did(self, scope: Scope, actor: str) -> str:
+        """A table of the distinct ``actor`` values (present, not null) of matching events."""
+        column = Column(actor, "e.body")
+        _, source, params = scope.source()
+        return self._new(
+            f"SELECT DISTINCT {value_key(column)} AS actor {source} "
+            f"AND {column.type} IS NOT NULL AND {column.type} != 'null'", params)
+
+    def combine(self, previous: str, did: str, *, inverted: bool) -> str:
+        """``previous`` actors who are (or, ``inverted``, are not) in ``did``."""
+        operator = "EXCEPT" if inverted else "INTERSECT"
+        return self._new(
+            f"SELECT actor FROM {previous} {operator} SELECT actor FROM {did}")  # noqa: S608
+
+    def count(self, table: str) -> int:
+        return int(self.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+
+    def actors(self, table: str) -> list[Any]:
+        return [row[0] for row in self.conn.execute(f"SELECT actor FROM {table}")]  # noqa: S608
+
+    def drop(self) -> None:
+        for name in self.tables:
+            self.conn.execute(f"DROP TABLE IF EXISTS {name}")
+        self.tables.clear()
 
 
 def count_scanned(conn: sqlite3.Connection, scope: Scope) -> int:

@@ -48,8 +48,8 @@ Choices where keen-api.md leaves room ([INF] points); timeframe, timezone and in
 * ``max_age`` is accepted and ignored (every query is computed fresh).
 * Memory: counts, sums, averages and the like aggregate inside SQLite while rows stream past, so
   memory does not depend on the number of stored events; median, percentile and select_unique
-  sort inside SQLite (spilling to temporary files); funnels hold each step's distinct actors and
-  extractions their (capped) result in memory.
+  sort inside SQLite (spilling to temporary files), and so do funnels (each step's distinct
+  actors are a temporary table); extractions hold their (capped) result in memory.
 * ``include_metadata``: ``execution_metadata`` with ``events_scanned`` (events of the collection
   in the timeframe, before filters), ``properties_per_event`` (properties in the collection's
   schema), their product and ``total_processing_time`` in seconds.
@@ -426,23 +426,23 @@ def _funnel(
         echoes.append(echo)
     counts: list[int] = []
     actors: list[list[Any] | None] = []
-    previous: set[Any] | None = None
-    for echo, scope in zip(echoes, scopes):
-        with storage.reading() as conn:
-            did = sql.actor_values(conn, scope, echo["actor_property"])
-        if previous is None:
-            current = did
-        elif echo["inverted"]:
-            current = previous - did
-        else:
-            current = previous & did
-        counts.append(len(current))
-        actors.append(
-            sorted(map(sql.decode_group_value, current), key=sort_key)
-            if echo["with_actors"] else None
-        )
-        if not echo["optional"]:
-            previous = current
+    previous: str | None = None
+    with storage.reading() as conn:
+        sets = sql.ActorSets(conn)
+        try:
+            for echo, scope in zip(echoes, scopes):
+                did = sets.did(scope, echo["actor_property"])
+                current = did if previous is None else sets.combine(
+                    previous, did, inverted=echo["inverted"])
+                counts.append(sets.count(current))
+                actors.append(
+                    sorted(map(sql.decode_group_value, sets.actors(current)), key=sort_key)
+                    if echo["with_actors"] else None
+                )
+                if not echo["optional"]:
+                    previous = current
+        finally:
+            sets.drop()
     body: dict[str, Any] = {"result": counts, "steps": echoes}
     if any(echo["with_actors"] for echo in echoes):
         body["actors"] = actors
