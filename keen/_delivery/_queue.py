@@ -19,7 +19,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from typing import Callable
 
 from keen._delivery import BackgroundDelivery
 
@@ -33,7 +32,7 @@ Item = tuple[int, str, str, float]
 class EventQueue:
     """A bounded FIFO of encoded events, in memory."""
 
-    clock: Callable[[], float] = staticmethod(time.monotonic)
+    clock = staticmethod(time.monotonic)
 
     def __init__(self, config: BackgroundDelivery) -> None:
         self.config = config
