@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import parse_qsl, urlsplit
 
+import pytest
 import requests
 from requests.adapters import HTTPAdapter
+
+from keen.client import KeenClient
 
 PROJECT = "5004ded1163d66114f000000"
 WRITE = "W" * 64
@@ -185,3 +188,15 @@ def install_recorder(monkeypatch: Any, recorder: Recorder | None = None) -> Reco
 
     monkeypatch.setattr(HTTPAdapter, "send", send)
     return rec
+
+
+@pytest.fixture(name="recorder")
+def recorder_fixture(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    """Every request the client sends, recorded (none reaches a network)."""
+    return install_recorder(monkeypatch)
+
+
+def make_client(**keys: Any) -> KeenClient:
+    """A client for project ``PID`` with all three keys, or only the ``keys`` given."""
+    keys = keys or {"write_key": "WK", "read_key": "RK", "master_key": "MK"}
+    return KeenClient("PID", base_url="http://h", **keys)

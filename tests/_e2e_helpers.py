@@ -70,15 +70,20 @@ def server_fixture() -> Iterator[LocalKeenServer]:
         server.close()
 
 
-@pytest.fixture(scope="module", name="loaded")
-def loaded_fixture() -> Iterator[LocalKeenServer]:
-    """A server for one test module holding the datasets above (tests must not change it)."""
+def serve_loaded() -> Iterator[LocalKeenServer]:
+    """A running server holding the datasets above, closed when the generator ends."""
     server = start_server()
     try:
         load_dataset(server.client)
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="module", name="loaded")
+def loaded_fixture() -> Iterator[LocalKeenServer]:
+    """A server for one test module holding the datasets above (tests must not change it)."""
+    yield from serve_loaded()
 
 
 @pytest.fixture(name="fresh")
@@ -130,3 +135,8 @@ def surface_for(kind: str, server: LocalKeenServer,
 def where(prop: str, operator: str, value: Any) -> dict[str, Any]:
     """One filter."""
     return {"property_name": prop, "operator": operator, "property_value": value}
+
+
+def client_with(server: LocalKeenServer, **options: Any) -> KeenClient:
+    """A client for ``server`` with only the keys (and options) given."""
+    return KeenClient(server.project_id, base_url=server.url, **options)

@@ -6,6 +6,7 @@ import datetime
 from typing import Any, Callable
 
 import pytest
+from _client_helpers import Recorder, install_recorder, make_client, recorder_fixture  # noqa: F401 (a fixture)
 
 from keen.client import KeenClient
 from keen.exceptions import (
@@ -16,17 +17,6 @@ from keen.exceptions import (
     InvalidProjectIdError,
     InvalidQueryError,
 )
-from tests._client_helpers import Recorder, install_recorder
-
-
-@pytest.fixture
-def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    return install_recorder(monkeypatch)
-
-
-def client(**keys: Any) -> KeenClient:
-    keys = keys or {"write_key": "WK", "read_key": "RK", "master_key": "MK"}
-    return KeenClient("PID", base_url="http://h", **keys)
 
 
 @pytest.mark.parametrize("project_id", [None, "", 42, b"pid", ["p"]])
@@ -62,13 +52,13 @@ def test_missing_key_is_reported_before_any_request(recorder: Recorder, needed: 
                                                     keys: dict[str, str],
                                                     call: Callable[[KeenClient], Any]) -> None:
     with pytest.raises(InvalidEnvironmentError, match=needed):
-        call(client(**keys))
+        call(make_client(**keys))
     assert recorder.sent == []
 
 
 def test_missing_key_message_mentions_least_privilege(recorder: Recorder) -> None:
     with pytest.raises(InvalidEnvironmentError, match="least privilege"):
-        client(master_key="MK").count("c")
+        make_client(master_key="MK").count("c")
 
 
 BAD_QUERIES: list[tuple[str, dict[str, Any]]] = [
@@ -91,7 +81,7 @@ BAD_QUERIES: list[tuple[str, dict[str, Any]]] = [
 def test_malformed_order_by_and_limit(recorder: Recorder, problem: str,
                                       params: dict[str, Any]) -> None:
     with pytest.raises(InvalidQueryError, match=problem) as caught:
-        client().count("c", **params)
+        make_client().count("c", **params)
     assert isinstance(caught.value, ValueError)  # 0.7.0 raised ValueError
     assert recorder.sent == []
 
@@ -128,7 +118,7 @@ def _self_containing() -> dict[str, Any]:
 def test_bad_events_are_refused_before_sending(recorder: Recorder, problem: str,
                                                call: Callable[[KeenClient], Any]) -> None:
     with pytest.raises(InvalidEventError, match=problem) as caught:
-        call(client())
+        call(make_client())
     assert isinstance(caught.value, (ValueError, BaseKeenClientError))
     assert recorder.sent == []
 
@@ -154,7 +144,7 @@ def test_requires_key_decorator_still_guards_methods() -> None:
 
 def test_timestamp_does_not_modify_the_callers_event(recorder: Recorder) -> None:
     body = {"a": 1, "keen": {"addons": [{"name": "keen:ip_to_geo"}]}}
-    client().add_event("c", body, timestamp=datetime.datetime(2021, 3, 4, 5, 6, 7))
+    make_client().add_event("c", body, timestamp=datetime.datetime(2021, 3, 4, 5, 6, 7))
     assert body == {"a": 1, "keen": {"addons": [{"name": "keen:ip_to_geo"}]}}
     assert recorder.last.json() == {"a": 1, "keen": {"addons": [{"name": "keen:ip_to_geo"}],
                                                      "timestamp": "2021-03-04T05:06:07"}}
@@ -203,7 +193,7 @@ BAD_ARGUMENTS: list[tuple[str, Callable[[KeenClient], Any]]] = [
 def test_bad_arguments_are_refused_before_sending(recorder: Recorder, problem: str,
                                                   call: Callable[[KeenClient], Any]) -> None:
     with pytest.raises(InvalidQueryError, match=problem) as caught:
-        call(client())
+        call(make_client())
     assert isinstance(caught.value, ValueError)
     assert recorder.sent == []
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+from _client_helpers import Recorder, install_recorder, make_client, recorder_fixture  # noqa: F401 (a fixture)
 
 import keen
 from keen import persistence_strategies, scoped_keys
@@ -24,25 +25,14 @@ from keen.exceptions import (
     KeenApiError,
     ScopedKeyError,
 )
-from tests._client_helpers import Recorder, install_recorder
 
 WIRE = json.loads((Path(__file__).parent / "data" / "wire_0_7_0.json").read_text())
-
-
-@pytest.fixture
-def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    return install_recorder(monkeypatch)
-
-
-def client(**keys: Any) -> KeenClient:
-    keys = keys or {"write_key": "WK", "read_key": "RK", "master_key": "MK"}
-    return KeenClient("PID", base_url="http://h", **keys)
 
 
 # 1 ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("write_key", ["WK", b"WK"])
 def test_1_image_beacon_works_with_a_str_key(write_key: Any) -> None:
-    url = client(write_key=write_key).generate_image_beacon(
+    url = make_client(write_key=write_key).generate_image_beacon(
         "my coll", {"a": 1}, timestamp=datetime.datetime(2020, 1, 2))
     prefix, data = url.split("&data=")
     assert prefix == "http://h/3.0/projects/PID/events/my%20coll?api_key=WK"
@@ -54,13 +44,13 @@ def test_1_image_beacon_works_with_a_str_key(write_key: Any) -> None:
 
 def test_1_image_beacon_without_write_key_is_a_clear_error() -> None:
     with pytest.raises(InvalidEnvironmentError, match="write key"):
-        client(read_key="RK").generate_image_beacon("c", {"a": 1})
+        make_client(read_key="RK").generate_image_beacon("c", {"a": 1})
 
 
 # 2 ------------------------------------------------------------------------------------------
 def test_2_rich_values_in_events_are_encoded(recorder: Recorder) -> None:
     pacific = datetime.timezone(datetime.timedelta(hours=-8))
-    client().add_event("c", {
+    make_client().add_event("c", {
         "aware": datetime.datetime(2024, 5, 1, 4, 0, tzinfo=pacific),
         "naive": datetime.datetime(2024, 5, 1, 12, 30),
         "day": datetime.date(2024, 5, 1),
@@ -83,13 +73,13 @@ def test_2_rich_values_in_events_are_encoded(recorder: Recorder) -> None:
 
 
 def test_2_rich_values_in_batches_are_encoded(recorder: Recorder) -> None:
-    client().add_events({"c": [{"when": datetime.date(2024, 1, 1)}]})
+    make_client().add_events({"c": [{"when": datetime.date(2024, 1, 1)}]})
     assert recorder.last.json() == {"c": [{"when": "2024-01-01"}]}
 
 
 def test_2_any_mapping_is_an_event_body(recorder: Recorder) -> None:
     """Event bodies are typed Mapping: a read-only or custom mapping is sent like a dict."""
-    client().add_event("c", MappingProxyType({"a": MappingProxyType({"b": 1})}))
+    make_client().add_event("c", MappingProxyType({"a": MappingProxyType({"b": 1})}))
     assert recorder.last.json() == {"a": {"b": 1}}
 
 
@@ -100,14 +90,14 @@ def test_3_error_body_without_message_or_code_is_a_keen_api_error(
         recorder: Recorder, body: Any) -> None:
     recorder.answer = lambda request: (400, body)
     with pytest.raises(BadRequestError) as caught:
-        client().count("c")
+        make_client().count("c")
     assert caught.value.status_code == 400
     assert "400" in str(caught.value)
 
 
 # 4 ------------------------------------------------------------------------------------------
 def test_4_falsy_parameters_are_sent(recorder: Recorder) -> None:
-    c = client()
+    c = make_client()
     c.percentile("c", "p", 0, timezone=0, max_age=0)
     assert recorder.last.query == [("event_collection", "c"), ("timezone", "0"),
                                    ("target_property", "p"), ("percentile", "0"),
@@ -119,19 +109,19 @@ def test_4_falsy_parameters_are_sent(recorder: Recorder) -> None:
 
 
 def test_4_none_still_means_not_given(recorder: Recorder) -> None:
-    client().count("c", timeframe=None, timezone=None, max_age=None)
+    make_client().count("c", timeframe=None, timezone=None, max_age=None)
     assert recorder.last.query == [("event_collection", "c")]
 
 
 # 5 ------------------------------------------------------------------------------------------
 def test_5_module_median_sends_limit(recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(keen, "_client", client())
+    monkeypatch.setattr(keen, "_client", make_client())
     keen.median("c", "p", group_by="g", order_by={"property_name": "result"}, limit=3)
     assert ("limit", "3") in recorder.last.query
 
 
 def test_5_client_minimum_sends_order_by(recorder: Recorder) -> None:
-    client().minimum("p", "price", timeframe="this_1_days", group_by="g",
+    make_client().minimum("p", "price", timeframe="this_1_days", group_by="g",
                      order_by={"property_name": "result"}, limit=2)
     assert recorder.last.url == (
         "http://h/3.0/projects/PID/queries/minimum?event_collection=p&timeframe=this_1_days"
@@ -166,7 +156,7 @@ def test_6_settings_changed_after_first_call_take_effect(
 
 # 7 ------------------------------------------------------------------------------------------
 def test_7_collection_names_are_escaped(recorder: Recorder) -> None:
-    c = client()
+    c = make_client()
     name = "a/b?c#d%e f"
     c.add_event(name, {"x": 1})
     c.get_collection(name)
@@ -180,10 +170,10 @@ def test_7_collection_names_are_escaped(recorder: Recorder) -> None:
 
 # 8 ------------------------------------------------------------------------------------------
 def test_8_listing_datasets_uses_the_read_key(recorder: Recorder) -> None:
-    client().cached_datasets.all()
+    make_client().cached_datasets.all()
     assert recorder.last.headers["Authorization"] == "RK"
     with pytest.raises(InvalidEnvironmentError, match="read key"):
-        client(master_key="MK").cached_datasets.all()
+        make_client(master_key="MK").cached_datasets.all()
     assert len(recorder.sent) == 1
 
 
@@ -227,7 +217,7 @@ def test_10_no_switch_generator_raising_stop_iteration() -> None:
 
 
 def test_10_access_key_defaults_are_not_shared(recorder: Recorder) -> None:
-    c = client()
+    c = make_client()
     c.create_access_key("a")
     c.create_access_key("b")
     assert [s.json()["permitted"] for s in recorder.sent] == [[], []]
@@ -291,7 +281,7 @@ def test_13_custom_strategy_with_only_persist_handles_add_events() -> None:
 # 14 -----------------------------------------------------------------------------------------
 def test_14_very_long_query_is_posted(recorder: Recorder) -> None:
     ids = [f"user-{n:05d}" for n in range(600)]
-    c = client()
+    c = make_client()
     assert c.count("c", filters=[{"property_name": "id", "operator": "in",
                                   "property_value": ids}]) == 1
     assert recorder.last.method == "POST"
@@ -304,7 +294,7 @@ def test_14_very_long_query_is_posted(recorder: Recorder) -> None:
 def test_14_url_length_counts_percent_encoded_utf8(recorder: Recorder, value: str,
                                                    method: str) -> None:
     """One emoji is 12 characters in the URL (4 UTF-8 bytes, each as %XX)."""
-    client().count_unique("c", value)
+    make_client().count_unique("c", value)
     assert recorder.last.method == method
     if method == "GET":
         assert 3800 < len(recorder.last.url) <= 4000
@@ -316,7 +306,7 @@ def test_keen_api_error_keeps_api_error_dict(recorder: Recorder) -> None:
     body = {"message": "bad", "error_code": "X", "stacktrace_id": "s1", "unique_id": "u1"}
     recorder.answer = lambda request: (400, body)
     with pytest.raises(KeenApiError) as caught:
-        client().count("c")
+        make_client().count("c")
     assert caught.value.api_error == body
     assert str(caught.value).startswith(
         "Error from Keen API. Details:\n Message: bad\nCode: X\nStacktrace ID: s1\nUnique ID: u1")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import requests
+from _client_helpers import MASTER, PROJECT, READ, WRITE, install_recorder, scripted_server
 
 from keen import _retry
 from keen.api import KeenApi
@@ -28,7 +29,6 @@ from keen.exceptions import (
     ServerError,
     error_for_response,
 )
-from tests._client_helpers import MASTER, PROJECT, READ, WRITE, install_recorder, scripted_server
 
 NO_RETRY = _retry.NO_RETRY
 

@@ -8,11 +8,11 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from _client_helpers import Recorder, install_recorder, recorder_fixture  # noqa: F401 (a fixture)
 
 import keen
 from keen.client import KeenClient
 from keen.exceptions import DeliveryClosedError, InvalidEnvironmentError
-from tests._client_helpers import Recorder, install_recorder
 
 SETTINGS = ("project_id", "write_key", "read_key", "master_key", "base_url", "delivery")
 
@@ -25,11 +25,6 @@ def clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     keen.reset_client()
     yield
     keen.reset_client()
-
-
-@pytest.fixture
-def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    return install_recorder(monkeypatch)
 
 
 def test_missing_project_id(recorder: Recorder) -> None:

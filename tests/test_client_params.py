@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from _client_helpers import install_recorder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keen import _params
 from keen.client import KeenClient
-from tests._client_helpers import install_recorder
 
 scalars = st.one_of(st.none(), st.integers(-10**6, 10**6), st.text(max_size=12),
                     st.just(0), st.just(""), st.booleans())

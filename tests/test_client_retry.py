@@ -6,12 +6,12 @@ import socket
 from typing import Any
 
 import pytest
+from _client_helpers import PROJECT, READ, WRITE, scripted_server
 
 from keen import _retry
 from keen.api import KeenApi
 from keen.client import KeenClient
 from keen.exceptions import KeenConnectionError, RateLimitError, ServerError
-from tests._client_helpers import PROJECT, READ, WRITE, scripted_server
 
 FAST = _retry.RetryPolicy(max_retries=3, deadline=10.0, backoff_base=0.0, backoff_cap=0.0)
 FAIL_503 = (503, {"message": "busy", "error_code": "Unavailable"}, {})

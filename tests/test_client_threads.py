@@ -6,8 +6,9 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from _client_helpers import PROJECT, READ, WRITE, scripted_server
+
 from keen.client import KeenClient
-from tests._client_helpers import PROJECT, READ, WRITE, scripted_server
 
 
 def test_one_client_many_threads() -> None:

@@ -16,11 +16,11 @@ from typing import Any, Callable
 
 import pytest
 import requests
+from _client_helpers import Recorder, install_recorder, recorder_fixture  # noqa: F401 (a fixture)
 from requests.utils import default_user_agent
 
 import keen
 from keen.client import KeenClient
-from tests._client_helpers import Recorder, install_recorder
 
 WIRE = json.loads((Path(__file__).parent / "data" / "wire_0_7_0.json").read_text())
 
@@ -120,11 +120,6 @@ def _expected(name: str) -> list[dict[str, Any]]:
 def _as_recorded(recorder: Recorder) -> list[dict[str, Any]]:
     return [{"method": s.method, "url": s.url, "headers": s.headers, "body": s.body,
              "timeout": s.timeout} for s in recorder.sent]
-
-
-@pytest.fixture
-def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    return install_recorder(monkeypatch)
 
 
 def fixture_client() -> KeenClient:

@@ -16,6 +16,7 @@ import requests
 from _e2e_helpers import (  # noqa: F401
     WEEK,
     Surface,
+    client_with,
     loaded_fixture,
     point_module_at,
     surface_for,
@@ -40,10 +41,6 @@ from keen.server import LocalKeenServer
 def api(request: pytest.FixtureRequest, loaded: LocalKeenServer,
         monkeypatch: pytest.MonkeyPatch) -> Iterator[Surface]:
     yield from surface_for(request.param, loaded, monkeypatch)
-
-
-def client_with(server: LocalKeenServer, **options: Any) -> KeenClient:
-    return KeenClient(server.project_id, base_url=server.url, **options)
 
 
 def test_wrong_read_key(loaded: LocalKeenServer) -> None:

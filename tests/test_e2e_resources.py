@@ -13,15 +13,16 @@ import pytest
 from _e2e_helpers import (  # noqa: F401
     WEEK,
     Surface,
+    client_with,
     load_dataset,
     loaded_fixture,
+    serve_loaded,
     start_server,
     surface_for,
     where,
 )
 
 from keen import scoped_keys
-from keen.client import KeenClient
 from keen.exceptions import AuthenticationError, NotFoundError, ScopedKeyError
 from keen.server import LocalKeenServer
 
@@ -31,23 +32,13 @@ COUNT_WEEK = {"analysis_type": "count", "event_collection": "purchases", "timefr
 @pytest.fixture(name="server")
 def server_fixture() -> Iterator[LocalKeenServer]:
     """A server holding the datasets, for one test (these tests create and delete things)."""
-    server = start_server()
-    try:
-        load_dataset(server.client)
-        yield server
-    finally:
-        server.close()
+    yield from serve_loaded()
 
 
 @pytest.fixture(params=["client", "module"])
 def api(request: pytest.FixtureRequest, server: LocalKeenServer,
         monkeypatch: pytest.MonkeyPatch) -> Iterator[Surface]:
     yield from surface_for(request.param, server, monkeypatch)
-
-
-def client_with(server: LocalKeenServer, **keys: str) -> KeenClient:
-    """A client for ``server`` holding only the given keys."""
-    return KeenClient(server.project_id, base_url=server.url, **keys)
 
 
 # -- saved queries ------------------------------------------------------------------------------
