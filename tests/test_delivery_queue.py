@@ -454,6 +454,29 @@ def test_close_delivers_what_is_queued() -> None:
     assert sorted(api.stored_values()) == list(range(10))
 
 
+def test_close_refuses_new_events_before_it_flushes() -> None:
+    # Another thread keeps adding while close() waits on a slow server: once close has begun,
+    # add_event is refused at once, so every event that was accepted is delivered, none dropped.
+    api = FakeApi()
+    api.gate.clear()  # the server does not answer yet
+    target = strategy(api, flush_interval=0.01)
+    add(target, "c", {"n": 0})
+    wait_until(lambda: len(api.bodies) == 0 and target.stats()["queue_depth"] == 0)
+    closer = threading.Thread(target=target.close, args=(3,))
+    closer.start()
+    accepted = 1
+    with pytest.raises(DeliveryClosedError):
+        for n in range(1, 1_000_000):
+            add(target, "c", {"n": n})
+            accepted += 1
+    api.gate.set()
+    closer.join(10)
+    assert not closer.is_alive()
+    stats = target.stats()
+    assert stats["dropped"] == 0 and stats["failed"] == 0
+    assert sorted(api.stored_values()) == list(range(accepted))
+
+
 def test_flush_and_close_called_from_on_error_do_not_wait_for_the_sender() -> None:
     # on_error runs on the sender thread: a flush there cannot wait for the sender, and close
     # cannot join it; the events behind the rejected one must still go out

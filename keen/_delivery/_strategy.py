@@ -108,6 +108,9 @@ class QueuedPersistenceStrategy(BasePersistenceStrategy):
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
+        #: set when close() begins: from then on add_event is refused, so nothing is queued
+        #: that the closing flush was not waiting for
+        self._closing = False
         _LIVE.add(self)
         if self._queue.stats()["pending"]:  # left in the durable file by an earlier run
             self._start()
@@ -161,7 +164,7 @@ class QueuedPersistenceStrategy(BasePersistenceStrategy):
 
     def _check_can_send(self) -> None:
         """What would make every send fail, known on the caller's thread: raise it there."""
-        if self._closed:
+        if self._closing:
             raise DeliveryClosedError("this client was closed: create a new one to send events")
         if not self.api._get_write_key():  # (cheap test first: this is add_event's path)
             require_key(self.api, "write")  # raises InvalidEnvironmentError saying what to set
@@ -218,6 +221,7 @@ class QueuedPersistenceStrategy(BasePersistenceStrategy):
         if timeout is None:
             timeout = self.config.exit_timeout or 0.0
         deadline = time.monotonic() + timeout
+        self._closing = True
         delivered = self.flush(timeout)
         self._closed = True
         self._queue.start_closing()
