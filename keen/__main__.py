@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import keen
-from keen import scoped_keys
+from keen import direction, scoped_keys
 from keen.client import KeenClient
 
 SIGN_UPS = [
@@ -96,6 +96,12 @@ def run_tour() -> None:
         "sum('purchases', 'price', group_by='item.id')",
         keen.sum("purchases", "price", group_by="item.id", timeframe=TIMEFRAME),
     )
+    best_sellers = {"property_name": "result", "direction": direction.DESCENDING}
+    _show(
+        "count('purchases', group_by, order_by, limit=5)",
+        keen.count("purchases", timeframe=TIMEFRAME, group_by="item.id", order_by=best_sellers,
+                   limit=5),
+    )
     _show(
         "count_unique('purchases', 'user.id')",
         keen.count_unique("purchases", "user.id", timeframe=TIMEFRAME),
@@ -115,6 +121,8 @@ def run_tour() -> None:
     _show("funnel([sign_ups, purchases])", keen.funnel(STEPS, timeframe="today"))
     whole = keen.funnel(STEPS, timeframe="today", all_keys=True)
     _show("funnel(..., all_keys=True) keys", sorted(whole))
+    schema = keen.get_collection("purchases")
+    _show("get_collection('purchases') properties", sorted(schema["properties"]))
 
     client = keen._default_client()
     saved_query = f"cheap-purchases-{RUN}"

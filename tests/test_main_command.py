@@ -46,6 +46,9 @@ def test_main_command_sends_events_and_prints_every_answer() -> None:
         "sum('purchases', 'price', group_by='item.id')": (
             '[{"item.id": 7, "result": 20}, {"item.id": 123, "result": 11}]'
         ),
+        "count('purchases', group_by, order_by, limit=5)": (
+            '[{"item.id": 123, "result": 2}, {"item.id": 7, "result": 1}]'
+        ),
         "funnel([sign_ups, purchases])": "[3, 2]",
         "funnel(..., all_keys=True) keys": '["result", "steps"]',
         "saved_queries.results('cheap-purchases')": "2",
@@ -55,6 +58,8 @@ def test_main_command_sends_events_and_prints_every_answer() -> None:
     for label, value in expected.items():
         assert answers[label] == value, label
     assert float(answers["average('purchases', 'price')"]) == 31 / 3
+    properties = answers["get_collection('purchases') properties"]
+    assert '"item.id"' in properties and '"keen.timestamp"' in properties
     assert float(answers["standard_deviation('purchases', 'price')"]) > 0
 
 
