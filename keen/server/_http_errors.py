@@ -26,10 +26,6 @@ class ApiError(QueryError):
         self.headers = dict(headers or {})
 
 
-def bad_request(error_code: str, message: str) -> ApiError:
-    return ApiError(400, error_code, message)
-
-
 def not_found(message: str = "Resource not found") -> ApiError:
     return ApiError(404, NOT_FOUND, message)
 

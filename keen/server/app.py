@@ -58,8 +58,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlencode
 
-from keen.server._errors import QueryError
-from keen.server._http_errors import ApiError, bad_request, not_found
+from keen.server._errors import QueryError, bad_request
+from keen.server._http_errors import ApiError, not_found
 from keen.server.auth import (
     ACCESS_KEY_KIND,
     ACCESS_KEY_PERMISSIONS,
@@ -76,6 +76,7 @@ from keen.server.config import ProjectConfig
 from keen.server.engine import ANALYSES, dataset_results, decode_query_params, run_query
 from keen.server.faults import Faults
 from keen.server.filters import normalize_filters
+from keen.server.timeframes import format_timestamp
 
 if TYPE_CHECKING:
     from keen.server.storage import Storage
@@ -144,10 +145,6 @@ def error_response(error: QueryError) -> Response:
                                             "error_code": error.error_code})
     response.headers.update(getattr(error, "headers", {}))
     return response
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -494,7 +491,7 @@ class KeenApp:
         rate = doc["refresh_rate"]
         view["run_information"] = None if not rate else {
             "last_run_date": doc["last_modified_date"],
-            "next_run_date": _iso(datetime.fromisoformat(
+            "next_run_date": format_timestamp(datetime.fromisoformat(
                 doc["last_modified_date"].replace("Z", "+00:00")) + timedelta(seconds=rate)),
         }
         return view
@@ -526,7 +523,7 @@ class KeenApp:
             if self.storage.get_doc(call.project_id, SAVED_QUERY_KIND, target) is not None:
                 raise ApiError(409, "DuplicateResourceError",
                                f"A saved query named {target!r} already exists.")
-        stamp = _iso(call.now)
+        stamp = format_timestamp(call.now)
         doc = dict(definition, created_date=existing["created_date"] if existing else stamp,
                    last_modified_date=stamp, user_last_modified_date=stamp)
         self.storage.put_doc(call.project_id, SAVED_QUERY_KIND, target, doc)
@@ -591,7 +588,7 @@ class KeenApp:
         body = _json_body(call.request, "InvalidJSONError")
         definition = _dataset_definition(body, call.project_id, name)
         existing = self.storage.get_doc(call.project_id, DATASET_KIND, name)
-        stamp = _iso(call.now)
+        stamp = format_timestamp(call.now)
         doc = dict(definition, last_scheduled_date=stamp, latest_subtimeframe_available=stamp,
                    milliseconds_behind=0)
         self.storage.put_doc(call.project_id, DATASET_KIND, name, doc)
