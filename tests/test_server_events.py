@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from _server_helpers import Api, api_fixture, error_of, server_fixture  # noqa: F401
 
-from keen.server.app import MAX_BATCH_BYTES, MAX_EVENT_BYTES, PIXEL_GIF
+from keen.server.resources.events import MAX_BATCH_BYTES, MAX_EVENT_BYTES, PIXEL_GIF
 
 
 def extraction(api: Api, collection: str) -> list[dict[str, Any]]:
