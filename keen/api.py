@@ -16,7 +16,7 @@ import re
 import time
 import weakref
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, Union
+from typing import Any, Callable, Union
 from urllib.parse import quote, unquote, urlencode
 
 import requests
@@ -24,10 +24,8 @@ import urllib3.exceptions
 
 from keen import _params, _retry, exceptions
 from keen._encoding import dumps, encode_event
+from keen._event import Event
 from keen.utilities import KeenKeys, headers, require_key
-
-if TYPE_CHECKING:
-    from keen.client import Event
 
 __all__ = ["DEFAULT_TIMEOUT", "MAX_GET_URL_LENGTH", "HTTPMethods", "KeenApi"]
 

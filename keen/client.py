@@ -1,4 +1,4 @@
-"""KeenClient: the whole Keen API for one project, and Event.
+"""KeenClient: the whole Keen API for one project (and ``Event``, from :mod:`keen._event`).
 
 The analysis methods share one parameter table (``keen._params``): each method declares its
 signature, its body hands ``locals()`` to :meth:`KeenClient._analysis`, and its docstring is
@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, TypeVar, Union
 import requests
 
 from keen import _params, _retry, cached_datasets, exceptions, saved_queries
-from keen._encoding import encode_event, validate_collection_name
+from keen._event import Event
 from keen.api import DEFAULT_TIMEOUT, KeenApi, Timeout, _scrub, _segment
 from keen.persistence_strategies import BasePersistenceStrategy, DirectPersistenceStrategy
 from keen.utilities import KeenKeys, require_key
@@ -33,52 +33,6 @@ Steps = Sequence[Mapping[str, Any]]
 
 #: Parameters that every analysis having them requires (no default in its signature).
 _REQUIRED = ("event_collection", "target_property", "percentile", "steps", "analyses")
-
-
-class Event:
-    """One event: a body to record in a collection, with an optional timestamp.
-
-    :param project_id: the project the event belongs to.
-    :param event_collection: the collection to record it in.
-    :param event_body: the event, a dict (datetimes, Decimals, UUIDs, sets are encoded).
-    :param timestamp: when it happened (a datetime); sent as ``keen.timestamp``.
-    """
-
-    def __init__(self, project_id: str | None, event_collection: str,
-                 event_body: Mapping[str, Any], timestamp: Any = None) -> None:
-        self.project_id = project_id
-        self.event_collection = validate_collection_name(event_collection)
-        if not isinstance(event_body, Mapping):
-            raise exceptions.InvalidEventError(
-                f"An event body must be a dict, not {type(event_body).__name__}.")
-        self.event_body = event_body
-        self.timestamp = timestamp
-
-    def __repr__(self) -> str:
-        return f"Event({self.event_collection!r}, {dict(self.event_body)!r})"
-
-    def body_with_timestamp(self) -> Mapping[str, Any]:
-        """The body to send: ``timestamp`` merged into ``keen`` (other ``keen`` keys kept)."""
-        if self.timestamp is None:
-            return self.event_body
-        meta = self.event_body.get("keen")
-        if meta is None:
-            meta = {}
-        elif not isinstance(meta, Mapping):
-            raise exceptions.InvalidEventError(
-                f"The event's 'keen' property must be a dict, not {type(meta).__name__}.")
-        stamp = self.timestamp
-        stamp = stamp.isoformat() if hasattr(stamp, "isoformat") else stamp
-        return {**self.event_body, "keen": {**meta, "timestamp": stamp}}
-
-    def to_json(self) -> str:
-        """The JSON text of the event (the user's body is not modified)."""
-        return encode_event(self.body_with_timestamp())
-
-    def has_uniqueness_token(self) -> bool:
-        """Whether the event carries ``keen.uniqueness_token`` (so resending is harmless)."""
-        meta = self.event_body.get("keen")
-        return isinstance(meta, Mapping) and meta.get("uniqueness_token") is not None
 
 
 def _documented(summary: str) -> Callable[[F], F]:

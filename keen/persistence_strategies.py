@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from keen._event import Event
+
 if TYPE_CHECKING:
     from keen.api import KeenApi
-    from keen.client import Event
 
 __all__ = ["BasePersistenceStrategy", "DirectPersistenceStrategy"]
 
@@ -30,8 +31,6 @@ class BasePersistenceStrategy:
         This default persists the events one by one with :meth:`persist` and reports every one
         as a success, in the shape of the API's batch answer.
         """
-        from keen.client import Event  # a cycle at import time otherwise
-
         results: dict[str, list[dict[str, Any]]] = {}
         for collection, bodies in events.items():
             for body in bodies:
