@@ -22,19 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import keen
-from keen import scoped_keys
+from keen import exceptions, scoped_keys
 from keen.client import KeenClient
-from keen.exceptions import (
-    AuthenticationError,
-    BaseKeenClientError,
-    EventRejectedError,
-    InvalidConfigurationError,
-    InvalidEnvironmentError,
-    InvalidEventError,
-    InvalidProjectIdError,
-    InvalidTLSFileError,
-    NotFoundError,
-)
 from keen.server import LocalKeenServer
 
 ENV = ("PROJECT_ID", "WRITE_KEY", "READ_KEY", "MASTER_KEY", "BASE_URL", "DELIVERY", "DISABLED",
@@ -48,8 +37,8 @@ def clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ENV:
         monkeypatch.delenv(f"KEEN_{name}", raising=False)
     for name in MODULE_SETTINGS:
-        monkeypatch.setattr(keen, name, None)
-    monkeypatch.setattr(keen, "_filled", {})
+        monkeypatch.setattr(keen, name, None, raising=False)
+    monkeypatch.setattr(keen, "_filled", {}, raising=False)
     keen.reset_client()
     yield
     keen.reset_client()
@@ -68,7 +57,7 @@ def test_a_bytes_scoped_key_gets_the_api_error_not_a_type_error(server: LocalKee
     assert isinstance(read_only, bytes)
     client = KeenClient(server.project_id, write_key=read_only, read_key=read_only,
                         base_url=server.url)
-    with pytest.raises(AuthenticationError) as caught:
+    with pytest.raises(exceptions.AuthenticationError) as caught:
         client.add_event("c", {"a": 1})  # a read-only key cannot write: 401
     texts = [str(caught.value), repr(caught.value), repr(client), repr(client.api)]
     assert not any(read_only.decode() in text for text in texts)
@@ -79,7 +68,7 @@ def test_a_bytes_key_echoed_by_the_server_is_redacted(recorder: Recorder) -> Non
     key = b"K" * 64
     recorder.answer = lambda request: (401, {"message": f"Key {key.decode()} is not valid",
                                              "error_code": "InvalidApiKeyError"})
-    with pytest.raises(AuthenticationError) as caught:
+    with pytest.raises(exceptions.AuthenticationError) as caught:
         KeenClient("PID", read_key=key, base_url="http://h").count("c")
     assert key.decode() not in str(caught.value)
     assert "<redacted key>" in str(caught.value)
@@ -115,7 +104,7 @@ def test_module_settings_show_the_values_in_use_and_follow_later_changes(
     lambda c: c.api.query(),
 ])
 def test_the_read_key_is_checked_before_the_arguments(call: Any, recorder: Recorder) -> None:
-    with pytest.raises(InvalidEnvironmentError, match="read key"):
+    with pytest.raises(exceptions.InvalidEnvironmentError, match="read key"):
         call(KeenClient("PID", write_key="W", base_url="http://h"))
     assert recorder.sent == []
 
@@ -128,7 +117,7 @@ def test_the_read_key_is_checked_before_the_arguments(call: Any, recorder: Recor
     lambda c: c.api.get_access_key(),
 ])
 def test_the_master_key_is_checked_before_the_arguments(call: Any, recorder: Recorder) -> None:
-    with pytest.raises(InvalidEnvironmentError, match="master key"):
+    with pytest.raises(exceptions.InvalidEnvironmentError, match="master key"):
         call(KeenClient("PID", read_key="R", base_url="http://h"))
     assert recorder.sent == []
 
@@ -189,9 +178,9 @@ def test_keen_client_without_arguments_is_the_client_of_the_environment(
         assert client.count("env", timeframe="this_1_days") == 1
         assert client.get_access_key  # the master key came too:
         assert client.list_access_keys() is not None
-    with KeenClient(read_key="", base_url=server.url) as client:  # what is given wins
-        with pytest.raises(InvalidEnvironmentError, match="KEEN_READ_KEY is set, but"):
-            client.count("env", timeframe="this_1_days")
+    client = KeenClient(read_key="", base_url=server.url)  # what is given wins
+    with pytest.raises(exceptions.InvalidEnvironmentError, match="KEEN_READ_KEY is set, but"):
+        client.count("env", timeframe="this_1_days")
 
 
 def test_keen_client_environment_delivery_and_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -207,18 +196,18 @@ def test_keen_client_environment_delivery_and_disabled(monkeypatch: pytest.Monke
 
 
 def test_without_a_project_id_the_error_names_the_variable() -> None:
-    with pytest.raises(InvalidProjectIdError, match="KEEN_PROJECT_ID"):
+    with pytest.raises(exceptions.InvalidProjectIdError, match="KEEN_PROJECT_ID"):
         KeenClient()
 
 
 def test_a_missing_key_names_the_variable_only_when_it_is_unset(
         monkeypatch: pytest.MonkeyPatch) -> None:
     client = KeenClient("PID")
-    with pytest.raises(InvalidEnvironmentError) as caught:
+    with pytest.raises(exceptions.InvalidEnvironmentError) as caught:
         client.delete_events("c")
     assert "KEEN_MASTER_KEY environment variable" in str(caught.value)
     monkeypatch.setenv("KEEN_MASTER_KEY", "MK")
-    with pytest.raises(InvalidEnvironmentError) as caught:
+    with pytest.raises(exceptions.InvalidEnvironmentError) as caught:
         client.delete_events("c")  # built before the variable was set
     assert "or the KEEN_MASTER_KEY environment variable" not in str(caught.value)
     assert "KEEN_MASTER_KEY is set, but" in str(caught.value)
@@ -260,9 +249,9 @@ def test_disabled_client_checks_and_counts_and_sends_nothing(recorder: Recorder)
     client.add_event("c", {"at": datetime.datetime(2024, 1, 1)})
     assert client.add_events({"c": [{"a": 1}, {"a": 2}]}) == {
         "c": [{"success": True}, {"success": True}]}
-    with pytest.raises(InvalidEventError):
+    with pytest.raises(exceptions.InvalidEventError):
         client.add_event("c", {"bad": float("nan")})
-    with pytest.raises(InvalidEventError):
+    with pytest.raises(exceptions.InvalidEventError):
         client.add_events({"c": ["not a dict"]})
     assert recorder.sent == []
     assert client.stats() == {"validated": 3, "sent": 0}
@@ -300,7 +289,7 @@ def test_on_error_set_on_the_module_receives_what_the_server_rejects(
     assert called.wait(10)
     (events, error), = received
     assert events[0][0] == "rejects" and events[0][1]["$bad"] == 1
-    assert isinstance(error, EventRejectedError)
+    assert isinstance(error, exceptions.EventRejectedError)
 
 
 # -- 6. errors ---------------------------------------------------------------------------------
@@ -309,9 +298,9 @@ def test_a_tls_file_that_does_not_exist_is_a_keen_error(tmp_path: Path) -> None:
     session = requests.Session()
     session.cert = str(tmp_path / "missing-client.pem")
     client = KeenClient("PID", read_key="R", base_url="https://127.0.0.1:9", session=session)
-    with pytest.raises(InvalidTLSFileError) as caught:
+    with pytest.raises(exceptions.InvalidTLSFileError) as caught:
         client.count("c")
-    assert isinstance(caught.value, (BaseKeenClientError, OSError))
+    assert isinstance(caught.value, (exceptions.BaseKeenClientError, OSError))
     assert "missing-client.pem" in str(caught.value)
 
 
@@ -324,14 +313,14 @@ def test_a_tls_file_that_does_not_exist_is_a_keen_error(tmp_path: Path) -> None:
                        .DirectPersistenceStrategy(None), delivery="background"),  # type: ignore
 ])
 def test_bad_settings_raise_a_keen_error(make: Any) -> None:
-    with pytest.raises(InvalidConfigurationError) as caught:
+    with pytest.raises(exceptions.InvalidConfigurationError) as caught:
         make()
     assert isinstance(caught.value, (ValueError, TypeError))
 
 
 def test_an_api_error_is_one_line_naming_the_request(server: LocalKeenServer) -> None:
     client = server.make_client()
-    with pytest.raises(NotFoundError) as caught:
+    with pytest.raises(exceptions.NotFoundError) as caught:
         client.saved_queries.results("no-such-query")
     text = str(caught.value)
     assert "\n" not in text and not text.startswith(" ")
