@@ -86,3 +86,17 @@ def test_readme_block_runs_as_pasted(block: Block, environment: dict[str, str],
     assert result.returncode == 0, (
         f"README.rst line {block.line}: the python block there fails when run as pasted "
         f"(exit {result.returncode}):\n{result.stderr[-3000:]}")
+
+
+#: A command that installs keen from PyPI, where "keen" is still 0.7.0 (no server, no tour).
+PYPI_INSTALL = re.compile(r"pip install\s+(?:-\S+\s+)*[\"']?keen(?:==[\w.]+)?[\"']?(?:\s|$|&)")
+
+
+def test_install_commands_install_this_version() -> None:
+    assert PYPI_INSTALL.search("    python -m pip install keen\n")  # what the README said
+    assert PYPI_INSTALL.search("pip install keen && python -m keen")
+    assert not PYPI_INSTALL.search("python -m pip install /path/to/keen")
+    commands = [line for line in README.read_text(encoding="utf-8").splitlines()
+                if line.startswith("    ") and "pip install" in line]
+    assert commands, "the README shows how to install"
+    assert [line for line in commands if PYPI_INSTALL.search(line)] == []

@@ -1,8 +1,7 @@
 """``python -m keen.server`` / ``keen-server``: run the local Keen-compatible server.
 
 Options (and nothing else): ``--version``, ``--host`` (127.0.0.1), ``--port`` (8765; 0 picks a
-free port),
-``--db PATH`` (SQLite file; default in memory), ``--project-id``, ``--master-key``,
+free port), ``--db PATH`` (SQLite file; default in memory), ``--project-id``, ``--master-key``,
 ``--read-key``, ``--write-key`` (defaults: ``KEEN_PROJECT_ID``, ``KEEN_MASTER_KEY``,
 ``KEEN_READ_KEY``, ``KEEN_WRITE_KEY``, else the development values of ``keen.server.config``).
 More projects: a JSON file named by ``KEEN_SERVER_CONFIG`` (see ``keen.server.config``).
