@@ -67,11 +67,13 @@ def _documented(summary: str) -> Callable[[F], F]:
 class KeenClient:
     """A client for one Keen project.
 
-    ``KeenClient()`` with no arguments is the client of the environment: each setting not
-    given (None) is read from its ``KEEN_*`` variable (``KEEN_PROJECT_ID``, ``KEEN_WRITE_KEY``,
-    ``KEEN_READ_KEY``, ``KEEN_MASTER_KEY``, ``KEEN_BASE_URL``, ``KEEN_DELIVERY``,
-    ``KEEN_DISABLED``) when the client is built. Arguments given win; ``""`` for a key means
-    "no key", whatever the environment says.
+    ``KeenClient()`` with no arguments is the client of the environment: the project id, the
+    keys and the server not given (None) are read from ``KEEN_PROJECT_ID``, ``KEEN_WRITE_KEY``,
+    ``KEEN_READ_KEY``, ``KEEN_MASTER_KEY`` and ``KEEN_BASE_URL`` when the client is built.
+    Arguments given win; ``""`` for a key means "no key", whatever the environment says. How
+    events travel is the client's own choice (``delivery=``, ``disabled=``): ``KEEN_DELIVERY``
+    and ``KEEN_DISABLED`` set the module's default client only, so a client built in code
+    never becomes queued or silent because of the environment.
 
     :param project_id: the project id (a non-empty string).
     :param write_key: key for recording events (str, or bytes as ``scoped_keys.encrypt``
@@ -109,7 +111,7 @@ class KeenClient:
         session: requests.Session | None = None,
         retry: _retry.RetryPolicy | None = None,
         delivery: Any = None,
-        disabled: bool | None = None,
+        disabled: bool = False,
     ) -> None:
         if project_id is None:
             project_id = _environment("project_id")
@@ -121,13 +123,9 @@ class KeenClient:
         if persistence_strategy is not None and not isinstance(
                 persistence_strategy, BasePersistenceStrategy):
             raise exceptions.InvalidPersistenceStrategyError()
-        if disabled is None:
-            disabled = is_on(_environment("disabled"))
         if persistence_strategy is not None and (delivery is not None or disabled):
             raise exceptions.InvalidConfigurationError(
                 "give either persistence_strategy or delivery / disabled, not both")
-        if persistence_strategy is None and delivery is None:
-            delivery = _environment("delivery")
         extra: dict[str, Any] = {}
         if session is not None:
             extra["session"] = session

@@ -18,7 +18,8 @@ Fixtures (each test gets a fresh, empty in-memory server on a free loopback port
     Whatever delivery mode is set (``KEEN_DELIVERY=background``, or ``keen.delivery = ...`` in
     the code under test), a module call reads what was added before it: queued events are
     flushed (for up to 10 s) before every module call other than ``add_event``,
-    ``add_events`` and ``generate_image_beacon``.
+    ``add_events`` and ``generate_image_beacon``. ``keen.disabled`` starts False (whatever
+    ``KEEN_DISABLED`` says): the events go to the server.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def keen_module(
 
     if hasattr(keen, "_flush_before_calls"):
         monkeypatch.setattr(keen, "_flush_before_calls", True)
+        monkeypatch.setattr(keen, "disabled", False)  # the test wants its events on the server
     for variable, value in keen_server.environment().items():
         monkeypatch.setenv(variable, value)
         attribute = _MODULE_SETTINGS[variable]

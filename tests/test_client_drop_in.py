@@ -183,16 +183,17 @@ def test_keen_client_without_arguments_is_the_client_of_the_environment(
         client.count("env", timeframe="this_1_days")
 
 
-def test_keen_client_environment_delivery_and_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_delivery_from_the_environment_is_the_module_s_not_an_explicit_client_s(
+        monkeypatch: pytest.MonkeyPatch, recorder: Recorder) -> None:
     monkeypatch.setenv("KEEN_PROJECT_ID", "PID")
     monkeypatch.setenv("KEEN_DISABLED", "1")
-    assert type(KeenClient().persistence_strategy).__name__ == "DisabledPersistenceStrategy"
-    monkeypatch.delenv("KEEN_DISABLED")
     monkeypatch.setenv("KEEN_DELIVERY", "background")
-    with KeenClient() as client:
-        assert type(client.persistence_strategy).__name__ == "QueuedPersistenceStrategy"
-    with KeenClient(delivery="direct") as client:
-        assert type(client.persistence_strategy).__name__ == "DirectPersistenceStrategy"
+    client = KeenClient()  # a client built in code sends as it was told: directly
+    assert type(client.persistence_strategy).__name__ == "DirectPersistenceStrategy"
+    keen.add_event("c", {"a": 1})  # the module's default client follows KEEN_DISABLED
+    assert keen.stats() == {"validated": 1, "sent": 0} and recorder.sent == []
+    assert type(KeenClient(disabled=True).persistence_strategy).__name__ == (
+        "DisabledPersistenceStrategy")
 
 
 def test_without_a_project_id_the_error_names_the_variable() -> None:
