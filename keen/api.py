@@ -319,10 +319,15 @@ class KeenApi:
                         time.sleep(wait)
                         continue
                 raise error from _scrubbed_cause(exc)
-            except OSError as exc:  # requests' own check of session.verify / session.cert files
-                raise exceptions.InvalidTLSFileError(
-                    f"{method.upper()} {_path(url)} was not sent: {exc}. Check the session's "
-                    f"verify (CA bundle) and cert (client certificate) paths.") from None
+            except OSError as exc:  # not wrapped by requests
+                if "invalid path" in str(exc):  # its check of session.verify / session.cert
+                    raise exceptions.InvalidTLSFileError(
+                        f"{method.upper()} {_path(url)} was not sent: {exc}. Check the "
+                        f"session's verify (CA bundle) and cert (client certificate) "
+                        f"paths.") from None
+                raise exceptions.KeenTransportError(
+                    _scrub(f"{method.upper()} {_path(url)} failed: {type(exc).__name__}: {exc}")
+                ) from exc
             status = response.status_code
             if _log.isEnabledFor(logging.DEBUG):
                 _log.debug("%s %s -> %s in %.1f ms", method.upper(), _path(url), status,

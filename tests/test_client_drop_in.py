@@ -305,6 +305,16 @@ def test_a_tls_file_that_does_not_exist_is_a_keen_error(tmp_path: Path) -> None:
     assert "missing-client.pem" in str(caught.value)
 
 
+def test_any_other_os_error_of_a_session_is_a_keen_error() -> None:
+    class Broken(requests.Session):
+        def get(self, *args: Any, **kwargs: Any) -> requests.Response:
+            raise PermissionError("no sockets for you")
+
+    client = KeenClient("PID", read_key="R", base_url="http://h", session=Broken())
+    with pytest.raises(exceptions.KeenTransportError, match="no sockets for you"):
+        client.count("c")
+
+
 @pytest.mark.parametrize("make", [
     lambda: KeenClient("PID", base_url=""),
     lambda: KeenClient("PID", get_timeout=-1),
