@@ -23,7 +23,7 @@ import pytest
 from keen.server import LocalKeenServer
 
 README = Path(__file__).resolve().parent.parent / "README.rst"
-DIRECTIVE = re.compile(r"^(\s*)\.\. code-block::\s*python3?\s*$")
+DIRECTIVE = re.compile(r"^(\s*)\.\. (?:code-block|code|sourcecode)::\s*python3?\s*$")
 #: A block gets this long to run (they take well under a second each).
 TIMEOUT = 60
 
