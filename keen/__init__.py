@@ -1,25 +1,35 @@
 """keen: a client for the Keen IO analytics API (a drop-in successor of keen 0.7.0).
 
 Module-level use reads its settings at every call: the module globals ``project_id``,
-``write_key``, ``read_key``, ``master_key``, ``base_url`` and ``delivery``, each falling back to
-its ``KEEN_*`` environment variable (``KEEN_PROJECT_ID``...). A default :class:`KeenClient` is
-built on first use and rebuilt whenever a setting changes; :func:`reset_client` drops it. Each
-module function is the :class:`KeenClient` method of the same name (same signature and
-docstring), called on that default client.
+``write_key``, ``read_key``, ``master_key``, ``base_url``, ``delivery`` and ``disabled``, each
+falling back to its ``KEEN_*`` environment variable (``KEEN_PROJECT_ID``...). A default
+:class:`KeenClient` is built on first use and rebuilt whenever a setting changes;
+:func:`reset_client` drops it. Each module function is the :class:`KeenClient` method of the
+same name (same signature and docstring), called on that default client.
+
+Once the default client is built, ``project_id``, the keys and ``base_url`` hold the values it
+uses (as in 0.7.0), also those read from the environment. A value the module filled in that
+way still follows the environment: only a value the application assigned wins over it.
+
+``debug`` (or ``KEEN_DEBUG=1``) shows each request on stderr, never with a key. ``on_error``
+is called as ``on_error(events, error)`` with events that background or durable delivery of
+the default client could not deliver (unless its delivery object has an ``on_error`` of its
+own); it is read when called, so it may be set at any time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import os
 import threading
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from keen import direction, exceptions
+from keen import _delivery, direction, exceptions
 from keen._delivery import BackgroundDelivery, DurableDelivery
 from keen._retry import NO_RETRY, RetryPolicy
-from keen.client import Event, KeenClient
+from keen.client import Event, KeenClient, is_on
 from keen.exceptions import InvalidEnvironmentError
 from keen.persistence_strategies import DirectPersistenceStrategy
 from keen.utilities import VERSION as __version__
@@ -86,8 +96,22 @@ read_key: str | None = None
 master_key: str | None = None
 base_url: str | None = None
 delivery: Any = None
+#: True: events are checked and counted, never sent (KEEN_DISABLED=1); see KeenClient(disabled=).
+disabled: bool | None = None
+#: True: each request is shown on stderr, without keys (KEEN_DEBUG=1).
+debug: bool | None = None
+#: on_error(events, error) for events the default client's queued delivery could not deliver.
+on_error: Callable[[list[tuple[str, dict[str, Any]]], BaseException], None] | None = None
 
-_SETTINGS = ("project_id", "write_key", "read_key", "master_key", "base_url", "delivery")
+_SETTINGS = ("project_id", "write_key", "read_key", "master_key", "base_url", "delivery",
+             "disabled")
+#: The settings the module fills in with the values in use once the default client is built.
+_FILLED_IN = ("project_id", "write_key", "read_key", "master_key", "base_url")
+#: What the module filled in from the environment: such a value still follows the environment.
+_filled: dict[str, Any] = {}
+#: Set by the keen_module test fixture: queued events are flushed before any other call, so a
+#: test reads what it just added whatever the delivery mode.
+_flush_before_calls = False
 
 #: The default client (0.7.0 name; tests of applications replace it with doubles, which are
 #: then used as they are).
@@ -99,11 +123,44 @@ _lock = threading.Lock()
 
 def _current_settings() -> tuple[Any, ...]:
     values = globals()
+    filled = _filled
     return tuple(
-        values[name] if values[name] is not None
+        value if value is not None and (name not in filled or filled[name] is not value)
         else (os.environ.get(f"KEEN_{name.upper()}") or None)
-        for name in _SETTINGS
+        for name, value in ((name, values[name]) for name in _SETTINGS)
     )
+
+
+def _fill_in(settings: tuple[Any, ...]) -> None:
+    """Make the module settings show the values the new default client uses (0.7.0 did)."""
+    values = globals()
+    for name, value in zip(_SETTINGS, settings):
+        if name not in _FILLED_IN:
+            continue
+        current = values[name]
+        if current is None or _filled.get(name) is current:
+            values[name] = value
+            if value is None:
+                _filled.pop(name, None)
+            else:
+                _filled[name] = value
+
+
+def _report_to_on_error(events: list[tuple[str, dict[str, Any]]], error: BaseException) -> None:
+    callback = on_error
+    if callback is not None:
+        callback(events, error)
+
+
+def _with_module_on_error(how: Any) -> Any:
+    """The delivery setting ``how``, with ``keen.on_error`` as its callback when it is a queued
+    delivery without a callback of its own."""
+    if how is None:
+        return None
+    config = _delivery.resolve(how)
+    if config is None or config.on_error is not None:
+        return how if config is None else config
+    return dataclasses.replace(config, on_error=_report_to_on_error)
 
 
 def _initialize_client_from_environment() -> None:
@@ -128,13 +185,16 @@ def _default_client() -> KeenClient:
         client = _client
         if client is not None and (client is not _built_client or settings == _built_settings):
             return client
-        pid, write, read, master, url, how = settings
+        pid, write, read, master, url, how, off = settings
         if not pid:
             raise InvalidEnvironmentError(
                 "No project id: set keen.project_id or the KEEN_PROJECT_ID environment variable.")
         old = _built_client
+        off = is_on(off)
         client = _client = _built_client = KeenClient(
-            pid, write_key=write, read_key=read, master_key=master, base_url=url, delivery=how)
+            pid, write_key=write, read_key=read, master_key=master, base_url=url,
+            delivery=None if off else _with_module_on_error(how), disabled=off)
+        _fill_in(settings)
         _built_settings = settings
     if old is not None and not isinstance(old.persistence_strategy, DirectPersistenceStrategy):
         old.close()  # deliver what the replaced client still holds
@@ -173,19 +233,21 @@ def stats() -> dict[str, Any]:
 
 
 def _facade(method: Callable[Concatenate[KeenClient, P], R],
-            renames: dict[str, str] | None = None) -> Callable[P, R]:
+            renames: dict[str, str] | None = None, *, adds: bool = False) -> Callable[P, R]:
     """A module function calling ``method`` on the default client, with its signature.
 
     The function is generated with the method's exact parameters (names, kinds, defaults), so
     it binds arguments like the method does; ``renames`` maps method parameter names to the
-    names the 0.7.0 facade used (``event_body`` -> ``body``).
+    names the 0.7.0 facade used (``event_body`` -> ``body``). Unless the method ``adds``
+    events, the function first flushes queued events when ``_flush_before_calls`` is set.
     """
     renames = renames or {}
     name = method.__name__
     parameters = list(inspect.signature(method).parameters.values())[1:]
     namespace: dict[str, Any] = {"_default_client": _default_client,
                                  "_replacement": _replacement,
-                                 "_DeliveryClosedError": exceptions.DeliveryClosedError}
+                                 "_DeliveryClosedError": exceptions.DeliveryClosedError,
+                                 "_settings": globals()}
     declared, passed = [], []
     for index, parameter in enumerate(parameters):
         public = renames.get(parameter.name, parameter.name)
@@ -198,8 +260,10 @@ def _facade(method: Callable[Concatenate[KeenClient, P], R],
     call = f"{name}({', '.join(passed)})"
     # a queued client closed by another thread's settings change, between this call picking
     # it up and using it, raises DeliveryClosedError: the call goes to its replacement then
+    flush = "" if adds else "    if _settings['_flush_before_calls']:\n        client.flush(10)\n"
     source = (f"def {name}({', '.join(declared)}):\n"
               f"    client = _default_client()\n"
+              f"{flush}"
               f"    try:\n"
               f"        return client.{call}\n"
               f"    except _DeliveryClosedError:\n"
@@ -219,9 +283,9 @@ def _facade(method: Callable[Concatenate[KeenClient, P], R],
 
 
 _BODY = {"event_body": "body"}
-add_event = _facade(KeenClient.add_event, _BODY)
-add_events = _facade(KeenClient.add_events)
-generate_image_beacon = _facade(KeenClient.generate_image_beacon, _BODY)
+add_event = _facade(KeenClient.add_event, _BODY, adds=True)
+add_events = _facade(KeenClient.add_events, adds=True)
+generate_image_beacon = _facade(KeenClient.generate_image_beacon, _BODY, adds=True)
 count = _facade(KeenClient.count)
 sum = _facade(KeenClient.sum)
 minimum = _facade(KeenClient.minimum)

@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from keen.exceptions import InvalidConfigurationError
+
 __all__ = [
     "DEFAULT_POLICY",
     "NO_RETRY",
@@ -60,13 +62,13 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
-            raise TypeError("max_retries must be an int")
+            raise InvalidConfigurationError("max_retries must be an int")
         if self.max_retries < 0:
-            raise ValueError("max_retries must be 0 or more")
+            raise InvalidConfigurationError("max_retries must be 0 or more")
         for name in ("deadline", "backoff_base", "backoff_cap"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name} must be a number of seconds, 0 or more")
+                raise InvalidConfigurationError(f"{name} must be a number of seconds, 0 or more")
 
 
 DEFAULT_POLICY = RetryPolicy()

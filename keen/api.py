@@ -9,14 +9,17 @@ error answers into :class:`~keen.exceptions.KeenApiError` subclasses.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import platform
 import re
+import sys
 import time
 import weakref
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, Union
+from typing import Any, Callable, TypeVar, Union
 from urllib.parse import quote, unquote, urlencode
 
 import requests
@@ -24,10 +27,8 @@ import urllib3.exceptions
 
 from keen import _params, _retry, exceptions
 from keen._encoding import dumps, encode_event
-from keen.utilities import KeenKeys, headers, require_key
-
-if TYPE_CHECKING:
-    from keen.client import Event
+from keen._event import Event
+from keen.utilities import VERSION, KeenKeys, headers, require_key
 
 __all__ = ["DEFAULT_TIMEOUT", "MAX_GET_URL_LENGTH", "HTTPMethods", "KeenApi"]
 
@@ -39,6 +40,12 @@ DEFAULT_TIMEOUT = 305
 MAX_GET_URL_LENGTH = 4000
 
 Timeout = Union[float, tuple[float, float], None]
+
+#: Sent with every request: this library, its version, the Python running it, and requests.
+USER_AGENT = (f"keen-python/{VERSION} ({platform.python_implementation()} "
+              f"{platform.python_version()}) {requests.utils.default_user_agent()}")
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class HTTPMethods:
@@ -62,10 +69,53 @@ def _quoted(name: str) -> str:
     return quote(name, safe="")
 
 
+def key_text(key: str | bytes) -> str:
+    """A key as text: keys may be given as bytes (``scoped_keys.encrypt`` returns bytes, and
+    0.7.0 code passes them on as they are). Latin-1 maps each byte to one character, so the
+    header sent is the same bytes either way."""
+    return key.decode("latin-1") if isinstance(key, bytes) else key
+
+
 @functools.lru_cache(maxsize=64)
-def _headers_for(key: str) -> dict[str, str]:
+def _headers_for(key: str | bytes) -> dict[str, str]:
     # one dict per key, reused: requests copies headers into each request and never mutates them
-    return headers(key)
+    return {**headers(key_text(key)), "User-Agent": USER_AGENT}
+
+
+def _key_first(key_type: str) -> Callable[[F], F]:
+    """Check the ``key_type`` key before anything else, arguments included, as 0.7.0 did.
+
+    So a call on a client without the key raises InvalidEnvironmentError even when an argument
+    is missing or malformed. Works on a KeenApi and on objects holding one as ``.api``.
+    """
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def checked(self: Any, *args: Any, **kwargs: Any) -> Any:
+            require_key(getattr(self, "api", self), key_type)
+            return method(self, *args, **kwargs)
+
+        return checked  # type: ignore[return-value]
+
+    return decorate
+
+
+def debug_enabled() -> bool:
+    """Whether each request is shown on stderr: ``keen.debug`` when set, else ``KEEN_DEBUG``."""
+    setting = getattr(sys.modules.get("keen"), "debug", None)
+    if setting is None:
+        setting = os.environ.get("KEEN_DEBUG", "").strip().lower() not in _OFF
+    return bool(setting)
+
+
+_OFF = ("", "0", "false", "no", "off")
+
+
+def debug_line(text: str) -> None:
+    """Write one ``keen:`` line to stderr (the debug switch's output)."""
+    # stderr closed or gone: debugging output is not worth a crash
+    with contextlib.suppress(OSError, ValueError):
+        print(f"keen: {text}", file=sys.stderr, flush=True)
 
 
 def _not_sent(exc: requests.RequestException) -> bool:
@@ -152,7 +202,7 @@ class KeenApi:
     """Talks to the Keen API for one project.
 
     :param project_id: the project id.
-    :param write_key: key for recording events.
+    :param write_key: key for recording events (each key may be str or bytes).
     :param read_key: key for queries, collection schemas, saved-query and dataset results.
     :param base_url: where the API is (default ``https://api.keen.io``), e.g. a local server.
     :param api_version: the API version path segment (default ``"3.0"``).
@@ -173,13 +223,13 @@ class KeenApi:
     def __init__(
         self,
         project_id: str,
-        write_key: str | None = None,
-        read_key: str | None = None,
+        write_key: str | bytes | None = None,
+        read_key: str | bytes | None = None,
         base_url: str | None = None,
         api_version: str | None = None,
         get_timeout: Timeout = None,
         post_timeout: Timeout = None,
-        master_key: str | None = None,
+        master_key: str | bytes | None = None,
         *,
         session: requests.Session | None = None,
         retry: _retry.RetryPolicy | None = None,
@@ -190,15 +240,16 @@ class KeenApi:
         self.master_key = master_key
         if base_url is not None:
             if not isinstance(base_url, str) or not base_url:
-                raise ValueError(f"base_url must be a non-empty URL string, not {base_url!r}")
+                raise exceptions.InvalidConfigurationError(
+                    f"base_url must be a non-empty URL string, not {base_url!r}")
             self.base_url = base_url.rstrip("/")
         if api_version is not None:
             self.api_version = api_version
         self.get_timeout: Timeout = _checked_timeout("get_timeout", get_timeout)
         self.post_timeout: Timeout = _checked_timeout("post_timeout", post_timeout)
         if retry is not None and not isinstance(retry, _retry.RetryPolicy):
-            raise TypeError(f"retry must be a keen.RetryPolicy (or keen.NO_RETRY), "
-                            f"not {type(retry).__name__}")
+            raise exceptions.InvalidConfigurationError(
+                f"retry must be a keen.RetryPolicy (or keen.NO_RETRY), not {type(retry).__name__}")
         self._owns_session = session is None
         self.session = requests.Session() if session is None else session
         self.retry = _retry.DEFAULT_POLICY if retry is None else retry
@@ -210,13 +261,13 @@ class KeenApi:
                 f"base_url={_scrub(self.base_url)!r}, keys set: {', '.join(keys) or 'none'})")
 
     # -- keys (the names 0.7.0 had; persistence strategies and interfaces use them) --------
-    def _get_read_key(self) -> str | None:
+    def _get_read_key(self) -> str | bytes | None:
         return self.read_key
 
-    def _get_write_key(self) -> str | None:
+    def _get_write_key(self) -> str | bytes | None:
         return self.write_key
 
-    def _get_master_key(self) -> str | None:
+    def _get_master_key(self) -> str | bytes | None:
         return self.master_key
 
     # -- the request path -------------------------------------------------------------------
@@ -255,6 +306,9 @@ class KeenApi:
                                         **kwargs)
             except requests.RequestException as exc:
                 error = _transport_error(exc, f"{method.upper()} {_path(url)}")
+                if debug_enabled():
+                    debug_line(f"{method.upper()} {_path(url)} -> {type(exc).__name__} after "
+                               f"{(time.monotonic() - started) * 1000:.1f} ms")
                 elapsed = time.monotonic() - started
                 if _retry.should_retry(policy, attempt, elapsed,
                                        idempotent=_resolve(idempotent), transport_error=True,
@@ -265,10 +319,22 @@ class KeenApi:
                         time.sleep(wait)
                         continue
                 raise error from _scrubbed_cause(exc)
+            except OSError as exc:  # not wrapped by requests
+                if "invalid path" in str(exc):  # its check of session.verify / session.cert
+                    raise exceptions.InvalidTLSFileError(
+                        f"{method.upper()} {_path(url)} was not sent: {exc}. Check the "
+                        f"session's verify (CA bundle) and cert (client certificate) "
+                        f"paths.") from None
+                raise exceptions.KeenTransportError(
+                    _scrub(f"{method.upper()} {_path(url)} failed: {type(exc).__name__}: {exc}")
+                ) from exc
             status = response.status_code
             if _log.isEnabledFor(logging.DEBUG):
                 _log.debug("%s %s -> %s in %.1f ms", method.upper(), _path(url), status,
                            (time.monotonic() - started) * 1000)
+            if debug_enabled():
+                debug_line(f"{method.upper()} {_path(url)} -> {status} in "
+                           f"{(time.monotonic() - started) * 1000:.1f} ms")
             if 200 <= status < 300:
                 return response
             retry_after = _retry_after(response)
@@ -281,19 +347,20 @@ class KeenApi:
                     response.close()  # frees the connection for the wait
                     time.sleep(wait)
                     continue
-            raise self._api_error(response, retry_after, url)
+            raise self._api_error(response, retry_after, url, method)
 
     def _api_error(self, response: requests.Response, retry_after: float | None,
-                   url: str) -> exceptions.KeenApiError:
+                   url: str, method: str = "") -> exceptions.KeenApiError:
         body = _json_or_none(response)
         if not isinstance(body, dict):
             text = response.text if body is None else dumps(body)
             body = {"message": f"The API did not respond with JSON, but: {text[:1000]}",
                     "error_code": str(response.status_code)}
-        secrets = [k for k in (self.write_key, self.read_key, self.master_key) if k]
+        secrets = [key_text(k) for k in (self.write_key, self.read_key, self.master_key) if k]
         secrets += [unquote(match.group(2)) for match in _ACCESS_KEY_IN_PATH.finditer(url)]
+        request = f"{method.upper()} {_path(url)}" if method else _path(url)
         return exceptions.error_for_response(response.status_code, _redact(body, secrets),
-                                             retry_after)
+                                             retry_after, request=request)
 
     def _json(self, method: str, url: str, key_type: str, *,
               idempotent: bool | Callable[[], bool] = True, timeout: Timeout = None,
@@ -321,6 +388,7 @@ class KeenApi:
         return default if body is None else body
 
     # -- events -----------------------------------------------------------------------------
+    @_key_first(KeenKeys.WRITE)
     def post_event(self, event: Event) -> None:
         """Record one event (write key)."""
         url = self.project_url("events", event.event_collection)
@@ -328,6 +396,7 @@ class KeenApi:
         self._request(HTTPMethods.POST, url, KeenKeys.WRITE, data=payload,
                       timeout=self.post_timeout, idempotent=event.has_uniqueness_token)
 
+    @_key_first(KeenKeys.WRITE)
     def post_events(self, events: Mapping[str, Any]) -> Any:
         """Record a batch ``{collection: [event, ...]}``; returns the per-event results."""
         payload = encode_batch(events)
@@ -349,6 +418,7 @@ class KeenApi:
                           retry=retry)
 
     # -- queries ----------------------------------------------------------------------------
+    @_key_first(KeenKeys.READ)
     def query(self, analysis_type: str, params: Mapping[str, Any], all_keys: bool = False) -> Any:
         """Run an analysis (read key); its ``result``, or the whole response with all_keys.
 
@@ -364,6 +434,7 @@ class KeenApi:
                               data=_params.post_body(params))
         return body if all_keys else body["result"]
 
+    @_key_first(KeenKeys.MASTER)
     def delete_events(self, event_collection: str, params: Mapping[str, Any]) -> bool:
         """Delete the events matching ``params`` (master key); True."""
         url = self.project_url("events", event_collection)
@@ -371,16 +442,19 @@ class KeenApi:
                       timeout=self.post_timeout, idempotent=True)
         return True
 
+    @_key_first(KeenKeys.READ)
     def get_collection(self, event_collection: str) -> Any:
         """The schema of one collection (read key)."""
         return self._json(HTTPMethods.GET, self.project_url("events", event_collection),
                           KeenKeys.READ)
 
+    @_key_first(KeenKeys.READ)
     def get_all_collections(self) -> Any:
         """The schemas of all collections (read key)."""
         return self._json(HTTPMethods.GET, self.project_url("events"), KeenKeys.READ)
 
     # -- access keys (master key) -----------------------------------------------------------
+    @_key_first(KeenKeys.MASTER)
     def create_access_key(self, name: str, is_active: bool = True,
                           permitted: list[str] | None = None,
                           options: dict[str, Any] | None = None) -> Any:
@@ -389,14 +463,17 @@ class KeenApi:
         return self._json(HTTPMethods.POST, self.project_url("keys"), KeenKeys.MASTER,
                           data=payload, idempotent=False)
 
+    @_key_first(KeenKeys.MASTER)
     def list_access_keys(self) -> Any:
         """All access keys of the project."""
         return self._json(HTTPMethods.GET, self.project_url("keys"), KeenKeys.MASTER)
 
+    @_key_first(KeenKeys.MASTER)
     def get_access_key(self, key: str) -> Any:
         """One access key."""
         return self._json(HTTPMethods.GET, self.project_url("keys", key), KeenKeys.MASTER)
 
+    @_key_first(KeenKeys.MASTER)
     def update_access_key_full(self, key: str, name: str, is_active: bool,
                                permitted: list[str], options: dict[str, Any]) -> Any:
         """Replace name, is_active, permitted and options of an access key."""
@@ -413,10 +490,12 @@ class KeenApi:
         change(definition)
         return self.update_access_key_full(key, **definition)
 
+    @_key_first(KeenKeys.MASTER)
     def update_access_key_name(self, key: str, name: str) -> Any:
         """Rename an access key, keeping the rest."""
         return self._update_access_key(key, lambda d: d.update(name=name))
 
+    @_key_first(KeenKeys.MASTER)
     def add_access_key_permissions(self, key: str, permissions: list[str]) -> Any:
         """Add permissions to an access key, keeping the rest."""
         permissions = _params.string_list("permissions", permissions)
@@ -426,6 +505,7 @@ class KeenApi:
                 p for p in dict.fromkeys(permissions) if p not in d["permitted"]]
         return self._update_access_key(key, add)
 
+    @_key_first(KeenKeys.MASTER)
     def remove_access_key_permissions(self, key: str, permissions: list[str]) -> Any:
         """Remove permissions from an access key, keeping the rest."""
         removed = set(_params.string_list("permissions", permissions))
@@ -434,26 +514,31 @@ class KeenApi:
             d["permitted"] = [p for p in d["permitted"] if p not in removed]
         return self._update_access_key(key, remove)
 
+    @_key_first(KeenKeys.MASTER)
     def update_access_key_permissions(self, key: str, permissions: list[str]) -> Any:
         """Replace the permissions of an access key, keeping the rest."""
         permissions = _params.string_list("permissions", permissions)
         return self._update_access_key(key, lambda d: d.update(permitted=permissions))
 
+    @_key_first(KeenKeys.MASTER)
     def update_access_key_options(self, key: str, options: dict[str, Any]) -> Any:
         """Replace the options of an access key, keeping the rest."""
         _params.json_text("options", options)
         return self._update_access_key(key, lambda d: d.update(options=options))
 
+    @_key_first(KeenKeys.MASTER)
     def revoke_access_key(self, key: str) -> Any:
         """Deactivate an access key; the API's JSON answer, or True when it has none."""
         return self._json_or(True, HTTPMethods.POST, self.project_url("keys", key, "revoke"),
                              KeenKeys.MASTER)
 
+    @_key_first(KeenKeys.MASTER)
     def unrevoke_access_key(self, key: str) -> Any:
         """Reactivate an access key; the API's JSON answer, or True when it has none."""
         return self._json_or(True, HTTPMethods.POST, self.project_url("keys", key, "unrevoke"),
                              KeenKeys.MASTER)
 
+    @_key_first(KeenKeys.MASTER)
     def delete_access_key(self, key: str) -> bool:
         """Delete an access key; True."""
         self._request(HTTPMethods.DELETE, self.project_url("keys", key), KeenKeys.MASTER,
@@ -521,8 +606,9 @@ def _checked_timeout(name: str, value: Any) -> Timeout:
         if part is None and len(parts) == 2:
             continue
         if isinstance(part, bool) or not isinstance(part, (int, float)) or not part > 0:
-            raise ValueError(f"{name} must be a number of seconds > 0 or a (connect, read) "
-                             f"pair of them, not {value!r}")
+            raise exceptions.InvalidConfigurationError(
+                f"{name} must be a number of seconds > 0 or a (connect, read) pair of them, "
+                f"not {value!r}")
     return value  # type: ignore[no-any-return]
 
 

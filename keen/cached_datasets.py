@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from keen._params import json_text
-from keen.api import HTTPMethods
+from keen.api import HTTPMethods, _key_first
 from keen.exceptions import InvalidQueryError
 from keen.saved_queries import NO_JSON
 from keen.utilities import KeenKeys
@@ -28,6 +28,7 @@ class CachedDatasetsInterface:
     def _url(self, *segments: str) -> str:
         return self.api.project_url("datasets", *segments)
 
+    @_key_first(KeenKeys.READ)
     def all(self, limit: int | None = None, after_name: str | None = None) -> Any:
         """One page of dataset definitions (read key).
 
@@ -43,11 +44,13 @@ class CachedDatasetsInterface:
         extra: dict[str, Any] = {"params": params} if params else {}
         return self.api._json_or(NO_JSON, HTTPMethods.GET, self._url(), KeenKeys.READ, **extra)
 
+    @_key_first(KeenKeys.READ)
     def get(self, dataset_name: str) -> Any:
         """The definition of one dataset (read key)."""
         return self.api._json_or(NO_JSON, HTTPMethods.GET, self._url(dataset_name),
                                  KeenKeys.READ)
 
+    @_key_first(KeenKeys.MASTER)
     def create(self, dataset_name: str, query: dict[str, Any], index_by: str | list[str],
                display_name: str) -> Any:
         """Create a dataset (master key) from a query with an ``interval``, indexed by
@@ -56,6 +59,7 @@ class CachedDatasetsInterface:
         return self.api._json_or(NO_JSON, HTTPMethods.PUT, self._url(dataset_name),
                                  KeenKeys.MASTER, json=payload)
 
+    @_key_first(KeenKeys.READ)
     def results(self, dataset_name: str, index_by: Any, timeframe: Any) -> Any:
         """The dataset's results for one index value over ``timeframe`` (read key).
 
@@ -66,6 +70,7 @@ class CachedDatasetsInterface:
         return self.api._json_or(NO_JSON, HTTPMethods.GET, self._url(dataset_name, "results"),
                                  KeenKeys.READ, params=params)
 
+    @_key_first(KeenKeys.MASTER)
     def delete(self, dataset_name: str) -> bool:
         """Delete a dataset (master key); True."""
         self.api._json_or(NO_JSON, HTTPMethods.DELETE, self._url(dataset_name), KeenKeys.MASTER)

@@ -1,4 +1,4 @@
-"""KeenClient: the whole Keen API for one project, and Event.
+"""KeenClient: the whole Keen API for one project (and ``Event``, from :mod:`keen._event`).
 
 The analysis methods share one parameter table (``keen._params``): each method declares its
 signature, its body hands ``locals()`` to :meth:`KeenClient._analysis`, and its docstring is
@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import base64
 import inspect
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, TypeVar, Union
 
 import requests
 
 from keen import _params, _retry, cached_datasets, exceptions, saved_queries
-from keen._encoding import encode_event, validate_collection_name
+from keen._event import Event
 from keen.api import DEFAULT_TIMEOUT, KeenApi, Timeout, _scrub, _segment
-from keen.persistence_strategies import BasePersistenceStrategy, DirectPersistenceStrategy
+from keen.persistence_strategies import (
+    BasePersistenceStrategy,
+    DirectPersistenceStrategy,
+    DisabledPersistenceStrategy,
+)
 from keen.utilities import KeenKeys, require_key
 
 __all__ = ["Event", "KeenClient"]
@@ -31,54 +36,20 @@ OrderBy = Union[Mapping[str, str], Sequence[Mapping[str, str]], None]
 Filters = Optional[Sequence[Mapping[str, Any]]]
 Steps = Sequence[Mapping[str, Any]]
 
+def _environment(setting: str) -> str | None:
+    """The ``KEEN_<SETTING>`` environment variable, None when unset or empty."""
+    return os.environ.get(f"KEEN_{setting.upper()}") or None
+
+
+def is_on(value: Any) -> bool:
+    """A switch given as a bool or as text (``"1"``, ``"true"``, ``"yes"``, ``"on"``)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
 #: Parameters that every analysis having them requires (no default in its signature).
 _REQUIRED = ("event_collection", "target_property", "percentile", "steps", "analyses")
-
-
-class Event:
-    """One event: a body to record in a collection, with an optional timestamp.
-
-    :param project_id: the project the event belongs to.
-    :param event_collection: the collection to record it in.
-    :param event_body: the event, a dict (datetimes, Decimals, UUIDs, sets are encoded).
-    :param timestamp: when it happened (a datetime); sent as ``keen.timestamp``.
-    """
-
-    def __init__(self, project_id: str | None, event_collection: str,
-                 event_body: Mapping[str, Any], timestamp: Any = None) -> None:
-        self.project_id = project_id
-        self.event_collection = validate_collection_name(event_collection)
-        if not isinstance(event_body, Mapping):
-            raise exceptions.InvalidEventError(
-                f"An event body must be a dict, not {type(event_body).__name__}.")
-        self.event_body = event_body
-        self.timestamp = timestamp
-
-    def __repr__(self) -> str:
-        return f"Event({self.event_collection!r}, {dict(self.event_body)!r})"
-
-    def body_with_timestamp(self) -> Mapping[str, Any]:
-        """The body to send: ``timestamp`` merged into ``keen`` (other ``keen`` keys kept)."""
-        if self.timestamp is None:
-            return self.event_body
-        meta = self.event_body.get("keen")
-        if meta is None:
-            meta = {}
-        elif not isinstance(meta, Mapping):
-            raise exceptions.InvalidEventError(
-                f"The event's 'keen' property must be a dict, not {type(meta).__name__}.")
-        stamp = self.timestamp
-        stamp = stamp.isoformat() if hasattr(stamp, "isoformat") else stamp
-        return {**self.event_body, "keen": {**meta, "timestamp": stamp}}
-
-    def to_json(self) -> str:
-        """The JSON text of the event (the user's body is not modified)."""
-        return encode_event(self.body_with_timestamp())
-
-    def has_uniqueness_token(self) -> bool:
-        """Whether the event carries ``keen.uniqueness_token`` (so resending is harmless)."""
-        meta = self.event_body.get("keen")
-        return isinstance(meta, Mapping) and meta.get("uniqueness_token") is not None
 
 
 def _documented(summary: str) -> Callable[[F], F]:
@@ -96,8 +67,17 @@ def _documented(summary: str) -> Callable[[F], F]:
 class KeenClient:
     """A client for one Keen project.
 
+    ``KeenClient()`` with no arguments is the client of the environment: the project id, the
+    keys and the server not given (None) are read from ``KEEN_PROJECT_ID``, ``KEEN_WRITE_KEY``,
+    ``KEEN_READ_KEY``, ``KEEN_MASTER_KEY`` and ``KEEN_BASE_URL`` when the client is built.
+    Arguments given win; ``""`` for a key means "no key", whatever the environment says. How
+    events travel is the client's own choice (``delivery=``, ``disabled=``): ``KEEN_DELIVERY``
+    and ``KEEN_DISABLED`` set the module's default client only, so a client built in code
+    never becomes queued or silent because of the environment.
+
     :param project_id: the project id (a non-empty string).
-    :param write_key: key for recording events.
+    :param write_key: key for recording events (str, or bytes as ``scoped_keys.encrypt``
+        returns them; so are the other keys).
     :param read_key: key for queries and schemas.
     :param persistence_strategy: where events go (default: straight to the API).
     :param api_class: the transport class, built as ``api_class(project_id, write_key=...,
@@ -111,41 +91,56 @@ class KeenClient:
     :param retry: a ``keen._retry.RetryPolicy`` (default up to 3 retries within 30 s).
     :param delivery: ``None`` / ``"direct"`` (synchronous, the default), ``"background"``,
         ``"durable"``, or a delivery config object (``keen.BackgroundDelivery``...).
+    :param disabled: True: ``add_event`` / ``add_events`` check each event (collection name,
+        JSON body) and count it (``stats()["validated"]``), and send nothing; no key is needed
+        for that. Queries and management calls are not affected. It overrides ``delivery``.
     """
 
     def __init__(
         self,
-        project_id: str,
-        write_key: str | None = None,
-        read_key: str | None = None,
+        project_id: str | None = None,
+        write_key: str | bytes | None = None,
+        read_key: str | bytes | None = None,
         persistence_strategy: BasePersistenceStrategy | None = None,
         api_class: type[KeenApi] = KeenApi,
         get_timeout: Timeout = DEFAULT_TIMEOUT,
         post_timeout: Timeout = DEFAULT_TIMEOUT,
-        master_key: str | None = None,
+        master_key: str | bytes | None = None,
         base_url: str | None = None,
         *,
         session: requests.Session | None = None,
         retry: _retry.RetryPolicy | None = None,
         delivery: Any = None,
+        disabled: bool = False,
     ) -> None:
+        if project_id is None:
+            project_id = _environment("project_id")
+            if project_id is None:
+                raise exceptions.InvalidProjectIdError(
+                    None, detail="Pass project_id, or set the KEEN_PROJECT_ID environment "
+                                 "variable.")
         self.check_project_id(project_id)
         if persistence_strategy is not None and not isinstance(
                 persistence_strategy, BasePersistenceStrategy):
             raise exceptions.InvalidPersistenceStrategyError()
+        if persistence_strategy is not None and (delivery is not None or disabled):
+            raise exceptions.InvalidConfigurationError(
+                "give either persistence_strategy or delivery / disabled, not both")
         extra: dict[str, Any] = {}
         if session is not None:
             extra["session"] = session
         if retry is not None:
             extra["retry"] = retry
         # api_class is a seam users replace: only pass the 0.7.0 arguments unless asked to
-        self.api = api_class(project_id, write_key=write_key, read_key=read_key,
-                             get_timeout=get_timeout, post_timeout=post_timeout,
-                             master_key=master_key, base_url=base_url, **extra)
+        keys: dict[str, Any] = {
+            name: _environment(name) if value is None else value for name, value in
+                (("write_key", write_key), ("read_key", read_key), ("master_key", master_key))}
+        self.api = api_class(project_id, get_timeout=get_timeout, post_timeout=post_timeout,
+                             base_url=_environment("base_url") if base_url is None else base_url,
+                             **keys, **extra)
         if persistence_strategy is None:
-            persistence_strategy = self._strategy_for(delivery)
-        elif delivery is not None:
-            raise ValueError("give either persistence_strategy or delivery, not both")
+            persistence_strategy = (DisabledPersistenceStrategy() if disabled
+                                    else self._strategy_for(delivery))
         self.project_id = project_id
         self.persistence_strategy = persistence_strategy
         self.get_timeout = get_timeout
@@ -179,7 +174,10 @@ class KeenClient:
 
         :param event_collection: the collection to record it in.
         :param event_body: the event, a dict.
-        :param timestamp: when it happened (a datetime); becomes ``keen.timestamp``.
+        :param timestamp: when it happened (a datetime); becomes ``keen.timestamp``. An aware
+            datetime is sent in UTC. A naive one (no ``tzinfo``, e.g. ``datetime.now()``) is
+            sent as it is and the API reads it as UTC, as with 0.7.0: on a machine whose local
+            time is not UTC, pass ``datetime.now(timezone.utc)`` instead.
         """
         event = Event(self.project_id, event_collection, event_body, timestamp=timestamp)
         self.persistence_strategy.persist(event)
@@ -219,6 +217,7 @@ class KeenClient:
         :param timezone: the timezone of a relative timeframe.
         :param filters: only events matching these filters.
         """
+        require_key(self.api, KeenKeys.MASTER)  # the key before the arguments, as 0.7.0
         params = self.get_params(timeframe=timeframe, timezone=timezone, filters=filters)
         return self.api.delete_events(event_collection, params)
 
@@ -233,6 +232,7 @@ class KeenClient:
     # -- analyses ---------------------------------------------------------------------------
     def _analysis(self, analysis_type: str, arguments: dict[str, Any]) -> Any:
         """Run ``analysis_type`` with a method's arguments (its ``locals()``)."""
+        require_key(self.api, KeenKeys.READ)  # the key before the arguments, as 0.7.0
         all_keys = arguments.pop("all_keys", False)
         del arguments["self"]
         _params.require(analysis_type, arguments, _REQUIRED)

@@ -4,6 +4,10 @@ One root, two branches: "could not talk to the server" and "the server said no":
 
     BaseKeenClientError
      +-- InvalidProjectIdError            (also ValueError)
+     +-- InvalidConfigurationError        (also ValueError, TypeError) a client setting that
+     |    |                               cannot work: base_url, a timeout, the retry policy...
+     |    +-- InvalidTLSFileError         (also OSError) a CA bundle or certificate file that
+     |                                    does not exist
      +-- InvalidPersistenceStrategyError  (also TypeError)
      +-- InvalidEnvironmentError          missing project id, or missing key for an operation
      +-- InvalidEventError                (also ValueError) bad event, collection name or value
@@ -27,6 +31,11 @@ The transport errors also derive from the ``requests`` exception they replace (t
 is also an instance of the exact requests class, e.g. ``requests.exceptions.SSLError``), so
 code written for 0.7.0 (``except requests.Timeout``) keeps working; the original exception is
 the ``__cause__``. No message carries a key.
+
+An API error reads as one line: the status, the API's ``error_code`` and ``message``, the request
+(method and path, never a key or the query string) and a hint, e.g. ``404
+ResourceNotFoundError: Resource not found (GET /3.0/projects/PID/queries/saved/q/result). Check
+the project id and the name of the resource.``
 """
 
 from __future__ import annotations
@@ -41,11 +50,13 @@ __all__ = [
     "BaseKeenClientError",
     "DeliveryClosedError",
     "EventRejectedError",
+    "InvalidConfigurationError",
     "InvalidEnvironmentError",
     "InvalidEventError",
     "InvalidPersistenceStrategyError",
     "InvalidProjectIdError",
     "InvalidQueryError",
+    "InvalidTLSFileError",
     "KeenApiError",
     "KeenConnectTimeoutError",
     "KeenConnectionError",
@@ -70,9 +81,25 @@ class BaseKeenClientError(Exception):
 class InvalidProjectIdError(BaseKeenClientError, ValueError):
     """The project id is not a non-empty string."""
 
-    def __init__(self, project_id: Any) -> None:
-        super().__init__(f"Invalid project id: {project_id!r}; it must be a non-empty string.")
+    def __init__(self, project_id: Any, *, detail: str = "") -> None:
+        super().__init__(f"Invalid project id: {project_id!r}; it must be a non-empty string."
+                         + (f" {detail}" if detail else ""))
         self.project_id = project_id
+
+
+class InvalidConfigurationError(BaseKeenClientError, ValueError, TypeError):
+    """A client setting cannot work: a ``base_url`` that is not a URL string, a timeout that is
+    not a positive number, a retry policy of the wrong type, ``persistence_strategy`` and
+    ``delivery`` given together... Raised when the client is built, before any request.
+
+    It is also a ``ValueError`` and a ``TypeError``, the built-in errors these settings raised
+    before, so existing ``except`` clauses keep working.
+    """
+
+
+class InvalidTLSFileError(InvalidConfigurationError, OSError):
+    """The CA bundle (``session.verify``) or client certificate (``session.cert``) names a file
+    that does not exist; nothing was sent. Also an ``OSError``, which ``requests`` raised."""
 
 
 class InvalidPersistenceStrategyError(BaseKeenClientError, TypeError):
@@ -113,6 +140,8 @@ class KeenApiError(BaseKeenClientError):
     :ivar status_code: the HTTP status, or None when unknown.
     :ivar error_code: the API's ``error_code`` (e.g. ``"InvalidApiKeyError"``), or None.
     :ivar message: the API's ``message``.
+    :ivar request: what was asked for: the method and path (``"GET /3.0/projects/..."``; no
+        key, no query string), or None when unknown.
     """
 
     #: What a user can do about this kind of error (one line, no key).
@@ -123,6 +152,8 @@ class KeenApiError(BaseKeenClientError):
         api_error: Any,
         status_code: int | None = None,
         retry_after: float | None = None,
+        *,
+        request: str | None = None,
     ) -> None:
         body = api_error if isinstance(api_error, dict) else {"message": str(api_error)}
         self.api_error = api_error
@@ -131,18 +162,20 @@ class KeenApiError(BaseKeenClientError):
         error_code = body.get("error_code")
         self.error_code: str | None = None if error_code is None else str(error_code)
         self.message = str(body.get("message", "(no message in the error body)"))
-        # the 0.7.0 text, kept line for line so that code matching on it still works
-        text = f"Error from Keen API. Details:\n Message: {self.message}\nCode: {self.error_code}"
-        if "stacktrace_id" in body:
-            text += f"\nStacktrace ID: {body['stacktrace_id']}"
-        if "unique_id" in body:
-            text += f"\nUnique ID: {body['unique_id']}"
-        if status_code is not None:
-            text += f"\nHTTP status: {status_code}"
-        hint = _STATUS_HINTS.get(status_code, self.hint)
-        if hint:
-            text += f"\n{hint}"
-        super().__init__(text)
+        self.request = request
+        super().__init__(self._one_line(body))
+
+    def _one_line(self, body: dict[str, Any]) -> str:
+        """Status, error code, message, the request, any ids, a hint: one line."""
+        head = " ".join(str(part) for part in (self.status_code, self.error_code)
+                        if part is not None) or "Keen API error"
+        text = f"{head}: {' '.join(self.message.split())}"
+        asked = [self.request] if self.request else []
+        asked += [f"{name} {body[name]}" for name in ("stacktrace_id", "unique_id") if name in body]
+        if asked:
+            text += f" ({'; '.join(asked)})"
+        hint = _STATUS_HINTS.get(self.status_code, self.hint)
+        return f"{text.rstrip('.')}. {hint}" if hint else text
 
 
 class BadRequestError(KeenApiError):
@@ -202,9 +235,10 @@ _STATUS_CLASSES: dict[int, type[KeenApiError]] = {
 
 
 def error_for_response(
-    status: int, body: Any, retry_after: float | None = None
+    status: int, body: Any, retry_after: float | None = None, *, request: str | None = None
 ) -> KeenApiError:
-    """The exception for an error answer: the class chosen by ``status``, carrying ``body``."""
+    """The exception for an error answer: the class chosen by ``status``, carrying ``body``
+    (and ``request``, the method and path asked for)."""
     cls = _STATUS_CLASSES.get(status)
     if cls is None:
         if 500 <= status <= 599:
@@ -213,7 +247,7 @@ def error_for_response(
             cls = BadRequestError
         else:
             cls = KeenApiError
-    return cls(body, status, retry_after)
+    return cls(body, status, retry_after, request=request)
 
 
 class KeenTransportError(BaseKeenClientError, requests.RequestException):

@@ -8,13 +8,13 @@ at least ``persist``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import threading
+from typing import Any
 
-if TYPE_CHECKING:
-    from keen.api import KeenApi
-    from keen.client import Event
+from keen._event import Event
+from keen.api import KeenApi, debug_enabled, debug_line, encode_batch
 
-__all__ = ["BasePersistenceStrategy", "DirectPersistenceStrategy"]
+__all__ = ["BasePersistenceStrategy", "DirectPersistenceStrategy", "DisabledPersistenceStrategy"]
 
 
 class BasePersistenceStrategy:
@@ -30,8 +30,6 @@ class BasePersistenceStrategy:
         This default persists the events one by one with :meth:`persist` and reports every one
         as a success, in the shape of the API's batch answer.
         """
-        from keen.client import Event  # a cycle at import time otherwise
-
         results: dict[str, list[dict[str, Any]]] = {}
         for collection, bodies in events.items():
             for body in bodies:
@@ -64,3 +62,41 @@ class DirectPersistenceStrategy(BasePersistenceStrategy):
     def batch_persist(self, events: dict[str, list[dict[str, Any]]]) -> Any:
         """Post a batch; returns the API's per-event results."""
         return self.api.post_events(events)
+
+
+class DisabledPersistenceStrategy(BasePersistenceStrategy):
+    """Sends nothing: each event is checked as a send would check it, then counted.
+
+    What ``KeenClient(disabled=True)`` (``keen.disabled``, ``KEEN_DISABLED=1``) uses, for
+    development and tests: a bad event still raises ``InvalidEventError`` at once, and
+    ``stats()`` says how many events were checked (``validated``) and that none was sent.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._validated = 0
+
+    def _count(self, events: int) -> None:
+        with self._lock:
+            self._validated += events
+
+    def persist(self, event: Event) -> None:
+        """Check the event (collection name, JSON body), count it, send nothing."""
+        event.to_json()
+        self._count(1)
+        if debug_enabled():
+            debug_line(f"disabled: event for {event.event_collection!r} checked, not sent")
+
+    def batch_persist(self, events: dict[str, list[dict[str, Any]]]) -> Any:
+        """Check the batch, count its events, send nothing; every event reported a success."""
+        encode_batch(events)
+        self._count(sum(len(items) for items in events.values()))
+        if debug_enabled():
+            debug_line(f"disabled: batch for {sorted(events)} checked, not sent")
+        return {collection: [{"success": True} for _ in items]
+                for collection, items in events.items()}
+
+    def stats(self) -> dict[str, int | float | None]:
+        """``validated`` (events checked and counted) and ``sent`` (always 0)."""
+        with self._lock:
+            return {"validated": self._validated, "sent": 0}

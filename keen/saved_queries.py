@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from keen._params import json_text
-from keen.api import HTTPMethods
+from keen.api import HTTPMethods, _key_first
 from keen.exceptions import InvalidQueryError
 from keen.utilities import KeenKeys
 
@@ -35,20 +35,24 @@ class SavedQueriesInterface:
     def _url(self, *segments: str) -> str:
         return self.api.project_url("queries", "saved", *segments)
 
+    @_key_first(KeenKeys.MASTER)
     def all(self) -> Any:
         """All saved queries of the project (a list of definitions)."""
         return self.api._json_or(NO_JSON, HTTPMethods.GET, self._url(), KeenKeys.MASTER)
 
+    @_key_first(KeenKeys.MASTER)
     def get(self, query_name: str) -> Any:
         """The definition of one saved query."""
         return self.api._json_or(NO_JSON, HTTPMethods.GET, self._url(query_name),
                                  KeenKeys.MASTER)
 
+    @_key_first(KeenKeys.READ)
     def results(self, query_name: str) -> Any:
         """Run a saved query (read key): its definition plus ``result``."""
         return self.api._json_or(NO_JSON, HTTPMethods.GET, self._url(query_name, "result"),
                                  KeenKeys.READ)
 
+    @_key_first(KeenKeys.MASTER)
     def create(self, query_name: str, saved_query: Mapping[str, Any] | str) -> Any:
         """Create (or fully replace) a saved query.
 
@@ -58,11 +62,13 @@ class SavedQueriesInterface:
         return self.api._json_or(NO_JSON, HTTPMethods.PUT, self._url(query_name),
                                  KeenKeys.MASTER, data=payload)
 
+    @_key_first(KeenKeys.MASTER)
     def update_full(self, query_name: str,
                     saved_query_full_definition: Mapping[str, Any] | str) -> Any:
         """Replace a saved query's whole definition (anything left out is removed)."""
         return self.create(query_name, saved_query_full_definition)
 
+    @_key_first(KeenKeys.MASTER)
     def update(self, query_name: str, saved_query_attributes: Mapping[str, Any]) -> Any:
         """Change only the given attributes of a saved query (two requests: GET, then PUT).
 
@@ -81,6 +87,7 @@ class SavedQueriesInterface:
             new["metadata"] = old["metadata"]
         return self.create(query_name, _deep_merge(new, saved_query_attributes))
 
+    @_key_first(KeenKeys.MASTER)
     def delete(self, query_name: str) -> bool:
         """Delete a saved query; True."""
         self.api._json_or(NO_JSON, HTTPMethods.DELETE, self._url(query_name), KeenKeys.MASTER)

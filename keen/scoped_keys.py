@@ -8,7 +8,10 @@ A scoped key is ``hex(iv) + hex(AES-256-CBC(options JSON))`` with a random 16-by
   32 bytes; plaintext padded PKCS#7-style to 32-byte blocks.
 
 keen 0.7.0 left block-aligned plaintexts unpadded; ``encrypt`` here always pads (which 0.7.0
-decrypts too), and ``decrypt`` accepts both. A key that does not decrypt to JSON raises
+decrypts too), and ``decrypt`` accepts both. The options are encrypted as compact JSON (no space
+after ``,`` and ``:``; 0.7.0 had them): with the standard padding, a key is then never longer
+than the one 0.7.0 made for the same options, and often shorter (scoped keys travel in URLs).
+A key that does not decrypt to JSON raises
 :class:`~keen.exceptions.ScopedKeyError` instead of returning garbage.
 
 ``pycryptodome`` is imported on first use only, so ``import keen`` does not load it.
@@ -23,7 +26,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from keen._encoding import dumps
+from keen._encoding import dumps_compact
 from keen.exceptions import ScopedKeyError
 
 __all__ = ["decrypt", "encrypt"]
@@ -76,7 +79,7 @@ def encrypt(api_key: str | bytes, options: Any) -> bytes:
                              "{'allowed_operations': ['read']}, "
                              f"not {type(options).__name__}.")
     try:
-        text = dumps(options)
+        text = dumps_compact(options)
     except (TypeError, ValueError) as exc:
         raise ScopedKeyError(f"Scoped key options cannot be encoded as JSON: {exc}.") from None
     plaintext = _pad(text.encode("utf-8"), block)

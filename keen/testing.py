@@ -15,6 +15,11 @@ Fixtures (each test gets a fresh, empty in-memory server on a free loopback port
     the ``keen`` module itself, its settings (``keen.project_id``, the keys, ``keen.base_url``
     and the ``KEEN_*`` environment variables) pointed at ``keen_server`` for the duration of the
     test, so code that calls ``keen.add_event(...)`` at module level is tested unchanged.
+    Whatever delivery mode is set (``KEEN_DELIVERY=background``, or ``keen.delivery = ...`` in
+    the code under test), a module call reads what was added before it: queued events are
+    flushed (for up to 10 s) before every module call other than ``add_event``,
+    ``add_events`` and ``generate_image_beacon``. ``keen.disabled`` starts False (whatever
+    ``KEEN_DISABLED`` says): the events go to the server.
 """
 
 from __future__ import annotations
@@ -55,9 +60,13 @@ def keen_client(keen_server: LocalKeenServer) -> KeenClient:
 def keen_module(
     keen_server: LocalKeenServer, monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[ModuleType]:
-    """The ``keen`` module with its settings pointed at ``keen_server`` (restored afterwards)."""
+    """The ``keen`` module with its settings pointed at ``keen_server`` (restored afterwards);
+    a module call reads the events added before it, whatever the delivery mode."""
     import keen
 
+    if hasattr(keen, "_flush_before_calls"):
+        monkeypatch.setattr(keen, "_flush_before_calls", True)
+        monkeypatch.setattr(keen, "disabled", False)  # the test wants its events on the server
     for variable, value in keen_server.environment().items():
         monkeypatch.setenv(variable, value)
         attribute = _MODULE_SETTINGS[variable]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, Callable, TypeVar
 
 from keen.exceptions import InvalidEnvironmentError
@@ -38,10 +39,14 @@ class KeenKeys:
 
 def missing_key_error(key_type: str, master_key_set: bool) -> InvalidEnvironmentError:
     """The error for an operation whose ``key_type`` key is not configured."""
-    message = (
-        f"This operation needs a {key_type} key: set '{key_type}_key' on the client "
-        f"(or keen.{key_type}_key / KEEN_{key_type.upper()}_KEY)."
-    )
+    variable = f"KEEN_{key_type.upper()}_KEY"
+    message = (f"This operation needs a {key_type} key: give {key_type}_key to the client "
+               f"(or set keen.{key_type}_key")
+    if os.environ.get(variable):  # name the variable only when setting it would help
+        message += (f"; {variable} is set, but this client was built before it was, or was "
+                    f"given {key_type}_key='').")
+    else:
+        message += f", or the {variable} environment variable)."
     if master_key_set and key_type != KeenKeys.MASTER:
         message += (
             " A master key is set, but it is not used for this: give each operation the key"

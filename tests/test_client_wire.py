@@ -2,15 +2,17 @@
 
 The fixture was recorded from keen 0.7.0 (HTTPAdapter.send intercepted) with the calls listed
 in CASES below, made with the same arguments here. Differences that are deliberate are applied
-to the expected requests in ``_expected``: the Keen-Sdk version, and the finite timeout that
-saved-query and dataset requests now carry (0.7.0 sent them with no timeout at all), and the
-read key for listing datasets (bug 8).
+to the expected requests in ``_expected``: the Keen-Sdk version, the finite timeout that
+saved-query and dataset requests now carry (0.7.0 sent them with no timeout at all), the
+read key for listing datasets (bug 8), and the User-Agent, which names this library, its
+version and the Python running it (issue 8) where 0.7.0 sent requests' default.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import platform
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,6 +22,7 @@ from _client_helpers import Recorder, install_recorder, recorder_fixture  # noqa
 from requests.utils import default_user_agent
 
 import keen
+from keen.api import USER_AGENT
 from keen.client import KeenClient
 
 WIRE = json.loads((Path(__file__).parent / "data" / "wire_0_7_0.json").read_text())
@@ -107,7 +110,8 @@ def _expected(name: str) -> list[dict[str, Any]]:
         request = dict(request)
         headers = dict(request["headers"])
         headers["Keen-Sdk"] = f"python-{keen.__version__}"
-        headers["User-Agent"] = default_user_agent()
+        assert headers["User-Agent"] == default_user_agent()  # what 0.7.0 sent ...
+        headers["User-Agent"] = USER_AGENT  # ... replaced on purpose (issue 8)
         request["headers"] = headers
         if name.startswith(_NOW_WITH_TIMEOUT):
             request["timeout"] = 305
@@ -258,3 +262,10 @@ def test_partial_access_key_updates_keep_the_rest(recorder: Recorder) -> None:
     assert removed == {"name": "n", "is_active": True, "permitted": [],
                        "options": {"writes": None}}
     assert [s.method for s in recorder.sent] == ["GET", "POST", "GET", "POST"]
+
+
+def test_user_agent_names_the_library_its_version_and_python(recorder: Recorder) -> None:
+    fixture_client().count("c", timeframe="this_1_days")
+    agent = recorder.last.headers["User-Agent"]
+    assert agent.startswith(f"keen-python/{keen.__version__} ")
+    assert platform.python_version() in agent and "python-requests/" in agent

@@ -128,8 +128,28 @@ def test_help_lists_exactly_the_documented_options() -> None:
     result = _run_cli("--help")
     assert result.returncode == 0
     options = {word.rstrip(",") for word in result.stdout.split() if word.startswith("--")}
-    assert options == {"--help", "--host", "--port", "--db", "--project-id", "--master-key",
-                       "--read-key", "--write-key"}
+    assert options == {"--help", "--version", "--host", "--port", "--db", "--project-id",
+                       "--master-key", "--read-key", "--write-key"}
+
+
+def test_version_and_errors_are_named_as_the_command_was_run(tmp_path: Path) -> None:
+    """Issue 8: no --version, and errors said 'keen-server:' under python -m keen.server."""
+    import keen
+
+    version = _run_cli("--version")
+    assert version.returncode == 0 and f"keen {keen.__version__}" in version.stdout
+    result = _run_cli("--port", "0", "--db", str(tmp_path / "missing-dir" / "keen.db"))
+    assert result.stderr.startswith("python -m keen.server: cannot open the database")
+    bad_port = _run_cli("--port", "70000")
+    assert "python -m keen.server: error: --port" in bad_port.stderr
+    assert "keen-server" not in bad_port.stderr
+
+
+def test_the_installed_command_names_itself_keen_server() -> None:
+    from keen.server.__main__ import _prog
+
+    assert _prog("/usr/local/bin/keen-server") == "keen-server"
+    assert _prog("/x/keen/server/__main__.py") == "python -m keen.server"
 
 
 @pytest.mark.parametrize("option", ["--master", "--proj", "--write"])

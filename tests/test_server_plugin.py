@@ -48,3 +48,38 @@ def test_plugin_gives_a_server_a_client_and_the_module(pytester: pytest.Pytester
     pytester.makepyfile(test_user=USER_TESTS)
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=5)
+
+
+QUEUED_USER_TESTS = '''
+import keen
+
+pytest_plugins = ["keen.testing"]
+
+def test_module_level_code(keen_module):
+    keen_module.add_event("sign_ups", {"username": "ada"})   # same as keen.add_event(...)
+    assert keen_module.count("sign_ups", timeframe="this_day") == 1
+
+
+def test_code_under_test_sets_background_delivery(keen_module):
+    keen.delivery = "background"
+    try:
+        keen.add_event("sign_ups", {"username": "ada"})
+        keen.add_events({"sign_ups": [{"username": "bob"}]})
+        assert keen.count("sign_ups", timeframe="this_day") == 2
+    finally:
+        keen.delivery = None
+'''
+
+
+@pytest.mark.parametrize("environment", ["", "background"])
+def test_module_fixture_reads_what_was_added_whatever_the_delivery(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, environment: str) -> None:
+    """Issue 8: with KEEN_DELIVERY=background, or keen.delivery set by the code under test,
+    the README's own test_module_level_code failed (assert 0 == 1)."""
+    if environment:
+        monkeypatch.setenv("KEEN_DELIVERY", environment)
+    else:
+        monkeypatch.delenv("KEEN_DELIVERY", raising=False)
+    pytester.makepyfile(test_user=QUEUED_USER_TESTS)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)

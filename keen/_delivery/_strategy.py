@@ -34,7 +34,7 @@ from keen.persistence_strategies import BasePersistenceStrategy
 from keen.utilities import require_key
 
 if TYPE_CHECKING:
-    from keen.client import Event
+    from keen._event import Event
 
 __all__ = ["QueuedPersistenceStrategy", "new_token"]
 

@@ -1,7 +1,7 @@
 """``python -m keen.server`` / ``keen-server``: run the local Keen-compatible server.
 
-Options (and nothing else): ``--host`` (127.0.0.1), ``--port`` (8765; 0 picks a free port),
-``--db PATH`` (SQLite file; default in memory), ``--project-id``, ``--master-key``,
+Options (and nothing else): ``--version``, ``--host`` (127.0.0.1), ``--port`` (8765; 0 picks a
+free port), ``--db PATH`` (SQLite file; default in memory), ``--project-id``, ``--master-key``,
 ``--read-key``, ``--write-key`` (defaults: ``KEEN_PROJECT_ID``, ``KEEN_MASTER_KEY``,
 ``KEEN_READ_KEY``, ``KEEN_WRITE_KEY``, else the development values of ``keen.server.config``).
 More projects: a JSON file named by ``KEEN_SERVER_CONFIG`` (see ``keen.server.config``).
@@ -32,13 +32,22 @@ from keen.server.config import (
 )
 
 
+def _prog(argv0: str | None = None) -> str:
+    """The command's name as it was run: ``keen-server``, or ``python -m keen.server``."""
+    name = os.path.basename(sys.argv[0] if argv0 is None else argv0)
+    return "python -m keen.server" if name in ("__main__.py", "") else name
+
+
 def _parser() -> argparse.ArgumentParser:
+    from keen.utilities import VERSION
+
     parser = argparse.ArgumentParser(
-        prog="keen-server",
+        prog=_prog(),
         description="Run a local Keen-compatible server (Keen HTTP API 3.0 over SQLite).",
         epilog=f"More projects may be declared in a JSON file named by ${CONFIG_ENV}.",
         allow_abbrev=False,  # exactly the documented options: no "--master" for "--master-key"
     )
+    parser.add_argument("--version", action="version", version=f"keen-server (keen {VERSION})")
     parser.add_argument("--host", default=DEFAULT_HOST,
                         help=f"interface to listen on (default {DEFAULT_HOST})")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
@@ -98,12 +107,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _ = server.storage  # opens the database: a bad --db is reported before listening
     except sqlite3.Error as exc:
-        print(f"keen-server: cannot open the database {args.db!r}: {exc}", file=sys.stderr)
+        print(f"{parser.prog}: cannot open the database {args.db!r}: {exc}", file=sys.stderr)
         return 1
     try:
         server.start()
     except OSError as exc:
-        print(f"keen-server: cannot listen on {args.host}:{args.port}: {exc.strerror}",
+        print(f"{parser.prog}: cannot listen on {args.host}:{args.port}: {exc.strerror}",
               file=sys.stderr)
         server.close()
         return 1
