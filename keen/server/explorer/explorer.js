@@ -205,6 +205,7 @@
   async function showCollection(name) {
     const c = collectionNamed(name);
     if (!c) return;
+    const token = state.shown = (state.shown || 0) + 1;  // a later click wins over a slow answer
     $("collection-view").hidden = false;
     $("collection-title").textContent = c.count === null ? name : name + " · " + fmt(c.count) +
       " events";
@@ -220,12 +221,15 @@
     try {
       const answer = await api("/queries/extraction", { method: "POST",
         body: { event_collection: name, timeframe: ALL_TIME, latest: 5 } });
+      if (token !== state.shown) return;
       const events = (answer.result || []).slice().reverse();
       box.replaceChildren(el("pre", { id: "latest-json", text: events.length
         ? events.map((e) => JSON.stringify(e, null, 2)).join("\n")
         : "No events." }));
     } catch (error) {
-      box.replaceChildren(el("span", { className: "muted", text: error.message }));
+      if (token === state.shown) {
+        box.replaceChildren(el("span", { className: "muted", text: error.message }));
+      }
     }
   }
 
