@@ -755,7 +755,9 @@
   }
 
   function table(columns, rows) {
-    const head = el("thead", {}, el("tr", {}, ...columns.map((c) => el("th", { text: c }))));
+    const numeric = columns.map((_, i) => rows.some((row) => typeof row[i] === "number"));
+    const head = el("thead", {}, el("tr", {}, ...columns.map((c, i) =>
+      el("th", { className: numeric[i] ? "num" : "", text: c }))));
     const body = el("tbody", {}, ...rows.map((row) => el("tr", {}, ...row.map((value) =>
       el("td", { className: typeof value === "number" ? "num" : "", text: fmt(value) })))));
     $("table").replaceChildren(head, body);
