@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import http.server
 import json
+import math
 import os
 import random
 import shutil
@@ -28,11 +29,13 @@ from typing import Any
 import pytest
 from _server_helpers import REPO, TIMEOUT
 
-from keen.server import LocalKeenServer
+from keen.server import LocalKeenServer, ProjectConfig
 
 NOW = datetime(2026, 3, 11, 15, 30, tzinfo=timezone.utc)
 DAYS = [(NOW - timedelta(days=d)).date().isoformat() for d in range(6, -1, -1)]
 WAIT_MS = 15_000
+# Event data is the page's input too: it must show as text, never run.
+HOSTILE = '<img src=x onerror="document.body.dataset.pwned=1">'
 
 
 def _chromium() -> str | None:
@@ -79,7 +82,7 @@ def _events() -> dict[str, list[dict[str, Any]]]:
         country, city = rng.choice(cities)
         profile = {"id": user, "plan": rng.choice(["free", "pro"]),
                    "geo": {"country": country, "city": city}}
-        signups.append({"user": profile, "referrer": rng.choice([None, "ads", "blog"]),
+        signups.append({"user": profile, "referrer": rng.choice([None, "ads", "blog", HOSTILE]),
                         "keen": {"timestamp": when.isoformat()}})
         if n % 3:
             logins.append({"user": {"id": user}, "method": rng.choice(["password", "sso"]),
@@ -373,6 +376,46 @@ def test_copy_puts_the_snippet_on_the_clipboard(explorer: Session) -> None:
     assert explorer.snippet("cli").startswith("keen count logins \\\n  --timeframe this_7_days")
 
 
+def test_percentile_select_unique_extraction_and_hostile_values(explorer: Session) -> None:
+    page = explorer.page
+    explorer.choose_collection("purchases")
+    page.select_option("#analysis", "percentile")
+    page.select_option("#target-property", "price")
+    page.fill("#percentile", "90")
+    explorer.run()
+    prices = sorted(e["price"] for e in EVENTS["purchases"])
+    nearest_rank = prices[max(1, math.ceil(0.9 * len(prices))) - 1]
+    assert float(page.inner_text("#chart .metric")) == nearest_rank
+    assert "--target-property price \\\n  --percentile 90 \\\n" in explorer.snippet("cli")
+    assert 'target_property="price",\n    percentile=90,' in explorer.snippet("python")
+
+    explorer.choose_collection("signups")
+    page.select_option("#analysis", "select_unique")
+    page.select_option("#target-property", "referrer")
+    explorer.run()
+    referrers = sorted({e["referrer"] for e in EVENTS["signups"] if e["referrer"] is not None})
+    assert HOSTILE in referrers
+    assert [row[0] for row in explorer.table()[1:]] == referrers
+
+    page.select_option("#analysis", "count")
+    page.select_option("#group-by", ["referrer"])
+    explorer.run()
+    counts = Counter(e["referrer"] for e in EVENTS["signups"])
+    bars = page.eval_on_selector_all("#chart svg rect.bar", "rs => rs.map(r => r.dataset.group)")
+    assert sorted(bars) == sorted("null" if r is None else r for r in counts)
+    assert {row[0]: int(row[1]) for row in explorer.table()[1:]} == {
+        "null" if r is None else r: n for r, n in counts.items()}
+
+    page.select_option("#analysis", "extraction")
+    page.fill("#latest", "3")
+    explorer.run()
+    table = explorer.table()
+    assert len(table) == 4 and "user.geo.city" in table[0]
+    assert "--latest 3" in explorer.snippet("cli")
+    assert page.evaluate("document.body.dataset.pwned") is None
+    assert page.locator("img").count() == 0
+
+
 class _Blank(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = b"<!DOCTYPE html><title>another site</title>"
@@ -417,3 +460,41 @@ def test_another_site_cannot_read_the_page_or_its_keys(browser: Any,
         context.close()
         foreign.shutdown()
         foreign.server_close()
+
+
+def test_an_empty_project_errors_and_switching_projects(browser: Any) -> None:
+    other = ProjectConfig(project_id="shop-two", master_key="master-two", read_key="read-two",
+                          write_key="write-two")
+    with LocalKeenServer(clock=lambda: NOW, projects=[other]) as server:
+        shop = server.make_client(project_id="shop-two", write_key="write-two",
+                                  read_key="read-two", master_key="master-two")
+        shop.add_events({"orders": EVENTS["purchases"][:7]})
+        context = browser.new_context()
+        try:
+            explorer = Session(context.new_page(), server)
+            page = explorer.page
+            assert page.text_content("#collections") == "No events yet."
+            assert page.text_content("#saved-queries") == "None saved."
+            assert page.text_content("#datasets") == "None defined."
+            page.click("#run")  # refused before any request: nothing to count
+            assert page.get_attribute("#status", "data-state") == "error"
+            assert "Choose a collection" in page.inner_text("#status")
+
+            page.select_option("#project", "shop-two")
+            page.wait_for_selector("#collections button[data-collection='orders'] "
+                                   ".count:text-is('7')")
+            page.fill("#timeframe", "last_fortnight")
+            page.click("#run")
+            page.wait_for_selector("#status[data-state='error']")
+            assert "(TimeframeDefinitionError)" in page.inner_text("#status")
+            page.fill("#timeframe", "this_7_days")
+            explorer.run()
+            assert page.get_attribute("#chart", "data-kind") == "metric"
+            assert page.inner_text("#chart .metric") == "7"
+            assert explorer.table() == [["count"], ["7"]]
+            assert explorer.errors == [message for message in explorer.errors
+                                       if "400 (Bad Request)" in message]
+            for key in ("read-two", "master-two"):
+                assert not any(key in url for url in explorer.requests)
+        finally:
+            context.close()

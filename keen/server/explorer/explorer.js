@@ -20,6 +20,7 @@
   const PALETTE = ["#2f6fde", "#e4572e", "#17a673", "#f0a202", "#7b4fd6", "#0fa3b1",
     "#d6457f", "#5b6475"];
   const MAX_BARS = 50;
+  const MAX_ROWS = 1000;
   const SVG = "http://www.w3.org/2000/svg";
 
   const $ = (id) => document.getElementById(id);
@@ -102,6 +103,10 @@
   async function loadProject() {
     state.extra = {};
     state.extraSteps = [];
+    state.collections = [];
+    $("collection-view").hidden = true;
+    $("result").hidden = true;
+    showView("query");
     await Promise.all([loadCollections(), loadSavedQueries(), loadDatasets()]);
   }
 
@@ -725,7 +730,7 @@
     buckets.forEach((bucket, i) => {
       const value = bucket.value;
       let entries;
-      if (Array.isArray(value)) {
+      if (Array.isArray(value) && names.length) {
         entries = value.map((item) => [groupLabel(item, names), "result" in item ? item.result
           : null]);
       } else if (value && typeof value === "object") {
@@ -758,8 +763,13 @@
     const numeric = columns.map((_, i) => rows.some((row) => typeof row[i] === "number"));
     const head = el("thead", {}, el("tr", {}, ...columns.map((c, i) =>
       el("th", { className: numeric[i] ? "num" : "", text: c }))));
-    const body = el("tbody", {}, ...rows.map((row) => el("tr", {}, ...row.map((value) =>
-      el("td", { className: typeof value === "number" ? "num" : "", text: fmt(value) })))));
+    const body = el("tbody", {}, ...rows.slice(0, MAX_ROWS).map((row) => el("tr", {},
+      ...row.map((value) =>
+        el("td", { className: typeof value === "number" ? "num" : "", text: fmt(value) })))));
+    if (rows.length > MAX_ROWS) {
+      body.append(el("tr", { className: "more" }, el("td", { colspan: columns.length,
+        text: "… " + (rows.length - MAX_ROWS) + " more rows: see the raw JSON." })));
+    }
     $("table").replaceChildren(head, body);
   }
 
@@ -783,6 +793,7 @@
   }
 
   function lineChart(labels, series) {
+    if (!series.some((s) => s.values.some((v) => typeof v === "number"))) return;
     const W = 760, H = 280, left = 52, right = 40, top = 14, bottom = 30;
     const plotW = W - left - right, plotH = H - top - bottom;
     const values = series.flatMap((s) => s.values).filter((v) => typeof v === "number");
@@ -833,6 +844,7 @@
   }
 
   function barChart(labels, values) {
+    if (!values.some((v) => typeof v === "number")) return;  // e.g. select_unique lists
     const shown = labels.slice(0, MAX_BARS);
     const W = 760, rowH = 26, top = 6, labelW = 190, valueW = 80;
     const H = top * 2 + rowH * shown.length;
