@@ -27,7 +27,7 @@ def events() -> dict[str, list[dict[str, object]]]:
     items = [("sku-1", "Mug", 12.5), ("sku-2", "Shirt", 25), ("sku-3", "Poster", 8),
              ("sku-4", "Hoodie", 49)]
     purchases, signups = [], []
-    for n in range(400):
+    for _ in range(400):
         when = NOW - timedelta(days=rng.randrange(14), hours=rng.randrange(15),
                                minutes=rng.randrange(60))
         user = f"u{rng.randrange(120):03d}"

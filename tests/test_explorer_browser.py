@@ -210,7 +210,8 @@ def test_collections_show_counts_schemas_and_latest_events(explorer: Session,
         page.wait_for_selector(f"#collections button[data-collection='{name}'] "
                                f".count:text-is('{len(events)}')")
     explorer.choose_collection("purchases")
-    assert page.text_content("#collection-title") == f"purchases · {len(EVENTS['purchases'])} events"
+    title = f"purchases · {len(EVENTS['purchases'])} events"
+    assert page.text_content("#collection-title") == title
     rows = page.eval_on_selector_all("#schema tbody tr",
                                      "rows => rows.map(r => [...r.cells].map(c => c.textContent))")
     schema = server.client.get_collection("purchases")["properties"]
