@@ -431,7 +431,9 @@
     const query = { analysis_type: analysis };
     if (analysis !== "funnel") query.event_collection = $("collection").value;
     if (TARGETED.has(analysis)) query.target_property = $("target-property").value;
-    if (analysis === "percentile") query.percentile = Number($("percentile").value);
+    if (analysis === "percentile" && $("percentile").value.trim()) {
+      query.percentile = Number($("percentile").value);
+    }
     if ($("timeframe").value.trim()) query.timeframe = parseTimeframe($("timeframe").value);
     const timezone = $("timezone").value.trim();
     if (timezone) query.timezone = /^-?\d+$/.test(timezone) ? Number(timezone) : timezone;
@@ -442,8 +444,9 @@
       if ($("order-by").value && groups.length) {
         query.order_by = [{ property_name: $("order-by").value,
           direction: $("order-direction").value }];
-        if ($("limit").value) query.limit = Number($("limit").value);
       }
+      // Sent even without an order: the API then says what is missing.
+      if ($("limit").value) query.limit = Number($("limit").value);
     }
     if (analysis === "extraction" && $("latest").value) query.latest = Number($("latest").value);
     if (analysis !== "funnel") {
@@ -585,11 +588,18 @@
   async function openSavedQuery(doc) {
     showView("query");
     loadQuery(doc.query);
+    let query;
+    try {
+      query = buildQuery();
+    } catch (error) {
+      setStatus(error.message, "error");
+      return;
+    }
     await run(async () => {
       const answer = await api("/queries/saved/" + segment(doc.query_name) + "/result");
       return answer.query && answer.query.analysis_type === "funnel" ? answer.result
         : { result: answer.result };
-    }, buildQuery(), "Saved query " + doc.query_name);
+    }, query, "Saved query " + doc.query_name);
   }
 
   // --- datasets ---------------------------------------------------------------------------------
