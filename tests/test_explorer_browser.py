@@ -120,6 +120,12 @@ def server_fixture() -> Iterator[LocalKeenServer]:
         server.client.saved_queries.create("revenue-by-item", {"query": {
             "analysis_type": "sum", "event_collection": "purchases", "target_property": "total",
             "timeframe": "this_7_days", "group_by": "item.name"}})
+        server.client.saved_queries.create("spend-and-buyers", {"query": {
+            "analysis_type": "multi_analysis", "event_collection": "purchases",
+            "timeframe": "this_7_days", "max_age": 300,
+            "analyses": {"spend": {"analysis_type": "sum", "target_property": "total"},
+                         "buyers": {"analysis_type": "count_unique",
+                                    "target_property": "user.id"}}}})
         server.client.cached_datasets.create(
             "daily-spend", {"analysis_type": "sum", "event_collection": "purchases",
                             "target_property": "total", "timeframe": "this_7_days",
@@ -353,6 +359,18 @@ def test_saved_queries_and_datasets_open_and_run(explorer: Session,
         sums[event["item"]["name"]] += event["total"]
     assert {name: float(v) for name, v in explorer.table()[1:]} == dict(sums)
     assert page.locator("#chart svg rect.bar").count() == len(sums)
+
+    # A multi-analysis: the builder cannot edit its analyses, keeps them and says so.
+    page.click("#saved-queries button[data-saved-query='spend-and-buyers']")
+    page.wait_for_selector("#result[data-run='2']")
+    assert not page.is_hidden("#extra")
+    assert "analyses, max_age" in page.inner_text("#extra")
+    spend = sum(e["total"] for e in EVENTS["purchases"])
+    buyers = len({e["user"]["id"] for e in EVENTS["purchases"]})
+    assert {k: float(v) for k, v in explorer.table()[1:]} == {"spend": spend, "buyers": buyers}
+    cli = explorer.snippet("cli")
+    assert "--analyses '{\"spend\":" in cli and "--max-age 300" in cli
+    assert run_python(server, explorer.snippet("python")) == explorer.raw()["result"]
 
     page.click("#datasets button[data-dataset='daily-spend']")
     page.fill(".dataset-index-value", "ios")

@@ -387,7 +387,7 @@
       addStepRow();
       addStepRow();
     }
-    const kept = Object.keys(state.extra);
+    const kept = Object.keys(state.extra).sort();
     $("extra").hidden = !kept.length && !state.extraSteps.some((s) => Object.keys(s).length);
     $("extra").textContent = "Kept from the opened definition (not editable here): " +
       (kept.join(", ") || "step options") + ".";
