@@ -197,9 +197,14 @@ def no_keys(server: LocalKeenServer, text: str) -> None:
         assert key is not None and key not in text
 
 
-def run_python(server: LocalKeenServer, code: str) -> Any:
+def server_env(server: LocalKeenServer, project_id: str, read_key: str) -> dict[str, str]:
+    return {"KEEN_BASE_URL": server.url, "KEEN_PROJECT_ID": project_id,
+            "KEEN_READ_KEY": read_key}
+
+
+def run_python(server: LocalKeenServer | dict[str, str], code: str) -> Any:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEEN_")}
-    env.update(server.environment())
+    env.update(server if isinstance(server, dict) else server.environment())
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=60, check=False)
@@ -515,6 +520,17 @@ def test_an_empty_project_errors_and_switching_projects(browser: Any) -> None:
             assert page.get_attribute("#chart", "data-kind") == "metric"
             assert page.inner_text("#chart .metric") == "7"
             assert explorer.table() == [["count"], ["7"]]
+            # An absolute timeframe typed as START..END, and a timezone.
+            page.fill("#timeframe", f"{DAYS[0]}T00:00:00Z..{DAYS[-1]}T00:00:00Z")
+            page.fill("#timezone", "Europe/Paris")
+            explorer.run()
+            before_today = sum(1 for e in EVENTS["purchases"][:7] if _day(e) < DAYS[-1])
+            assert explorer.table() == [["count"], [str(before_today)]]
+            cli = explorer.snippet("cli")
+            assert (f"--timeframe {DAYS[0]}T00:00:00Z..{DAYS[-1]}T00:00:00Z \\\n"
+                    "  --timezone Europe/Paris\n") in cli
+            assert run_python(server_env(server, "shop-two", "read-two"),
+                              explorer.snippet("python")) == before_today
             assert explorer.errors == [message for message in explorer.errors
                                        if "400 (Bad Request)" in message]
             for key in ("read-two", "master-two"):

@@ -59,6 +59,15 @@ def test_a_browser_gets_the_page_with_strict_security_headers(server: LocalKeenS
                                    "master_key": server.master_key}]
 
 
+def test_keys_with_markup_characters_reach_the_page_intact() -> None:
+    key = 'r"<k>&\'</script>'
+    with LocalKeenServer(read_key=key) as server:
+        response = get(server, Accept=BROWSER_ACCEPT)
+        assert "</script>" not in response.text.split("<body>")[0].replace(
+            '<script src="/_keen/explorer/explorer.js" defer></script>', "")
+        assert page_config(response.text)["projects"][0]["read_key"] == key
+
+
 def test_head_answers_the_page_headers_without_a_body(server: LocalKeenServer) -> None:
     response = requests.head(server.url + "/", headers={"Accept": "text/html"}, timeout=TIMEOUT)
     assert response.status_code == 200
