@@ -64,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
 def banner(url: str, project_id: str, keys: dict[str, str | None],
            others: Sequence[str]) -> str:
     """The start-up text: the URL, then ``export`` lines for a shell."""
-    lines = [f"keen local server listening on {url}", "",
+    lines = [f"keen local server listening on {url}",
+             f"Explorer (open in a browser): {url}/", "",
              "Point keen at it (paste into your shell):", "",
              f"export KEEN_BASE_URL={shlex.quote(url)}",
              f"export KEEN_PROJECT_ID={shlex.quote(project_id)}"]

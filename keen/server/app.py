@@ -22,6 +22,9 @@ Choices where keen-api.md leaves room [INF]:
   (``TimeframeDefinitionError`` for ``timeframe``, keen-api.md 7.3; ``InvalidParameterError``
   otherwise) rather than a silent choice of one value.
 * malformed JSON in a body other than an event's is 400 ``InvalidJSONError``.
+
+``GET /`` from a browser (``Accept: text/html``) is the Explorer page (``keen.server.explorer``,
+with its files under ``/_keen/explorer/``); other clients get the API's root JSON.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from keen.server import explorer
 from keen.server._errors import QueryError, bad_request
 from keen.server._http_errors import ApiError, not_found
 from keen.server.auth import authenticate
@@ -92,6 +96,9 @@ class KeenApp:
         if segments and segments[-1] == "":
             segments.pop()  # a trailing slash
         method = "GET" if request.method == "HEAD" else request.method
+        page = explorer.answer(segments, request, self.projects.values())  # the Explorer page
+        if page is not None:
+            return page
         if segments[:1] == ["_keen"]:
             return self._control(method, segments[1:], request)
         if segments[:2] == [API_VERSION, "projects"] and len(segments) > 2:
