@@ -284,8 +284,9 @@ def test_on_error_set_on_the_module_receives_what_the_server_rejects(
     keen.project_id, keen.write_key, keen.base_url = (server.project_id, server.write_key,
                                                       server.url)
     keen.delivery = keen.BackgroundDelivery(flush_interval=0.01)
-    keen.add_event("rejects", {"$bad": 1})  # the server refuses '$' names
+    keen.add_event("accepted", {"ok": 1})  # builds the default client
     keen.on_error = on_error  # read when called: set after the client was built, still used
+    keen.add_event("rejects", {"$bad": 1})  # the server refuses '$' names
     assert keen.flush(timeout=10)
     assert called.wait(10)
     (events, error), = received
