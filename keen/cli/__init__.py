@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from keen import exceptions
+from keen.api import KeenApi, _scrub
 from keen.cli import _analyses, _args, _export, _import, _resources, _settings
 from keen.utilities import VERSION
 
@@ -44,6 +47,13 @@ examples:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (the full usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the whole command (every subcommand)."""
     connection = argparse.ArgumentParser(add_help=False)
@@ -56,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="print the table as CSV")
     output.set_defaults(format="table")
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="keen", description=_DESCRIPTION, epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"keen {VERSION}")
@@ -68,14 +78,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line(error: BaseException) -> str:
+def _transport_reason(error: exceptions.KeenTransportError) -> str:
+    """The heart of a transport error: "[Errno 111] Connection refused", "timed out"..."""
+    if isinstance(error, exceptions.KeenTimeoutError):
+        return "no answer in time (timed out)"
+    found = re.search(r"\[Errno -?\d+\] [^\"')(]+", str(error))
+    return found.group(0).strip() if found else type(error).__name__
+
+
+def _one_line(error: BaseException, base_url: str = KeenApi.base_url) -> str:
     """The message of ``error`` on one line."""
     if isinstance(error, exceptions.KeenApiError):
         status = "" if error.status_code is None else f"HTTP {error.status_code} "
         code = f"{error.error_code}: " if error.error_code else ""
         text = f"the API refused: {status}{code}{error.message}"
     elif isinstance(error, exceptions.KeenTransportError):
-        text = (f"could not talk to the server: {error} "
+        text = (f"could not reach {_scrub(base_url)}: {_transport_reason(error)} "
                 "(check KEEN_BASE_URL / --base-url and that the server is running)")
     elif isinstance(error, OSError) and error.filename is not None:
         text = f"{error.strerror}: {error.filename!r}"
@@ -118,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (_args.UsageError, exceptions.BaseKeenClientError, OSError, ValueError) as exc:
         if getattr(args, "traceback", False):
             print(_redacted(traceback.format_exc(), settings), file=sys.stderr, end="")
-        usage = isinstance(exc, _args.UsageError)
-        print(f"keen: error: {_redacted(_one_line(exc), settings)}", file=sys.stderr)
+        usage = isinstance(exc, (_args.UsageError, exceptions.InvalidQueryError))
+        base_url = (settings.base_url if settings is not None else None) or KeenApi.base_url
+        print(f"keen: error: {_redacted(_one_line(exc, base_url), settings)}", file=sys.stderr)
         return 2 if usage else 1

@@ -125,8 +125,9 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
             parser.add_argument("--email", help="e-mail the result to this address instead")
         elif analysis != "funnel":
             _add_group_arguments(parser)
-        parser.add_argument("--max-age", type=_positive_int, metavar="SECONDS",
-                            help="accept a cached result this old")
+        if analysis != "extraction":
+            parser.add_argument("--max-age", type=_positive_int, metavar="SECONDS",
+                                help="accept a cached result this old")
         parser.set_defaults(handler=run_analysis, analysis=analysis)
 
 
@@ -136,8 +137,9 @@ def analysis_arguments(args: argparse.Namespace) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "timeframe": _args.parse_timeframe(args.timeframe),
         "timezone": _args.parse_timezone(args.timezone),
-        "max_age": args.max_age,
     }
+    if analysis != "extraction":
+        kwargs["max_age"] = args.max_age
     if analysis == "funnel":
         steps = _args.load_json(args.steps, "--steps")
         if not isinstance(steps, list) or not steps or not all(isinstance(s, dict)

@@ -9,7 +9,8 @@
   - ``group_by``: one row per group, a column per group property, then ``result`` (or one column
     per label for ``multi_analysis``);
   - ``interval``: one row per interval (``start``, ``end``); without groups a ``result`` column
-    (or one per label), with groups one column per group (``GROUP`` or ``GROUP / LABEL``). A group
+    (or one per label), with groups one column per group (``PROPERTY=VALUE``, then ``/ LABEL`` for
+    ``multi_analysis``). A group
     missing from an interval has no events there: the cell shows the analysis' value for no
     events (``0`` for counts and sums, empty otherwise);
   - ``funnel``: one row per step, with its share of the first step;
@@ -63,8 +64,21 @@ def flatten(event: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _value_order(value: Any) -> tuple[int, Any]:
+    """Null, booleans, numbers, strings, then the rest by their JSON text (the API's order)."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, bool):
+        return (1, value)
+    if isinstance(value, (int, float)):
+        return (2, value)
+    if isinstance(value, str):
+        return (3, value)
+    return (4, json.dumps(value, sort_keys=True))
+
+
 def _group_label(item: Mapping[str, Any], group_by: Sequence[str]) -> str:
-    return " / ".join(cell_text(item.get(name)) for name in group_by)
+    return ", ".join(f"{name}={cell_text(item.get(name))}" for name in group_by)
 
 
 def _group_names(items: Iterable[Mapping[str, Any]], group_by: Sequence[str],
@@ -90,16 +104,19 @@ def _interval_table(result: list[Any], analysis: str, group_by: Sequence[str],
         # interval + group_by: one column per group (x label for multi_analysis)
         value_keys = list(labels) or ["result"]
         groups = _group_names((g for v in values for g in (v or [])), group_by, value_keys)
-        columns: dict[tuple[str, str], None] = {}
+        found: dict[str, tuple[Any, ...]] = {}
         cells: list[dict[tuple[str, str], Any]] = []
         for bucket in values:
             row: dict[tuple[str, str], Any] = {}
             for item in bucket or []:
                 label = _group_label(item, groups)
+                found.setdefault(label, tuple(_value_order(item.get(g)) for g in groups))
                 for key in value_keys:
-                    columns.setdefault((label, key), None)
                     row[(label, key)] = item.get(key)
             cells.append(row)
+        # columns in the order of the group values (as groups are listed without order_by)
+        columns = [(label, key) for label in sorted(found, key=found.__getitem__)
+                   for key in value_keys]
         names = [label if not labels else f"{label} / {key}" for label, key in columns]
         missing = _EMPTY_VALUE.get(analysis, _MISSING)
         for item, row in zip(result, cells):
