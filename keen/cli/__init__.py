@@ -133,7 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except (_args.UsageError, exceptions.BaseKeenClientError, OSError, ValueError) as exc:
+    except (_args.UsageError, _export.ExportError, exceptions.BaseKeenClientError, OSError,
+            ValueError) as exc:
         if getattr(args, "traceback", False):
             print(_redacted(traceback.format_exc(), settings), file=sys.stderr, end="")
         usage = isinstance(exc, (_args.UsageError, exceptions.InvalidQueryError))

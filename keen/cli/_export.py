@@ -98,8 +98,9 @@ def parse_ms(text: str) -> int | None:
 
 def format_ms(ms: int) -> str:
     """The API's timestamp text for milliseconds since 1970."""
-    value = _EPOCH + timedelta(milliseconds=ms)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    v = _EPOCH + timedelta(milliseconds=ms)
+    return (f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:"
+            f"{v.second:02d}.{v.microsecond // 1000:03d}Z")
 
 
 def window_timeframe(window: Window) -> dict[str, str]:
