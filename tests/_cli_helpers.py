@@ -3,7 +3,6 @@ this process against local servers, with realistic events."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -96,8 +95,8 @@ def no_key_in(server: LocalKeenServer, *texts: str) -> bool:
 
 
 
-@pytest.fixture
-def no_nagle(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(name="no_nagle")
+def no_nagle_fixture(monkeypatch: pytest.MonkeyPatch) -> None:
     """The local server sends headers and body in two writes, so with Nagle's algorithm each
     request after the first on a kept-alive connection waits ~40 ms for a delayed ACK. Exports
     make many requests on one connection: turn Nagle off in the server's handler for speed

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from _cli_helpers import NOW, Cli, load, no_nagle  # noqa: F401 (a fixture)
+from _cli_helpers import NOW, Cli, load, no_nagle_fixture  # noqa: F401 (a fixture)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _cli_helpers import NOW, Cli, load, no_nagle  # noqa: F401 (a fixture)
+from _cli_helpers import NOW, Cli, load, no_nagle_fixture  # noqa: F401 (a fixture)
 
 from keen.cli._import import stable_token
 from keen.server import LocalKeenServer, engine

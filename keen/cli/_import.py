@@ -199,7 +199,7 @@ def send_events(client: KeenClient, collection: str, events: Iterable[Mapping[st
 def _open(path: str) -> IO[str]:
     if path == "-":
         return sys.stdin
-    return open(path, encoding="utf-8")  # noqa: SIM115 (closed by the caller)
+    return open(path, encoding="utf-8")  # (closed by the caller)
 
 
 def _import_files(client: KeenClient, collection: str, paths: list[str], report: ImportReport,
