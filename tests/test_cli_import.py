@@ -153,3 +153,17 @@ def test_export_all_then_import_into_a_file_database_gives_the_same_answers(
 def test_import_refuses_a_directory_that_is_not_an_export(cli: Cli, tmp_path: Any) -> None:
     result = cli("import", str(tmp_path))
     assert result.code == 2 and "manifest.json" in result.err
+
+
+def test_import_refuses_a_manifest_pointing_outside_its_directory(
+        cli: Cli, server: LocalKeenServer, tmp_path: Any) -> None:
+    secret = tmp_path / "secret.jsonl"
+    secret.write_text('{"x": 1}\n')
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    (backup / "manifest.json").write_text(json.dumps({
+        "format": "keen-export", "version": 1,
+        "collections": [{"name": "x", "file": "../secret.jsonl", "events": 1}]}))
+    result = cli("import", str(backup))
+    assert result.code == 2 and "outside" in result.err
+    assert server.client.get_all_collections() == []

@@ -5,14 +5,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
+from importlib.metadata import entry_points
 from typing import Any
 
 import pytest
 from _cli_helpers import NOW, Cli, load, no_key_in
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keen.cli import build_parser, main
+from keen.cli._args import parse_filter
 from keen.server import LocalKeenServer
 
 TF = "this_7_days"
@@ -235,3 +241,43 @@ def test_version_and_help_of_every_subcommand(capsys: pytest.CaptureFixture[str]
             seen += 1
     assert seen > 40
     assert main([]) == 2
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.text(max_size=12)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                max_size=3),
+    max_leaves=6)
+
+
+@settings(max_examples=80, deadline=None)
+@given(value=json_values, name=st.from_regex(r"[a-z_][a-z0-9_.]{0,12}", fullmatch=True),
+       operator=st.sampled_from(["eq", "ne", "lt", "gte", "in", "contains"]))
+def test_compact_filter_values_are_the_json_they_spell(value: Any, name: str,
+                                                       operator: str) -> None:
+    [parsed] = parse_filter(f"{name} {operator} {json.dumps(value)}")
+    assert parsed == {"property_name": name, "operator": operator, "property_value": value}
+
+
+@settings(max_examples=50, deadline=None)
+@given(text=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1,
+                    max_size=20).filter(lambda t: t.strip() == t and t[:1] not in "{["))
+def test_compact_filter_text_that_is_not_json_is_kept_as_text(text: str) -> None:
+    try:
+        expected = json.loads(text)
+    except ValueError:
+        expected = text
+    [parsed] = parse_filter(f"name eq {text}")
+    assert parsed["property_value"] == expected
+
+
+def test_the_console_script_and_python_m_keen_cli() -> None:
+    found: Any = entry_points()
+    group = (found.select(group="console_scripts") if hasattr(found, "select")  # 3.10+
+             else found.get("console_scripts", []))
+    scripts = {e.name: e.value for e in group}
+    assert scripts.get("keen") == "keen.cli:main"
+    done = subprocess.run([sys.executable, "-m", "keen.cli", "--version"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "keen 0.8.0"

@@ -52,6 +52,8 @@ __all__ = ["ImportReport", "read_events", "register", "stable_token"]
 
 #: keen.* properties the server assigns (sent back they would be ignored or refused).
 _SERVER_ASSIGNED = ("id", "created_at")
+#: Unusable lines listed in the summary at most (the rest are counted).
+_PROBLEMS_SHOWN = 20
 #: Events read between two progress lines.
 _PROGRESS_EVERY = 10_000
 
@@ -159,8 +161,10 @@ class ImportReport:
                       f"refused\n")
         for (collection, reason), count in sorted(self.reasons.items()):
             out.write(f"  refused in {collection}: {count} x {reason}\n")
-        for problem in self.skipped:
+        for problem in self.skipped[:_PROBLEMS_SHOWN]:
             out.write(f"  skipped: {problem}\n")
+        if len(self.skipped) > _PROBLEMS_SHOWN:
+            out.write(f"  ... and {len(self.skipped) - _PROBLEMS_SHOWN} more lines skipped\n")
 
     @property
     def failed(self) -> bool:
@@ -239,6 +243,16 @@ def _load_manifest(directory: str) -> dict[str, Any]:
     return manifest
 
 
+def _inside(directory: str, relative: Any) -> str:
+    """``directory/relative``, refusing a manifest entry that points outside the directory."""
+    root = os.path.realpath(directory)
+    path = os.path.realpath(os.path.join(root, str(relative)))
+    if not isinstance(relative, str) or os.path.commonpath([root, path]) != root:
+        raise _args.UsageError(f"manifest.json names a file outside {directory!r}: "
+                               f"{relative!r}")
+    return path
+
+
 def _read_json_list(directory: str, name: str) -> list[Any]:
     path = os.path.join(directory, name)
     if not os.path.exists(path):
@@ -311,7 +325,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if len(paths) == 1 and os.path.isdir(paths[0]):
         directory = paths[0]
         manifest = _load_manifest(directory)
-        jobs = [(c["name"], [os.path.join(directory, c["file"])])
+        jobs = [(c["name"], [_inside(directory, c["file"])])
                 for c in manifest.get("collections", [])]
     elif len(paths) >= 2:
         collection, files = paths[0], paths[1:]

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, Callable
 
-from keen import scoped_keys
+from keen import exceptions, scoped_keys
 from keen.cli import _args, _output
 from keen.cli._analyses import add_scope_arguments
 from keen.cli._settings import Settings, build_client
@@ -284,6 +284,20 @@ def _scoped_decrypt(args: argparse.Namespace, settings: Settings) -> int:
 
 # -- delete-events ----------------------------------------------------------------------------
 
+def _how_many(settings: Settings, collection: str, timeframe: Any, timezone: Any,
+              filters: Any) -> str:
+    """How many events a delete would remove, for the question ("the" when unknown)."""
+    from keen.cli._export import ALL_TIME  # (the export's definition of "all time")
+
+    try:
+        with build_client(settings) as client:
+            found = client.count(collection, timeframe=timeframe or ALL_TIME, timezone=timezone,
+                                 filters=filters)
+    except exceptions.BaseKeenClientError:
+        return "the"
+    return f"the {found}"
+
+
 def _delete_events(args: argparse.Namespace, settings: Settings) -> int:
     timeframe = _args.parse_timeframe(args.timeframe)
     timezone = _args.parse_timezone(args.timezone)
@@ -292,6 +306,8 @@ def _delete_events(args: argparse.Namespace, settings: Settings) -> int:
     if filters:
         scope.append(f"{len(filters)} filter(s)")
     what = f"events of {args.collection!r} ({', '.join(scope)})"
+    if not args.yes and settings.read_key:
+        what = f"{_how_many(settings, args.collection, timeframe, timezone, filters)} {what}"
     if not args.yes:
         if not sys.stdin.isatty():
             raise _args.UsageError(f"refusing to delete {what} without a terminal to confirm "
