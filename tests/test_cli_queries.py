@@ -281,3 +281,14 @@ def test_the_console_script_and_python_m_keen_cli() -> None:
     done = subprocess.run([sys.executable, "-m", "keen.cli", "--version"], capture_output=True,
                           text=True, timeout=60, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "keen 0.8.0"
+
+
+def test_select_unique_by_interval_lists_each_bucket_values(cli: Cli,
+                                                           server: LocalKeenServer) -> None:
+    rows = list(csv.reader(io.StringIO(cli.ok(
+        "select_unique", "purchases", "--target-property", "user.plan", "--timeframe", TF,
+        "--interval", "daily", "--csv").out)))
+    expected = server.client.select_unique("purchases", "user.plan", timeframe=TF,
+                                           interval="daily")
+    assert rows[0] == ["start", "end", "result"]
+    assert [json.loads(r[2]) for r in rows[1:]] == [b["value"] for b in expected]

@@ -99,8 +99,9 @@ def _interval_table(result: list[Any], analysis: str, group_by: Sequence[str],
     rows: list[list[Any]] = []
     values = [item.get("value") for item in result]
     first = next((v for v in values if v not in (None, [], {})), None)
-    if isinstance(first, list) or (first is None and group_by and any(
-            isinstance(v, list) for v in values)):
+    grouped = bool(group_by) if analysis != "select_unique" or first is None else (
+        isinstance(first, list) and all(isinstance(i, Mapping) for i in first))
+    if grouped and all(isinstance(v, list) or v is None for v in values):
         # interval + group_by: one column per group (x label for multi_analysis)
         value_keys = list(labels) or ["result"]
         groups = _group_names((g for v in values for g in (v or [])), group_by, value_keys)
@@ -175,7 +176,8 @@ def result_table(analysis: str, response: Any, group_by: Sequence[str] = (),
         return ["result"], [[result]]
     if result and all(isinstance(i, Mapping) and "timeframe" in i for i in result):
         return _interval_table(result, analysis, group_by, labels)
-    if result and all(isinstance(i, Mapping) for i in result):
+    if (result and all(isinstance(i, Mapping) for i in result)
+            and (analysis != "select_unique" or group_by)):
         value_keys = list(labels) or ["result"]
         groups = _group_names(result, group_by, value_keys)
         names = [*groups, *value_keys]
