@@ -42,6 +42,10 @@ SOURCES: dict[str, tuple[str, str]] = {
 }
 
 
+#: Seconds to wait for a connection (``--timeout`` bounds the whole answer).
+CONNECT_TIMEOUT = 10.0
+
+
 @dataclass(frozen=True, repr=False)
 class Settings:
     """The connection settings of one run (keys included: never print this)."""
@@ -120,8 +124,9 @@ def retry_policy(settings: Settings) -> _retry.RetryPolicy:
 
 def build_client(settings: Settings, delivery: Any = None) -> KeenClient:
     """A client with every key the user gave (it picks the weakest one per operation)."""
+    # a host that does not answer at all fails within CONNECT_TIMEOUT, not the read timeout
+    timeout = (min(CONNECT_TIMEOUT, settings.timeout), settings.timeout)
     return KeenClient(settings.require_project(), write_key=settings.write_key,
                       read_key=settings.read_key, master_key=settings.master_key,
-                      base_url=settings.base_url, get_timeout=settings.timeout,
-                      post_timeout=settings.timeout, retry=retry_policy(settings),
-                      delivery=delivery)
+                      base_url=settings.base_url, get_timeout=timeout, post_timeout=timeout,
+                      retry=retry_policy(settings), delivery=delivery)
