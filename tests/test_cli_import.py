@@ -167,3 +167,25 @@ def test_import_refuses_a_manifest_pointing_outside_its_directory(
     result = cli("import", str(backup))
     assert result.code == 2 and "outside" in result.err
     assert server.client.get_all_collections() == []
+
+
+def test_lost_answers_and_failed_batches_then_a_rerun_store_each_event_once(
+        cli: Cli, server: LocalKeenServer, tmp_path: Any) -> None:
+    events = [{"n": i, "user": {"id": f"u{i % 13}"}, "keen": {
+        "timestamp": f"2026-03-10T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}.000Z"}}
+        for i in range(1200)]
+    path = write_jsonl(tmp_path / "e.jsonl", events)
+    # the server stores the first batch but the answer is lost: the batch is sent again
+    server.faults.drop_next(1, after_processing=True)
+    cli.ok("import", "a", path, "--quiet")
+    assert server.faults.injected == 1
+    assert server.client.count("a", timeframe=TF) == 1200
+    # batches refused with 503 and not retried: reported, then a re-run completes the import
+    server.faults.fail_next(2, status=503)
+    failed = cli("import", "b", path, "--retries", "0", "--quiet")
+    assert failed.code == 1 and "ServiceUnavailableError" in failed.err
+    stored = server.client.count("b", timeframe=TF)
+    assert 0 < stored < 1200 and f"{stored} accepted" in failed.err
+    cli.ok("import", "b", path, "--quiet")
+    assert server.client.count("b", timeframe=TF) == 1200
+    assert server.client.count_unique("b", "n", timeframe=TF) == 1200
