@@ -156,6 +156,10 @@ def test_export_all_writes_a_manifest_events_and_definitions(
     assert "exported 2 collection(s), 1 saved queries" in result.err
     again = cli("export", "--all", str(target))
     assert again.code == 2 and "not empty" in again.err
+    for extra in (["--format", "csv"], ["--filter", "price gt 1"], ["--output", "x"]):
+        refused = cli("export", "--all", os.fspath(tmp_path / "new"), *extra)
+        assert refused.code == 2 and f"{extra[0]} does not apply" in refused.err
+    assert not (tmp_path / "new").exists()
     no_master = cli("export", "--all", os.fspath(tmp_path / "other"),
                     env={"KEEN_MASTER_KEY": ""})
     assert no_master.code == 1 and "KEEN_MASTER_KEY" in no_master.err

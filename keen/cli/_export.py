@@ -272,8 +272,11 @@ def _export_all(args: argparse.Namespace, settings: Settings) -> int:
     if os.path.isdir(directory) and os.listdir(directory):
         raise _args.UsageError(f"--all: {directory!r} is not empty; export into a new or empty "
                                "directory")
-    if args.filters:
-        raise _args.UsageError("--all copies whole collections: --filter is not allowed")
+    for given, flag in ((args.filters, "--filter"), (args.format != "jsonl", "--format"),
+                        (args.output, "--output")):
+        if given:
+            raise _args.UsageError(f"--all writes whole collections as JSON lines into DIR: "
+                                   f"{flag} does not apply")
     timeframe = _args.parse_timeframe(args.timeframe)
     os.makedirs(os.path.join(directory, "events"), exist_ok=True)
     with build_client(settings) as client:
