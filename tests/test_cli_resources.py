@@ -181,3 +181,35 @@ def test_delete_events_asks_refuses_without_a_terminal_and_deletes_with_yes(
     cli.ok("delete-events", "purchases", "--filter", "user.plan eq pro", "--yes",
            env={"KEEN_READ_KEY": ""})
     assert count() == total - free - pro
+
+
+def _examples() -> list[str]:
+    """The example command lines of every subcommand's --help."""
+    from keen.cli import build_parser
+
+    found = []
+    parsers = [build_parser()]
+    while parsers:
+        parser = parsers.pop(0)
+        for action in parser._actions:
+            choices = getattr(action, "choices", None)
+            if isinstance(choices, dict):
+                parsers.extend(dict.fromkeys(choices.values()))
+        text = (parser.epilog or "").replace("\\\n", " ")
+        found += [line.strip() for line in text.splitlines() if line.strip().startswith("keen ")]
+    return list(dict.fromkeys(found))
+
+
+def test_the_examples_in_the_help_run(cli: Cli, tmp_path: Any,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import shlex
+
+    monkeypatch.chdir(tmp_path)
+    cli.ok("export", "purchases", "--output", "purchases.jsonl")  # what the import example reads
+    runnable = [e for e in _examples()
+                if not any(s in e for s in ("KEY", "steps.json", ">", "&&"))]
+    assert len(runnable) >= 10
+    for example in runnable:
+        argv = shlex.split(example)[1:]
+        result = cli(*argv)
+        assert result.code == 0, (example, result.err)

@@ -336,14 +336,40 @@ def _runner(handler: Handler) -> Callable[[argparse.Namespace, Settings], int]:
     return run
 
 
+_EXAMPLES = {
+    "saved-queries create": "keen saved-queries create big-orders --file '{\"query\": "
+                            "{\"analysis_type\": \"count\", \"event_collection\": "
+                            "\"purchases\", \"timeframe\": \"this_7_days\", \"filters\": "
+                            "[{\"property_name\": \"price\", \"operator\": \"gte\", "
+                            "\"property_value\": 100}]}, \"refresh_rate\": 0}'",
+    "saved-queries update": "keen saved-queries update big-orders --merge --file "
+                            "'{\"refresh_rate\": 14400}'",
+    "datasets create": "keen datasets create orders-by-user --file '{\"display_name\": "
+                       "\"Orders by user\", \"index_by\": \"user.id\", \"query\": "
+                       "{\"analysis_type\": \"count\", \"event_collection\": "
+                       "\"purchases\", \"timeframe\": \"this_30_days\", \"interval\": "
+                       "\"daily\"}}'",
+    "datasets results": "keen datasets results orders-by-user --index-by u123 "
+                        "--timeframe this_7_days",
+    "access-keys create": "keen access-keys create --name dashboard --permitted queries,schema "
+                          "--options '{\"queries\": {\"filters\": [{\"property_name\": "
+                          "\"customer.id\", \"operator\": \"eq\", \"property_value\": "
+                          "\"c42\"}]}}'",
+    "access-keys update": "keen access-keys update KEY --permitted queries --inactive",
+}
+
+
 def _group(subparsers: Any, name: str, help_text: str,
            parents: list[argparse.ArgumentParser]) -> Any:
     parser = subparsers.add_parser(name, help=help_text, description=help_text + ".")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     def add(action: str, handler: Handler, help_line: str) -> argparse.ArgumentParser:
+        example = _EXAMPLES.get(f"{name} {action}")
         sub: argparse.ArgumentParser = actions.add_parser(
-            action, parents=parents, help=help_line, description=help_line + ".")
+            action, parents=parents, help=help_line, description=help_line + ".",
+            epilog=f"example:\n  {example}" if example else None,
+            formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.set_defaults(handler=_runner(handler))
         return sub
     return add
