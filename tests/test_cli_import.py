@@ -69,16 +69,22 @@ def test_refused_and_unreadable_events_are_reported_with_the_reason(
         cli: Cli, server: LocalKeenServer, tmp_path: Any) -> None:
     path = tmp_path / "mixed.jsonl"
     path.write_text('{"ok": 1}\n\n{"a.b": 2}\nnot json\n[1, 2]\n{"ok": 3, "keen": '
-                    '{"timestamp": "yesterday-ish"}}\n{"ok": 4}\n')
+                    '{"timestamp": "yesterday-ish"}}\n{"ok": 4}\n'
+                    '{"keen": {"uniqueness_token": 5}}\n{"keen": "x"}\n')
     result = cli("import", "clicks", str(path))
     assert result.code == 1
-    assert "clicks: 4 read, 2 accepted, 2 refused" in result.err
+    assert "clicks: 6 read, 2 accepted, 4 refused" in result.err
     assert "InvalidPropertyNameError" in result.err
     assert "InvalidPropertyValueError" in result.err
+    assert "InvalidEventError: keen.uniqueness_token must be" in result.err
+    assert "InvalidEventError: The event's 'keen' property must be a dict" in result.err
     assert "line 4: not valid JSON" in result.err and "line 5: not a JSON object" in result.err
     assert server.client.count("clicks", timeframe="this_10_years") == 2
     missing = cli("import", "clicks", str(tmp_path / "nope.jsonl"))
     assert missing.code == 2 and "no such file" in missing.err
+    bad_name = cli("import", "", str(path))
+    assert bad_name.code == 2 and "non-empty string" in bad_name.err
+    assert server.client.count("clicks", timeframe="this_10_years") == 2
 
 
 def test_an_unreachable_server_ends_the_import_with_a_report(cli: Cli, tmp_path: Any) -> None:

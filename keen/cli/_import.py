@@ -42,6 +42,7 @@ from typing import IO, Any
 
 from keen import exceptions
 from keen._delivery import BackgroundDelivery
+from keen._encoding import validate_collection_name
 from keen._retry import RetryPolicy
 from keen.cli import _args
 from keen.cli._export import MANIFEST_FORMAT
@@ -81,13 +82,17 @@ def stable_token(event: Mapping[str, Any], seen: Counter[str]) -> str:
 
 
 def prepared(event: Mapping[str, Any], seen: Counter[str]) -> dict[str, Any]:
-    """The event to send: the server-assigned keen.* left out, a stable token added."""
-    token = stable_token(event, seen)
+    """The event to send: the server-assigned keen.* left out, a stable token added (a token
+    the event has is kept as it is, even a malformed one: the library refuses it, and the
+    import reports why)."""
     meta = event.get("keen")
-    meta = dict(meta) if isinstance(meta, Mapping) else {}
+    if meta is not None and not isinstance(meta, Mapping):
+        return dict(event)  # refused by the library with its reason
+    meta = dict(meta or {})
+    if meta.get("uniqueness_token") is None:
+        meta["uniqueness_token"] = stable_token(event, seen)
     for name in _SERVER_ASSIGNED:
         meta.pop(name, None)
-    meta["uniqueness_token"] = token
     return {**event, "keen": meta}
 
 
@@ -192,8 +197,11 @@ def send_events(client: KeenClient, collection: str, events: Iterable[Mapping[st
     """Queue the events (the delivery sends them in batches)."""
     seen: Counter[str] = Counter()
     for event in events:
-        client.add_event(collection, prepared(event, seen))
         report.read[collection] += 1
+        try:
+            client.add_event(collection, prepared(event, seen))
+        except exceptions.InvalidEventError as exc:  # refused before sending: counted as such
+            report.on_error([(collection, dict(event))], exc)
         if progress is not None and report.read[collection] % _PROGRESS_EVERY == 0:
             progress.write(f"{collection}: {report.read[collection]} events queued, "
                            f"{client.stats().get('sent')} sent\n")
@@ -335,6 +343,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         jobs = [(collection, files)]
     else:
         raise _args.UsageError("give COLLECTION FILE... or an export directory")
+    for collection, _files in jobs:
+        try:
+            validate_collection_name(collection)
+        except exceptions.InvalidEventError as exc:
+            raise _args.UsageError(str(exc)) from None
     client = build_client(settings, delivery=_delivery(report, settings))
     try:
         for collection, files in jobs:
