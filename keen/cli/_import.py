@@ -6,7 +6,9 @@ what ``keen export --all DIR`` wrote: every collection of the manifest, then the
 cached datasets and access keys.
 
 Events go through the library's batching delivery (``BackgroundDelivery``: batches to the bulk
-endpoint, transient failures retried). Each event carries a ``keen.uniqueness_token`` that
+endpoint; transient failures retried up to twice ``--retries`` times within a minute, after which
+the batch is reported as not delivered, so an unreachable server ends the import with a report
+rather than a hang). Each event carries a ``keen.uniqueness_token`` that
 depends only on the event, so importing the same file again (after an interruption, or twice by
 mistake) stores nothing twice:
 
