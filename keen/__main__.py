@@ -187,7 +187,9 @@ def _parser() -> argparse.ArgumentParser:
                     "no network). With KEEN_BASE_URL and KEEN_PROJECT_ID set it talks to that "
                     "server, and only reads there unless --write is given.",
         epilog="Settings come from KEEN_BASE_URL, KEEN_PROJECT_ID, KEEN_WRITE_KEY, "
-               "KEEN_READ_KEY and KEEN_MASTER_KEY (see `python -m keen.server`).")
+               "KEEN_READ_KEY and KEEN_MASTER_KEY (see `python -m keen.server`). With a "
+               "subcommand (python -m keen count purchases ...) it is the keen command: see "
+               "`keen --help`.")
     parser.add_argument("--version", action="version", version=f"keen {keen.__version__}")
     parser.add_argument("--write", action="store_true",
                         help="against a server of yours (KEEN_BASE_URL): send the tour's events "
@@ -199,7 +201,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command with ``argv`` (default: ``sys.argv[1:]``); the exit status."""
+    """Run the command with ``argv`` (default: ``sys.argv[1:]``); the exit status.
+
+    With a subcommand (``python -m keen count purchases``) this is the ``keen`` command."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and not argv[0].startswith("-"):
+        from keen.cli import main as command
+
+        return command(argv)
     parser = _parser()
     args = parser.parse_args(argv)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -147,3 +148,12 @@ def test_in_process_run_restores_the_module_settings(capsys: object) -> None:
     assert main([]) == 0
     assert (keen.project_id, keen.write_key, keen.base_url) == before
     assert keen._client is None
+
+
+def test_with_a_subcommand_it_is_the_keen_command() -> None:
+    with LocalKeenServer() as server:
+        server.client.add_events({"purchases": [{"price": 5}, {"price": 7}]})
+        done = _command("sum", "purchases", "--target-property", "price",
+                        "--timeframe", "this_1_days", "--json", **server.environment())
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"result": 12}
