@@ -313,15 +313,25 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
             self.shutdown_request(request)
 
     def _busy(self, request: socket.socket) -> None:
-        """Answer 503 to a connection beyond the bound, then close it."""
+        """Answer a connection beyond the bound, then close it: 503, except the health check
+        (read for at most a second), which is answered as usual."""
         try:
             answer = _BUSY_ANSWER
-            head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(answer.body)}\r\nRetry-After: 1\r\n"
-                    "Connection: close\r\n\r\n").encode("ascii")
+            with contextlib.suppress(WireError, Closed, OSError):
+                quick = Limits(idle_timeout=1.0, header_timeout=1.0)
+                head = read_head(Reader(request), quick)
+                headers = dict(head.fields)
+                self.policy.check(head.method, head.target, headers)
+                if head.target == "/_keen/health" and head.method in ("GET", "HEAD"):
+                    answer = self.app.health()
+            status = f"{answer.status} {_phrase(answer.status)}"
+            extra = "".join(f"{k}: {v}\r\n" for k, v in answer.headers.items())
+            data = (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(answer.body)}\r\n{extra}"
+                    "Connection: close\r\n\r\n").encode("ascii") + answer.body
             request.settimeout(1.0)
             with contextlib.suppress(OSError):
-                request.sendall(head + answer.body)
+                request.sendall(data)
             self.linger(request)
         finally:
             self._refusers.release()
