@@ -37,6 +37,7 @@ import re
 import socket
 import time
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -144,7 +145,7 @@ class Reader:
             raise WireError(400, "The connection was closed in the middle of a request.")
         self.buffer += data
 
-    def _expired(self) -> None:
+    def _expired(self) -> NoReturn:
         if self.timeout_status == 0:
             raise Closed
         raise WireError(408, "The request was not received in time.", "RequestTimeoutError")
@@ -170,11 +171,35 @@ class Reader:
             self._fill()
 
     def read(self, n: int) -> bytes:
-        while len(self.buffer) < n:
-            self._fill()
-        data = bytes(self.buffer[:n])
-        del self.buffer[:n]
-        return data
+        """Exactly ``n`` bytes; a large read goes straight into one buffer of that size."""
+        have = len(self.buffer)
+        if have >= n:
+            data = bytes(memoryview(self.buffer)[:n])
+            del self.buffer[:n]
+            return data
+        out = bytearray(n)
+        out[:have] = self.buffer
+        self.buffer.clear()
+        view = memoryview(out)
+        while have < n:
+            have += self._recv_into(view[have:])
+        view.release()
+        return bytes(out)
+
+    def _recv_into(self, view: memoryview) -> int:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            self._expired()
+        self.sock.settimeout(remaining)
+        try:
+            got = self.sock.recv_into(view, min(len(view), 1 << 20))
+        except socket.timeout:
+            self._expired()
+        except OSError as exc:
+            raise Closed from exc
+        if not got:
+            raise WireError(400, "The connection was closed in the middle of a request.")
+        return got
 
     def first_byte(self) -> None:
         """Wait for the first byte of the next request (``Closed`` if none comes)."""
