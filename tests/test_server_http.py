@@ -15,7 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from keen.server import LocalKeenServer
-from keen.server._http_server import _header_value
+from keen.server import _http_server
+from keen.server._http_server import _connection_bound, _header_value
 from keen.server._wire import Head, Limits, WireError, body_length
 
 
@@ -336,3 +337,35 @@ def test_the_health_check_answers_while_a_query_waits_for_the_storage(api: Api) 
             assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
         assert waiting.is_alive()  # the query was indeed held up
     waiting.join(TIMEOUT)
+
+
+def test_half_sent_requests_do_not_hold_up_legitimate_ones(quick: LocalKeenServer) -> None:
+    """Beyond the bound a request is answered 503 at once, not queued behind the slow ones;
+    once their heads time out (408), requests are served again."""
+    assert quick._server is not None
+    slow = [_connect(quick) for _ in range(4)]
+    try:
+        for sock in slow:
+            sock.sendall(b"POST /3.0/projects/x/events HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        answer = _exchange(quick, b"GET /3.0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert _error(answer) == (503, "ServiceUnavailableError")
+        for sock in slow:
+            assert _error(_read_until_closed(sock)) == (408, "RequestTimeoutError")
+    finally:
+        for sock in slow:
+            sock.close()
+    assert quick._server.wait_for_connections(0, TIMEOUT)
+    answer = _exchange(quick, b"GET /3.0 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              b"Connection: close\r\n\r\n")
+    assert _statuses(answer) == [200]
+
+
+def test_the_connection_bound_fits_the_file_descriptor_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import resource
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (128, 4096))
+    assert _connection_bound(512) == 128 - _http_server._FD_RESERVE
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (100_000, 100_000))
+    assert _connection_bound(512) == 512

@@ -354,9 +354,15 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
             request.close()
 
     def shutdown_request(self, request: Any) -> None:
+        super().shutdown_request(request)
         with self._lock:
             self._connections.discard(request)
-        super().shutdown_request(request)
+            self._lock.notify_all()
+
+    def wait_for_connections(self, at_most: int, timeout: float) -> bool:
+        """Wait until at most ``at_most`` client connections are open (for tests)."""
+        with self._lock:
+            return self._lock.wait_for(lambda: len(self._connections) <= at_most, timeout)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that went away (timeout, dropped connection): not worth a traceback on stderr.
