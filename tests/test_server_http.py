@@ -14,8 +14,7 @@ from _server_helpers import TIMEOUT, Api, api_fixture, error_of, server_fixture 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keen.server import LocalKeenServer
-from keen.server import _http_server
+from keen.server import LocalKeenServer, _http_server
 from keen.server._http_server import _connection_bound, _header_value
 from keen.server._wire import Head, Limits, WireError, body_length
 
@@ -250,10 +249,10 @@ def test_no_header_value_ever_carries_a_control_character(value: str) -> None:
     try:
         written = _header_value("Location", value)
     except ValueError:
-        assert any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in value)
+        assert any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in value)
     else:
         assert written.isascii()
-        assert not any(ord(c) < 0x20 and c != "\t" or ord(c) == 0x7F for c in written)
+        assert not any((ord(c) < 0x20 and c != "\t") or ord(c) == 0x7F for c in written)
 
 
 # --- 5. timeouts, the connection bound, the backlog, the health check ----------------------
