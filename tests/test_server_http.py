@@ -85,6 +85,16 @@ def test_http_1_0_keep_alive_is_honoured(server: LocalKeenServer) -> None:
         assert _statuses(_read_until_closed(sock)) == [200]
 
 
+def test_pipelined_requests_are_answered_in_order(server: LocalKeenServer) -> None:
+    """Strict framing keeps what follows a well-framed body for the next request."""
+    body = b'{"a": 1}'
+    first = (f"POST /3.0/projects/{server.project_id}/events/c HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             f"Authorization: {server.write_key}\r\nContent-Length: {len(body)}\r\n\r\n"
+             ).encode() + body
+    second = b"GET /_keen/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    assert _statuses(_exchange(server, first + second)) == [201, 200]
+
+
 # --- 4. framing ----------------------------------------------------------------------------
 
 

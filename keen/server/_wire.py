@@ -292,8 +292,8 @@ def _check_fields(head: Head) -> None:
         raise WireError(400, "An HTTP/1.1 request carries exactly one Host header.")
     if len(hosts) > 1:
         raise WireError(400, "More than one Host header.")
-    expect = head.get("expect")
-    if expect is not None and expect.lower() != "100-continue":
+    expect = head.get("expect")  # RFC 9110 10.1.1: ignored in an HTTP/1.0 request
+    if head.version >= (1, 1) and expect is not None and expect.lower() != "100-continue":
         raise WireError(417, "Only 'Expect: 100-continue' is understood.",
                         "ExpectationFailedError")
 
