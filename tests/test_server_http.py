@@ -5,6 +5,7 @@ response splitting (issue 7, sections 1, 4 and 5)."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -38,8 +39,8 @@ def _exchange(server: LocalKeenServer, data: bytes) -> bytes:
 
 
 def _statuses(answer: bytes) -> list[int]:
-    return [int(line.split(b" ")[1]) for line in answer.split(b"\r\n")
-            if line.startswith(b"HTTP/1.1 ")]
+    """The status of every answer in ``answer`` (bodies here never hold a status line)."""
+    return [int(status) for status in re.findall(rb"HTTP/1\.1 ([0-9]{3}) ", answer)]
 
 
 def _error(answer: bytes) -> tuple[int, str]:
