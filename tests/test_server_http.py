@@ -379,3 +379,11 @@ def test_the_connection_bound_fits_the_file_descriptor_limit(
     assert _connection_bound(512) == 128 - _http_server._FD_RESERVE
     monkeypatch.setattr(resource, "getrlimit", lambda which: (100_000, 100_000))
     assert _connection_bound(512) == 512
+
+
+@pytest.mark.parametrize("bad", [{"idle_timeout": 0}, {"body_timeout": float("inf")},
+                                 {"max_body": -1}, {"max_connections": True},
+                                 {"header_timeout": float("nan")}])
+def test_limits_must_be_positive_and_finite(bad: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        Limits(**bad)  # type: ignore[arg-type]

@@ -316,7 +316,7 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
         """Answer a connection beyond the bound, then close it: 503, except the health check
         (read for at most a second), which is answered as usual."""
         try:
-            answer = _BUSY_ANSWER
+            answer, head = _BUSY_ANSWER, None
             with contextlib.suppress(WireError, Closed, OSError):
                 quick = Limits(idle_timeout=1.0, header_timeout=1.0)
                 head = read_head(Reader(request), quick)
@@ -328,7 +328,9 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
             extra = "".join(f"{k}: {v}\r\n" for k, v in answer.headers.items())
             data = (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
                     f"Content-Length: {len(answer.body)}\r\n{extra}"
-                    "Connection: close\r\n\r\n").encode("ascii") + answer.body
+                    "Connection: close\r\n\r\n").encode("ascii")
+            if head is None or head.method != "HEAD":
+                data += answer.body
             request.settimeout(1.0)
             with contextlib.suppress(OSError):
                 request.sendall(data)

@@ -57,7 +57,6 @@ from dataclasses import dataclass
 
 from keen.server._wire import WireError
 
-LOOPBACK_NAMES = ("localhost",)
 PREFLIGHT_HEADERS = {
     "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, DELETE, OPTIONS",
     "Access-Control-Allow-Headers": "Authorization, Content-Type, Keen-Sdk",

@@ -65,6 +65,13 @@ class Limits:
     write_timeout: float = 30.0
     max_connections: int = 512
 
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                    0 < value < float("inf")):
+                raise ValueError(f"Limits.{name} must be a positive finite number, "
+                                 f"got {value!r}")
+
 
 class WireError(Exception):
     """A request the server will not read further: answered with ``status``, then closed."""
@@ -97,10 +104,6 @@ class Head:
 
     def values(self, name: str) -> list[str]:
         return [value for key, value in self.fields if key == name]
-
-    @property
-    def host(self) -> str | None:
-        return self.authority if self.authority is not None else self.get("host")
 
     @property
     def keep_alive(self) -> bool:
