@@ -174,3 +174,16 @@ def test_a_malformed_host_header_is_400(host: str) -> None:
     with pytest.raises(WireError) as raised:
         BrowserPolicy.create("127.0.0.1").check("GET", "/", {"host": host})
     assert raised.value.status == 400
+
+
+def test_a_refused_origin_is_answered_before_the_body_is_sent(server: LocalKeenServer) -> None:
+    """A 50 MB upload announced by a foreign page is refused at once; no byte of it is read."""
+    import socket
+
+    head = (f"POST /3.0/projects/{server.project_id}/events/c HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{server.port}\r\nOrigin: {FOREIGN}\r\n"
+            "Content-Type: text/plain\r\nContent-Length: 50000000\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
+        sock.sendall(head)
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 403 ") and b"ForbiddenOriginError" in answer

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from keen.server import LocalKeenServer, _http_server
 from keen.server._http_server import _connection_bound, _header_value
-from keen.server._wire import Head, Limits, WireError, body_length
+from keen.server._wire import Head, Limits, Reader, WireError, body_length, read_body
 
 
 def _connect(server: LocalKeenServer) -> socket.socket:
@@ -387,3 +387,25 @@ def test_the_connection_bound_fits_the_file_descriptor_limit(
 def test_limits_must_be_positive_and_finite(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=next(iter(bad))):
         Limits(**bad)  # type: ignore[arg-type]
+
+
+@given(st.binary(max_size=300), st.lists(st.integers(min_value=1, max_value=64), max_size=8),
+       st.booleans())
+def test_chunked_bodies_decode_to_what_was_sent(body: bytes, sizes: list[int],
+                                                extension: bool) -> None:
+    """Reference: the body split at the given sizes, each piece framed by hand."""
+    pieces, rest = [], body
+    for size in sizes:
+        if rest:
+            pieces.append(rest[:size])
+            rest = rest[size:]
+    if rest:
+        pieces.append(rest)
+    ext = b";name=value" if extension else b""
+    wire = b"".join(b"%X%s\r\n%s\r\n" % (len(p), ext, p) for p in pieces) + b"0\r\n\r\n"
+    left, right = socket.socketpair()
+    with left, right:
+        left.sendall(wire + b"NEXT")
+        reader = Reader(right)
+        assert read_body(reader, None, Limits()) == body
+        assert bytes(reader.buffer) == b"NEXT"  # nothing beyond the body was consumed
