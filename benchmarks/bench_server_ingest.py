@@ -13,7 +13,9 @@ This process posts the same pre-encoded batches to both from several threads ove
 keep-alive connections, in interleaved rounds (ours, floor, floor, ours, ...), and reports the
 median events/s of each, the ratio ours/floor and whether ours meets the target of
 >= 20,000 events/s. Every round appends to the same two databases, whose row counts are checked
-at the end, so both sides provably stored the same events.
+at the end, so both sides provably stored the same events. Last, it prints the keep-alive
+figure of ``bench_server_keepalive.py`` measured on a fresh in-memory server (sequential small
+requests on one kept-alive connection against new connections).
 
     python benchmarks/bench_server_ingest.py [--events 200000] [--batch 5000] [--threads 2]
                                              [--rounds 2]
@@ -41,6 +43,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from keen.server.config import DEV_PROJECT_ID, DEV_WRITE_KEY  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_server_keepalive as keepalive  # noqa: E402
 
 TARGET = 20_000
 COLLECTION = "purchases"
@@ -197,6 +202,13 @@ def main() -> None:
         for name, db in dbs.items():
             count = stored(db)
             assert count == WARM_UP + args.rounds * total, f"{name} stored {count} events"
+    # The keep-alive figure of bench_server_keepalive.py, on a fresh in-memory server.
+    process, url = keepalive.start_server()
+    try:
+        kept, new = keepalive.measure(url, n=200, rounds=2)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
     ours_rate, floor_rate = statistics.median(ours.rates), statistics.median(floor.rates)
     print(f"ingest of {total:,} events per round ({args.threads} threads x {batches_per_thread} "
           f"batches of {args.batch}), median of {args.rounds} interleaved rounds each:")
@@ -206,6 +218,8 @@ def main() -> None:
           f"{', '.join(f'{r:,.0f}' for r in floor.rates)})")
     print(f"  ratio ours/floor {ours_rate / floor_rate:.2f}; ours "
           f"{'meets' if ours_rate >= TARGET else 'is BELOW'} the {TARGET:,} events/s target")
+    print("small requests one after the other (bench_server_keepalive.py):")
+    print("\n".join(f"  {line}" for line in keepalive.report(kept, new).splitlines()))
 
 
 if __name__ == "__main__":

@@ -104,10 +104,11 @@ def test_unknown_files_and_other_methods_are_refused(server: LocalKeenServer) ->
                                   "localhost.evil.example"])
 def test_a_rebound_domain_name_never_gets_the_page(server: LocalKeenServer, host: str) -> None:
     """DNS rebinding: another site's name pointed at 127.0.0.1 makes the browser send that
-    name as Host; the page (which holds the keys) is refused."""
+    name as Host; the server's browser policy refuses it before the page (which holds the
+    keys) is made."""
     response = get(server, Accept=BROWSER_ACCEPT, Host=host)
     assert response.status_code == 403
-    assert response.json()["error_code"] == "ExplorerRequestRefusedError"
+    assert response.json()["error_code"] == "ForbiddenHostError"
     assert server.read_key not in response.text
     assert get(server, "/_keen/explorer/explorer.js", Host=host).status_code == 403
 

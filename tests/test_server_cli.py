@@ -13,6 +13,7 @@ import requests
 from _server_helpers import REPO, TIMEOUT, ServerProcess
 
 from keen.server import DEV_MASTER_KEY, DEV_PROJECT_ID, DEV_READ_KEY, DEV_WRITE_KEY
+from keen.server.__main__ import exposure_notes
 
 
 def project_url(url: str, project_id: str, path: str) -> str:
@@ -45,8 +46,11 @@ def test_keys_from_options_and_environment() -> None:
     try:
         lines = server.read_banner()
         assert "export KEEN_PROJECT_ID=abc" in lines
-        assert "export KEEN_READ_KEY=R1" in lines
-        assert f"export KEEN_MASTER_KEY={DEV_MASTER_KEY}" in lines
+        assert f"export KEEN_MASTER_KEY={DEV_MASTER_KEY}" in lines  # a public dev key
+        # keys the user supplied are named, never printed
+        assert "# KEEN_READ_KEY: the key from $KEEN_READ_KEY (short), not printed" in lines
+        assert "# KEEN_WRITE_KEY: the key from --write-key (short), not printed" in lines
+        assert not any("R1" in line or "W1" in line for line in lines)
         ok = requests.post(project_url(server.url, "abc", "/events/c"), json={"a": 1},
                            headers={"Authorization": "W1"}, timeout=TIMEOUT)
         assert ok.status_code == 201
@@ -129,7 +133,8 @@ def test_help_lists_exactly_the_documented_options() -> None:
     assert result.returncode == 0
     options = {word.rstrip(",") for word in result.stdout.split() if word.startswith("--")}
     assert options == {"--help", "--version", "--host", "--port", "--db", "--project-id",
-                       "--master-key", "--read-key", "--write-key"}
+                       "--master-key", "--read-key", "--write-key", "--show-keys",
+                       "--allow-origin", "--allow-host", "--expose-faults"}
 
 
 def test_version_and_errors_are_named_as_the_command_was_run(tmp_path: Path) -> None:
@@ -188,3 +193,55 @@ def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     environment.update(env or {})
     return subprocess.run([sys.executable, "-m", "keen.server", *args], capture_output=True,
                           text=True, env=environment, timeout=TIMEOUT * 2, cwd=str(REPO))
+
+
+def test_keys_from_the_environment_are_printed_only_when_asked() -> None:
+    production = "ab" * 31 + "f00d"
+    server = ServerProcess(env={"KEEN_MASTER_KEY": production})
+    try:
+        lines = server.read_banner()
+        assert "# KEEN_MASTER_KEY: the key from $KEEN_MASTER_KEY (ending ...f00d), not printed" \
+            in lines
+        assert not any(production in line for line in lines)
+        assert f"export KEEN_WRITE_KEY={DEV_WRITE_KEY}" in lines
+    finally:
+        assert server.stop()[0] == 0
+    server = ServerProcess("--show-keys", env={"KEEN_MASTER_KEY": production})
+    try:
+        assert f"export KEEN_MASTER_KEY={production}" in server.read_banner()
+    finally:
+        assert server.stop()[0] == 0
+
+
+def test_start_up_text_on_a_non_loopback_host() -> None:
+    """Said before anything listens there (the test binds only loopback)."""
+    notes = exposure_notes("0.0.0.0", [], expose_faults=False)
+    assert any("WARNING" in note and "0.0.0.0" in note for note in notes)
+    assert any("/_keen/faults is not served" in note for note in notes)
+    assert any("--expose-faults)" in note and "is served" in note
+               for note in exposure_notes("192.168.1.5", [], expose_faults=True))
+    assert not any("WARNING" in note for note in exposure_notes("127.0.0.1", [], False))
+
+
+def test_browser_options_reach_the_server() -> None:
+    server = ServerProcess("--allow-origin", "https://app.example.com", "--allow-host", "devbox")
+    try:
+        assert any("https://app.example.com" in line for line in server.read_banner())
+        origin = {"Origin": "https://app.example.com"}
+        ok = requests.get(f"{server.url}/_keen/health", headers=origin, timeout=TIMEOUT)
+        assert ok.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+        foreign = requests.get(f"{server.url}/_keen/health", timeout=TIMEOUT,
+                               headers={"Origin": "https://evil.example"})
+        assert foreign.status_code == 403
+        host = requests.get(f"{server.url}/_keen/health", headers={"Host": "devbox"},
+                            timeout=TIMEOUT)
+        assert host.status_code == 200
+    finally:
+        assert server.stop()[0] == 0
+
+
+def test_a_bad_allowed_origin_is_a_usage_error() -> None:
+    result = subprocess.run([sys.executable, "-m", "keen.server", "--allow-origin", "evil"],
+                            capture_output=True, text=True, timeout=TIMEOUT, cwd=str(REPO))
+    assert result.returncode == 2
+    assert "not an origin" in result.stderr

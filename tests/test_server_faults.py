@@ -13,7 +13,7 @@ import requests
 from _server_helpers import TIMEOUT, Api, api_fixture, error_of, server_fixture  # noqa: F401
 
 from keen.server import LocalKeenServer
-from keen.server.faults import Faults
+from keen.server.faults import MAX_PENDING, Faults
 
 
 def test_fail_next_answers_with_the_chosen_status_then_recovers(api: Api) -> None:
@@ -71,7 +71,7 @@ def test_faults_apply_in_order_and_clear(api: Api) -> None:
 
 
 @pytest.mark.parametrize(("call", "message"), [
-    (lambda f: f.fail_next(0), "positive"),
+    (lambda f: f.fail_next(0), "from 1 to"),
     (lambda f: f.fail_next(1, 200), "status"),
     (lambda f: f.slow_next(1, -1), "seconds"),
     (lambda f: f.fail_next(1, retry_after="soon"), "retry_after"),
@@ -187,3 +187,68 @@ def test_stop_lets_a_request_in_flight_finish_and_answer(tmp_path: Path) -> None
     with server:
         assert api.count("c") == 1
     api.session.close()
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda f: f.fail_next(MAX_PENDING + 1), "from 1 to"),
+    (lambda f: f.fail_next(20_000_000), "from 1 to"),
+    (lambda f: f.slow_next(1, float("inf")), "seconds"),
+    (lambda f: f.slow_next(1, float("nan")), "seconds"),
+    (lambda f: f.slow_next(1, 1e300), "seconds"),
+    (lambda f: f.fail_next(1, retry_after=float("nan")), "retry_after"),
+    (lambda f: f.fail_next(1, retry_after=1e300), "retry_after"),
+])
+def test_fault_numbers_are_bounded(call, message: str) -> None:  # type: ignore[no-untyped-def]
+    faults = Faults()
+    with pytest.raises(ValueError, match=message):
+        call(faults)
+    assert faults.pending == 0
+
+
+def test_the_fault_queue_is_bounded() -> None:
+    faults = Faults()
+    faults.fail_next(MAX_PENDING - 1)
+    with pytest.raises(ValueError, match="at most"):
+        faults.drop_next(2)
+    assert faults.pending == MAX_PENDING - 1  # the refused command queued nothing
+    faults.drop_next(1)
+    assert faults.pending == MAX_PENDING
+
+
+@pytest.mark.parametrize("body", [
+    b'{"action": "fail", "count": 20000000}',
+    b'{"action": "slow", "seconds": Infinity}',
+    b'{"action": "slow", "seconds": NaN}',
+    b'{"action": "slow", "seconds": 1e300}',
+])
+def test_control_endpoint_refuses_huge_or_infinite_numbers(api: Api, body: bytes) -> None:
+    response = api.post(f"{api.server.url}/_keen/faults", data=body,
+                        headers={"Content-Type": "application/json"})
+    assert error_of(response) == (400, "InvalidFaultError")
+    assert api.server.faults.pending == 0
+
+
+def test_control_endpoint_takes_only_json(api: Api) -> None:
+    """A cross-origin HTML form can post text/plain without a preflight: refused."""
+    response = api.post(f"{api.server.url}/_keen/faults", data='{"action": "fail"}',
+                        headers={"Content-Type": "text/plain"})
+    assert error_of(response) == (415, "UnsupportedMediaTypeError")
+    assert api.server.faults.pending == 0
+
+
+def test_control_endpoint_refuses_a_foreign_web_page(api: Api) -> None:
+    response = api.post(f"{api.server.url}/_keen/faults", body={"action": "fail"},
+                        headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site",
+                                 "Sec-Fetch-Mode": "cors"})
+    assert error_of(response) == (403, "ForbiddenOriginError")
+    assert api.server.faults.pending == 0
+
+
+def test_faults_endpoint_hidden_unless_exposed() -> None:
+    with LocalKeenServer(expose_faults=False) as server:
+        api = Api(server)
+        response = api.post(f"{server.url}/_keen/faults", body={"action": "fail"})
+        assert error_of(response) == (404, "ResourceNotFoundError")
+        assert server.faults.pending == 0
+        assert api.get(f"{server.url}/_keen/health").json()["ok"] is True
+        api.session.close()

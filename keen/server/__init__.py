@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from keen.server._wire import Limits
 from keen.server.config import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -37,6 +38,7 @@ __all__ = [
     "DEV_READ_KEY",
     "DEV_WRITE_KEY",
     "Faults",
+    "Limits",
     "LocalKeenServer",
     "ProjectConfig",
 ]

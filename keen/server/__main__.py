@@ -5,9 +5,16 @@ free port), ``--db PATH`` (SQLite file; default in memory), ``--project-id``, ``
 ``--read-key``, ``--write-key`` (defaults: ``KEEN_PROJECT_ID``, ``KEEN_MASTER_KEY``,
 ``KEEN_READ_KEY``, ``KEEN_WRITE_KEY``, else the development values of ``keen.server.config``).
 More projects: a JSON file named by ``KEEN_SERVER_CONFIG`` (see ``keen.server.config``).
+Browsers and exposure (``keen.server._security``): ``--allow-origin ORIGIN`` and
+``--allow-host NAME`` (repeatable), ``--expose-faults`` (serve ``/_keen/faults`` on a
+non-loopback ``--host``). ``--show-keys`` prints every key in full.
 
-On start it prints the URL and ``export`` lines to paste into a shell (the keys are printed on
-purpose: this is the user's own development server). It serves until SIGINT or SIGTERM.
+On start it prints the URL and ``export`` lines to paste into a shell. Keys are secrets: only the
+built-in development keys (public constants) are printed in full; a key taken from the
+environment or given as an option is named with its last four characters (if it is long enough
+for that to reveal little) and not printed, unless ``--show-keys`` asks for it. It says when the
+server listens on a non-loopback address and whether ``/_keen/faults`` is served there. It serves
+until SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -19,9 +26,10 @@ import signal
 import sqlite3
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import FrameType
 
+from keen.server._security import is_loopback_name
 from keen.server.config import (
     CONFIG_ENV,
     DEFAULT_HOST,
@@ -30,6 +38,9 @@ from keen.server.config import (
     projects_from_environment,
     resolve_primary,
 )
+
+KEY_FIELDS = ("write_key", "read_key", "master_key")
+DEV = "dev"  # the source of a built-in development key
 
 
 def _prog(argv0: str | None = None) -> str:
@@ -58,25 +69,85 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--master-key", help="master key (default $KEEN_MASTER_KEY or a dev key)")
     parser.add_argument("--read-key", help="read key (default $KEEN_READ_KEY or a dev key)")
     parser.add_argument("--write-key", help="write key (default $KEEN_WRITE_KEY or a dev key)")
+    parser.add_argument("--show-keys", action="store_true",
+                        help="print every key in full at start-up (by default only the "
+                             "built-in development keys are)")
+    parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                        help="a web origin (scheme://host[:port]) whose pages may call the "
+                             "server, besides its own and loopback ones; '*' allows every "
+                             "origin (repeatable)")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="a host name the server answers to, besides IP addresses, "
+                             "localhost and --host (repeatable)")
+    parser.add_argument("--expose-faults", action="store_true",
+                        help="serve the /_keen/faults control endpoint on a non-loopback --host")
     return parser
 
 
+def key_sources(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
+    """Where each key of the primary project came from: ``--option``, ``$VARIABLE`` or dev."""
+    sources = {}
+    for name in KEY_FIELDS:
+        variable = f"KEEN_{name.upper()}"
+        if getattr(args, name) is not None:
+            sources[name] = f"--{name.replace('_', '-')}"
+        elif environ.get(variable):
+            sources[name] = f"${variable}"
+        else:
+            sources[name] = DEV
+    return sources
+
+
+def _masked(value: str) -> str:
+    return f"ending ...{value[-4:]}" if len(value) >= 20 else "short"
+
+
 def banner(url: str, project_id: str, keys: dict[str, str | None],
-           others: Sequence[str]) -> str:
-    """The start-up text: the URL, then ``export`` lines for a shell."""
+           others: Sequence[str], *, sources: Mapping[str, str] | None = None,
+           show_keys: bool = False, notes: Sequence[str] = ()) -> str:
+    """The start-up text: the URL, ``export`` lines for a shell, then ``notes``.
+
+    A key is printed in full only if it is a built-in development key (``sources[name]`` is
+    ``"dev"``; every key when ``sources`` is None) or ``show_keys`` is set; any other is named by
+    where it came from and its last four characters."""
     lines = [f"keen local server listening on {url}",
              f"Explorer (open in a browser): {url}/", "",
              "Point keen at it (paste into your shell):", "",
              f"export KEEN_BASE_URL={shlex.quote(url)}",
              f"export KEEN_PROJECT_ID={shlex.quote(project_id)}"]
-    for name in ("write_key", "read_key", "master_key"):
+    hidden = False
+    for name in KEY_FIELDS:
         value = keys[name]
-        if value is not None:
+        if value is None:
+            continue
+        source = DEV if sources is None else sources.get(name, DEV)
+        if show_keys or source == DEV:
             lines.append(f"export KEEN_{name.upper()}={shlex.quote(value)}")
+        else:
+            hidden = True
+            lines.append(f"# KEEN_{name.upper()}: the key from {source} "
+                         f"({_masked(value)}), not printed")
+    if hidden:
+        lines.append("# (keys you supplied are not printed: --show-keys prints them)")
     if others:
         lines += ["", f"Also serving project(s) from ${CONFIG_ENV}: {', '.join(others)}"]
+    if notes:
+        lines += ["", *notes]
     lines += ["", "Press Ctrl+C to stop."]
     return "\n".join(lines)
+
+
+def exposure_notes(host: str, allow_origins: Sequence[str], expose_faults: bool) -> list[str]:
+    """What the start-up text says about browsers and a non-loopback ``host``."""
+    origins = ", ".join(allow_origins) if allow_origins else "none"
+    notes = ["Web pages: only this server's own pages and pages on loopback origins may call "
+             f"it (also allowed with --allow-origin: {origins})."]
+    if not is_loopback_name(host):
+        notes.append(f"WARNING: listening on {host}, which is not a loopback address: other "
+                     "machines may reach this server and its data.")
+        notes.append("/_keen/faults is served here (--expose-faults)." if expose_faults else
+                     "/_keen/faults is not served on this address (--expose-faults serves it).")
+    return notes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -101,10 +172,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    server = LocalKeenServer(host=args.host, port=args.port, db=args.db,
-                             project_id=primary.project_id, master_key=primary.master_key,
-                             read_key=primary.read_key, write_key=primary.write_key,
-                             projects=projects[1:])
+    try:
+        server = LocalKeenServer(host=args.host, port=args.port, db=args.db,
+                                 project_id=primary.project_id, master_key=primary.master_key,
+                                 read_key=primary.read_key, write_key=primary.write_key,
+                                 projects=projects[1:], allow_origins=args.allow_origin,
+                                 allow_hosts=args.allow_host,
+                                 expose_faults=True if args.expose_faults else None)
+    except ValueError as exc:
+        parser.error(f"--allow-origin: {exc}")
     try:
         _ = server.storage  # opens the database: a bad --db is reported before listening
     except sqlite3.Error as exc:
@@ -119,8 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     keys = {"write_key": primary.write_key, "read_key": primary.read_key,
             "master_key": primary.master_key}
-    print(banner(server.url, primary.project_id, keys, [p.project_id for p in projects[1:]]),
-          flush=True)
+    notes = exposure_notes(args.host, args.allow_origin, server.policy.faults_exposed)
+    print(banner(server.url, primary.project_id, keys, [p.project_id for p in projects[1:]],
+                 sources=key_sources(args, os.environ), show_keys=args.show_keys,
+                 notes=notes), flush=True)
     try:
         while not stop.wait(0.5):
             pass

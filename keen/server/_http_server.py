@@ -1,26 +1,62 @@
-"""Serving ``KeenApp`` over HTTP/1.1 with the standard library, and ``LocalKeenServer``.
+"""Serving ``KeenApp`` over HTTP/1.1 on sockets, and ``LocalKeenServer``.
 
-HTTP/1.1 with keep-alive: every response carries ``Content-Length`` so pooled client connections
-stay usable. ``stop()`` closes idle keep-alive connections too, so a stopped server really stops
-answering (clients see a connection error, as with a real outage) and the port can be bound
-again by ``start()``.
+Reading a request is ``keen.server._wire`` (strict RFC 9112 framing, every read bounded in size
+and time); who may call from a web browser is ``keen.server._security`` (Host, Origin, Fetch
+Metadata, CORS). This module runs the connections:
+
+* keep-alive: every answer carries ``Content-Length`` and is written with one ``sendall`` (status
+  line, headers and body together) on a socket with ``TCP_NODELAY``, so a pooled client never
+  waits on the small-write / delayed-ACK interaction (once ~44 ms per request).
+* one thread per connection, at most ``Limits.max_connections`` at once (lowered to fit the
+  process's file-descriptor limit); a connection beyond that is answered ``503
+  ServiceUnavailableError`` with ``Retry-After: 1`` and closed, never left waiting. The listen
+  backlog is 1024 (the kernel may cap it: ``net.core.somaxconn``).
+* timeouts (``Limits``): a connection idle for ``idle_timeout`` s is closed; a request whose head
+  takes more than ``header_timeout`` s, or whose body takes more than ``body_timeout`` s, is
+  answered 408 and closed; an answer the client does not read within ``write_timeout`` s is
+  abandoned. So half-sent requests cannot hold the server.
+* every refusal of the HTTP layer (framing, limits, Host, Origin) is the API's JSON error
+  envelope with an ``error_code``, sent before the body is read and before any key is looked at,
+  and the connection is then closed.
+* ``GET /_keen/health`` is answered by the connection's thread itself, before the fault queue,
+  the storage or the query path are touched, so it answers while a query runs.
+* no header of an answer carries a control character: a value with CR, LF or another control
+  character (which could only come from the request) makes the answer a 400 instead
+  (``InvalidRequestError``); the image beacon refuses such a ``redirect`` itself before recording.
+
+``stop()`` closes idle keep-alive connections too, so a stopped server really stops answering
+(clients see a connection error, as with a real outage) and the port can be bound again by
+``start()``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import socket
+import socketserver
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
+from email.utils import formatdate
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from keen.server._http_errors import ApiError
+from keen.server._security import BrowserPolicy
+from keen.server._wire import (
+    Closed,
+    Head,
+    Limits,
+    Reader,
+    WireError,
+    body_length,
+    read_body,
+    read_head,
+)
 from keen.server.app import MAX_BATCH_BYTES, KeenApp, Request, Response, error_response
 from keen.server.app import loggable_path as _loggable_path
 from keen.server.config import (
@@ -38,188 +74,181 @@ if TYPE_CHECKING:
 logger = logging.getLogger("keen.server")
 
 # Bodies beyond this are refused without being read (and the connection closed).
-_MAX_READ_BYTES = 4 * MAX_BATCH_BYTES
-_CORS_HEADERS = {
-    "Access-Control-Allow-Origin": "*",
-}
-_PREFLIGHT_HEADERS = {
-    "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, DELETE, OPTIONS",
-    "Access-Control-Allow-Headers": "Authorization, Content-Type, Keen-Sdk",
-    "Access-Control-Max-Age": "86400",
-}
+DEFAULT_LIMITS = Limits(max_body=4 * MAX_BATCH_BYTES)
+LISTEN_BACKLOG = 1024
+_BUSY_REFUSERS = 16  # threads at most answering 503 to connections beyond the bound
+_FD_RESERVE = 64  # descriptors kept for the database, the listening socket, logs...
+_BAD_HEADER_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class _BodyTooLarge(Exception):
-    pass
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
 
 
-class _BadLength(Exception):
-    pass
+def _wire_error(error: WireError) -> Response:
+    return error_response(ApiError(error.status, error.error_code, error.message))
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Connection(socketserver.BaseRequestHandler):
+    """One client connection: requests read and answered in turn until it closes."""
+
     server: _Server
+    request: socket.socket
 
-    def version_string(self) -> str:
-        return "keen-local-server"
+    def handle(self) -> None:
+        sock = self.request
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = Reader(sock)
+        limits = self.server.limits
+        while not self.server.stopping.is_set():
+            try:
+                head = read_head(reader, limits)
+            except Closed:
+                return
+            except WireError as error:
+                self._refuse(error, None)
+                return
+            try:
+                if not self._one(reader, head):
+                    return
+            except (Closed, OSError):
+                return
 
-    def do_GET(self) -> None:
-        self._serve()
-
-    # Every method reaches the app, which answers 405 (with ``Allow``) on a known path.
-    do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
-
-    def send_error(self, code: int, message: str | None = None,
-                   explain: str | None = None) -> None:
-        """Requests ``http.server`` refuses itself (a malformed request line or version,
-        oversized headers, a method no handler exists for) get the API's JSON envelope too.
-        The request line is not echoed: it may hold an ``api_key``."""
-        self.close_connection = True
-        # A request line too broken to parse leaves the HTTP/0.9 default, which has no status
-        # line or headers: answer as HTTP/1.1 so any client can read the error.
-        self.request_version = self.protocol_version
-        self._send(error_response(ApiError(code, "InvalidRequestError",
-                                           f"{HTTPStatus(code).phrase}: the server could not "
-                                           "read this request.")))
-
-    def do_OPTIONS(self) -> None:  # CORS preflight, for browser SDKs
-        self._read_body()
-        self._send(Response(204, headers=dict(_PREFLIGHT_HEADERS)))
-
-    def _serve(self) -> None:
+    def _one(self, reader: Reader, head: Head) -> bool:
+        """Serve one request whose head was read; False when the connection must close."""
+        path, _, query = head.target.partition("?")
+        headers = {name: value for name, value in head.fields}
+        if head.authority is not None:
+            headers["host"] = head.authority
+        policy = self.server.policy
         try:
-            body = self._read_body()
-        except _BodyTooLarge:
-            self.close_connection = True
-            self._send(error_response(_too_large()))
-            return
-        except (_BadLength, ValueError):  # ValueError: a malformed chunk size
-            self.close_connection = True
-            self._send(error_response(_malformed_body()))
-            return
+            policy.check(head.method, path, headers)
+            length = body_length(head, self.server.limits)
+        except WireError as error:
+            self._refuse(error, head)
+            return False
+        if head.expects_continue and length != 0:
+            self.request.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        try:
+            body = read_body(reader, length, self.server.limits)
+        except WireError as error:
+            self._refuse(error, head)
+            return False
+        keep = head.keep_alive
+        cors = policy.cors_headers(headers)
+        if head.method == "OPTIONS":  # CORS preflight, for browser SDKs
+            self._send(head, Response(204, headers=policy.preflight_headers(headers)), keep)
+            return keep
+        if path == "/_keen/health" and head.method in ("GET", "HEAD"):
+            self._send(head, self.server.app.health(), keep, cors)
+            return keep
         # In flight until the answer is written: stop() waits for it before closing sockets.
         with self.server.tracking():
-            self._answer(body)
+            response = self._answer(head, path, query, headers, body)
+            if response is None:
+                return False
+            self._send(head, response, keep, cors)
+        return keep
 
-    def _answer(self, body: bytes) -> None:
-        path, _, query = self.path.partition("?")
+    def _answer(self, head: Head, path: str, query: str, headers: dict[str, str],
+                body: bytes) -> Response | None:
+        """The app's answer, with any injected fault applied (``None``: dropped)."""
         fault = None if path.startswith("/_keen/") else self.server.faults.take()
-        if fault is not None and not self._before(fault):
-            return
+        if fault is not None:
+            early = self._before(fault)
+            if early is not None or (fault.kind == DROP and not fault.after_processing):
+                return early
         pairs = parse_qsl(query, keep_blank_values=True)
         request = Request(
-            method=self.command,
+            method=head.method,
             path=path,
             query=dict(pairs),
             repeated=frozenset(name for name, n in Counter(k for k, _ in pairs).items() if n > 1),
-            headers={name.lower(): value for name, value in self.headers.items()},
+            headers=headers,
             body=body,
             client_address=str(self.client_address[0]),
         )
         response = self.server.app.handle(request)
         if fault is not None and fault.kind == DROP:
             self._drop()
-            return
-        self._send(response)
+            return None
+        return response
 
-    def _before(self, fault: Fault) -> bool:
-        """Apply a fault before handling; False when the request must not be handled."""
+    def _before(self, fault: Fault) -> Response | None:
+        """Apply a fault before handling: the answer to send instead, if any."""
         if fault.kind == SLOW:
             self.server.stopping.wait(fault.seconds)
-            return True
-        if fault.kind == DROP and not fault.after_processing:
+        elif fault.kind == DROP and not fault.after_processing:
             self._drop()
-            return False
-        if fault.kind == FAIL:
+        elif fault.kind == FAIL:
             response = error_response(_fault_error(fault))
             if fault.retry_after is not None:
                 response.headers["Retry-After"] = _retry_after_header(fault.retry_after)
-            self._send(response)
-            return False
-        return True
-
-    def handle_expect_100(self) -> bool:
-        """``Expect: 100-continue``: refuse a body that could not be read before it is sent."""
-        try:
-            refusal = _too_large() if self._declared_length() > _MAX_READ_BYTES else None
-        except _BadLength:
-            refusal = _malformed_body()
-        if refusal is None:
-            return super().handle_expect_100()
-        self.close_connection = True
-        self._send(error_response(refusal))
-        return False
-
-    def _declared_length(self) -> int:
-        try:
-            return int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            raise _BadLength from None
-
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked()
-        length = self._declared_length()
-        if length > _MAX_READ_BYTES:
-            raise _BodyTooLarge
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _read_chunked(self) -> bytes:
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return b"".join(chunks)
-            total += size
-            if total > _MAX_READ_BYTES:
-                raise _BodyTooLarge
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline()
+            return response
+        return None
 
     def _drop(self) -> None:
-        self.close_connection = True
         with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
+            self.request.shutdown(socket.SHUT_RDWR)
 
-    def _send(self, response: Response) -> None:
-        self.send_response(response.status)
-        headers = dict(_CORS_HEADERS)
+    def _refuse(self, error: WireError, head: Head | None) -> None:
+        """Answer a refusal of the HTTP layer and close, draining what the client still sends
+        for a moment so that it reads the answer rather than a reset."""
+        logger.debug("keen local server: refused a request: %d %s", error.status,
+                     error.error_code)
+        self._send(head, _wire_error(error), keep=False)
+        self.server.linger(self.request)
+
+    def _send(self, head: Head | None, response: Response, keep: bool,
+              extra: dict[str, str] | None = None) -> None:
+        headers = {"Server": "keen-local-server", "Date": formatdate(usegmt=True)}
+        headers.update(extra or {})
         if response.content_type:
             headers["Content-Type"] = response.content_type
         headers["Content-Length"] = str(len(response.body))
         headers.update(response.headers)
-        if self.close_connection:
+        if not keep:
             headers["Connection"] = "close"
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD" and response.body:
-            self.wfile.write(response.body)
-        path = getattr(self, "path", "")  # unset when the request line could not be parsed
-        logger.debug("%s %s -> %d", self.command, _loggable_path(path.partition("?")[0]),
-                     response.status)
+        elif head is not None and head.version < (1, 1):
+            headers["Connection"] = "keep-alive"
+        try:
+            lines = [f"HTTP/1.1 {response.status} {_phrase(response.status)}"]
+            lines += [f"{name}: {_header_value(name, value)}" for name, value in headers.items()]
+        except ValueError as exc:
+            self._send(head, error_response(ApiError(400, "InvalidRequestError", str(exc))),
+                       keep, extra)
+            return
+        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if response.body and (head is None or head.method != "HEAD"):
+            data += response.body
+        self.request.settimeout(self.server.limits.write_timeout)
+        try:
+            self.request.sendall(data)  # one write: no delayed-ACK stall on kept-alive sockets
+        except OSError:
+            logger.debug("keen local server: the client went away before the answer")
+        method = head.method if head is not None else "-"
+        path = head.target.partition("?")[0] if head is not None else "-"
+        logger.debug("%s %s -> %d", method, _loggable_path(path), response.status)
 
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass  # _send logs, without the query string (it may hold an api_key)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("keen local server: HTTP error (details withheld: may include a key)")
-
-
-def _too_large() -> ApiError:
-    return ApiError(413, "RequestEntityTooLargeError", "The request body is too large.")
-
-
-def _malformed_body() -> ApiError:
-    return ApiError(400, "InvalidRequestError", "Malformed Content-Length or chunked body.")
+def _header_value(name: str, value: str) -> str:
+    """``value`` fit for a header line: never a control character (no response splitting);
+    characters beyond ASCII are percent-encoded as UTF-8 (as in a ``Location`` URL)."""
+    if _BAD_HEADER_VALUE.search(value):
+        raise ValueError(f"The answer's {name} header would carry a control character taken "
+                         "from the request; refused.")
+    if value.isascii():
+        return value
+    return "".join(c if c.isascii() else "".join(f"%{b:02X}" for b in c.encode("utf-8"))
+                   for c in value)
 
 
 def _fault_error(fault: Fault) -> ApiError:
@@ -231,28 +260,111 @@ def _retry_after_header(seconds: float) -> str:
     return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
 
 
-class _Server(ThreadingHTTPServer):
+def _connection_bound(configured: int) -> int:
+    """``configured``, lowered so that accepting never runs out of file descriptors."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return configured
+    if soft == resource.RLIM_INFINITY:
+        return configured
+    return max(4, min(configured, soft - _FD_RESERVE))
+
+
+_BUSY_ANSWER = error_response(ApiError(
+    503, "ServiceUnavailableError",
+    "The local server is handling too many connections; retry shortly.",
+    headers={"Retry-After": "1"}))
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
 
-    def __init__(self, address: tuple[str, int], app: KeenApp, faults: Faults) -> None:
+    def __init__(self, address: tuple[str, int], app: KeenApp, faults: Faults,
+                 policy: BrowserPolicy, limits: Limits) -> None:
         self.app = app
         self.faults = faults
+        self.policy = policy
+        self.limits = limits
+        self.max_connections = _connection_bound(limits.max_connections)
         self.stopping = threading.Event()
         self._lock = threading.Condition()
         self._connections: set[socket.socket] = set()
         self._active = 0
-        super().__init__(address, _Handler)
+        self._refusers = threading.BoundedSemaphore(_BUSY_REFUSERS)
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Connection)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
+            full = len(self._connections) >= self.max_connections
+            if not full:
+                self._connections.add(request)
+        if not full:
+            super().process_request(request, client_address)
+        elif self._refusers.acquire(blocking=False):
+            threading.Thread(target=self._busy, args=(request,), daemon=True).start()
+        else:
+            self.shutdown_request(request)
+
+    def _busy(self, request: socket.socket) -> None:
+        """Answer a connection beyond the bound, then close it: 503, except the health check
+        (read for at most a second), which is answered as usual."""
+        try:
+            answer, head = _BUSY_ANSWER, None
+            with contextlib.suppress(WireError, Closed, OSError):
+                quick = Limits(idle_timeout=1.0, header_timeout=1.0)
+                head = read_head(Reader(request), quick)
+                headers = dict(head.fields)
+                self.policy.check(head.method, head.target, headers)
+                if head.target == "/_keen/health" and head.method in ("GET", "HEAD"):
+                    answer = self.app.health()
+            status = f"{answer.status} {_phrase(answer.status)}"
+            extra = "".join(f"{k}: {v}\r\n" for k, v in answer.headers.items())
+            data = (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(answer.body)}\r\n{extra}"
+                    "Connection: close\r\n\r\n").encode("ascii")
+            if head is None or head.method != "HEAD":
+                data += answer.body
+            request.settimeout(1.0)
+            with contextlib.suppress(OSError):
+                request.sendall(data)
+            self.linger(request)
+        finally:
+            self._refusers.release()
+
+    def linger(self, request: socket.socket, seconds: float = 0.5,
+               most: int = 1_048_576) -> None:
+        """After a final answer: stop sending, then read and discard what the client is still
+        sending (at most ``most`` bytes, ``seconds`` s), so its reading the answer is not cut
+        short by a reset; the socket is then closed by the caller or ``shutdown_request``."""
+        with contextlib.suppress(OSError):
+            request.shutdown(socket.SHUT_WR)
+            request.settimeout(seconds)
+            read = 0
+            while read < most:
+                data = request.recv(65_536)
+                if not data:
+                    break
+                read += len(data)
+        with contextlib.suppress(OSError):
+            request.close()
 
     def shutdown_request(self, request: Any) -> None:
+        super().shutdown_request(request)
         with self._lock:
             self._connections.discard(request)
-        super().shutdown_request(request)
+            self._lock.notify_all()
+
+    def wait_for_connections(self, at_most: int, timeout: float) -> bool:
+        """Wait until at most ``at_most`` client connections are open (for tests)."""
+        with self._lock:
+            return self._lock.wait_for(lambda: len(self._connections) <= at_most, timeout)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that went away (timeout, dropped connection): not worth a traceback on stderr.
@@ -301,6 +413,12 @@ class LocalKeenServer:
     environment: tests must not pick up real keys). ``clock`` returns the aware UTC "now" used
     for timestamps and relative timeframes; it may also be replaced later through ``.clock``.
     ``projects`` declares more projects besides the primary one.
+
+    Browser access (``keen.server._security``): ``allow_origins`` are web origins allowed besides
+    the server's own and loopback ones (``"*"``: every origin), ``allow_hosts`` are host names
+    answered besides IP literals, ``localhost`` and ``host``; ``expose_faults`` serves the
+    ``/_keen/faults`` control endpoint on a non-loopback ``host`` (``None``: only on a loopback
+    one). ``limits`` bounds sizes, times and connections (``keen.server._wire.Limits``).
     """
 
     def __init__(
@@ -315,6 +433,10 @@ class LocalKeenServer:
         clock: Callable[[], datetime] | None = None,
         *,
         projects: Iterable[ProjectConfig] = (),
+        allow_origins: Iterable[str] = (),
+        allow_hosts: Iterable[str] = (),
+        expose_faults: bool | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.project = resolve_primary(project_id=project_id, master_key=master_key,
                                        read_key=read_key, write_key=write_key)
@@ -324,6 +446,8 @@ class LocalKeenServer:
         self.db = db
         self.clock: Callable[[], datetime] = clock or utc_now
         self.faults = Faults()
+        self.policy = BrowserPolicy.create(host, allow_hosts, allow_origins, expose_faults)
+        self.limits = limits or DEFAULT_LIMITS
         self._storage: Storage | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -399,8 +523,9 @@ class LocalKeenServer:
         """Start serving (on the same port as before after a ``stop()``)."""
         if self._server is not None:
             raise RuntimeError("the server is already running")
-        app = KeenApp(self.storage, self.projects, self._now, self.faults)
-        server = _Server((self.host, self.port), app, self.faults)
+        app = KeenApp(self.storage, self.projects, self._now, self.faults,
+                      expose_faults=self.policy.faults_exposed)
+        server = _Server((self.host, self.port), app, self.faults, self.policy, self.limits)
         self.port = server.server_address[1]
         self._server = server
         # A short poll keeps stop() quick (a test suite starts many servers).
@@ -454,4 +579,4 @@ class LocalKeenServer:
         return Storage(self.db)
 
 
-__all__ = ["LocalKeenServer", "ProjectConfig"]
+__all__ = ["Limits", "LocalKeenServer", "ProjectConfig"]

@@ -73,11 +73,19 @@ class KeenApp:
         projects: Sequence[ProjectConfig],
         clock: Callable[[], datetime],
         faults: Faults,
+        *,
+        expose_faults: bool = True,
     ) -> None:
         self.storage = storage
         self.projects = {project.project_id: project for project in projects}
         self.clock = clock
         self.faults = faults
+        self.expose_faults = expose_faults
+        self._health = json_response(200, {"ok": True, "projects": sorted(self.projects)})
+
+    def health(self) -> Response:
+        """The answer of ``GET /_keen/health``: never touches storage, queries or faults."""
+        return Response(self._health.status, self._health.body, self._health.content_type)
 
     def handle(self, request: Request) -> Response:
         """Answer one request; never raises."""
@@ -132,8 +140,8 @@ class KeenApp:
 
     def _control(self, method: str, rest: list[str], request: Request) -> Response:
         if rest == ["health"] and method == "GET":
-            return json_response(200, {"ok": True, "projects": sorted(self.projects)})
-        if rest != ["faults"]:
+            return self.health()
+        if rest != ["faults"] or not self.expose_faults:
             raise not_found()
         if method == "GET":
             return json_response(200, self.faults.snapshot())
@@ -142,6 +150,11 @@ class KeenApp:
             return json_response(200, self.faults.snapshot())
         if method != "POST":
             raise method_not_allowed({"GET", "POST", "DELETE"})
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            # A cross-origin HTML form can only send text/plain and form types.
+            raise ApiError(415, "UnsupportedMediaTypeError",
+                           "POST /_keen/faults takes Content-Type: application/json.")
         command = json_body(request, "InvalidJSONError")
         if not isinstance(command, dict):
             raise bad_request("InvalidFaultError", "The body must be a JSON object.")

@@ -6,15 +6,24 @@ control endpoints under ``/_keen/`` are never affected.
 
 The same queue is reachable over HTTP (for tests running in another process), see
 ``Faults.apply_command`` and the ``/_keen/faults`` endpoint of the server.
+
+Bounds (a ``ValueError`` naming the problem, a 400 ``InvalidFaultError`` over HTTP): at most
+``MAX_PENDING`` faults wait in the queue (a command that would pass it queues nothing); ``seconds``
+and ``retry_after`` are finite numbers of at most ``MAX_SECONDS`` (no ``Infinity``, ``NaN`` or
+``1e300``).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+MAX_PENDING = 10_000
+MAX_SECONDS = 3_600.0
 
 FAIL = "fail"
 SLOW = "slow"
@@ -49,15 +58,22 @@ class Fault:
 
 
 def _count(n: object) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_PENDING:
+        raise ValueError(f"n must be an integer from 1 to {MAX_PENDING}, got {_short(n)}")
     return n
 
 
 def _number(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or not 0 <= value <= MAX_SECONDS):
+        raise ValueError(f"{name} must be a number of seconds from 0 to {MAX_SECONDS:g}, "
+                         f"got {_short(value)}")
     return float(value)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class Faults:
@@ -171,4 +187,7 @@ class Faults:
     def _push(self, fault: Fault, n: int) -> None:
         count = _count(n)
         with self._lock:
+            if len(self._queue) + count > MAX_PENDING:
+                raise ValueError(f"the fault queue holds at most {MAX_PENDING} faults "
+                                 f"({len(self._queue)} pending); clear it first")
             self._queue.extend([fault] * count)

@@ -13,12 +13,13 @@ key only to list saved queries (that listing is master-only in the API). It send
 
 Security choices (the data must not become readable by other web pages):
 
-* The page answer is refused (403 ``ExplorerRequestRefusedError``) when ``Host`` is a domain
-  name other than ``localhost`` / ``*.localhost`` (a DNS-rebinding page would send its own
-  name; IP literals cannot be rebound), when the browser says the request comes from another
-  site and is not a top-level navigation (``Sec-Fetch-Site``/``Sec-Fetch-Mode``), or when an
-  ``Origin`` header names another origin. Open the page by ``http://127.0.0.1:PORT/`` or
-  ``http://localhost:PORT/`` (or the server's IP address when it listens on another interface).
+* The server's browser policy (``keen.server._security``) applies to the page as to the API:
+  a ``Host`` that is not an IP address, ``localhost`` or an allowed name is refused before the
+  request reaches here (DNS rebinding). The page holds keys, so on top of that policy its
+  answers are refused (403 ``ExplorerRequestRefusedError``) when the browser says the request
+  comes from another site, even a loopback one, and is not a top-level navigation
+  (``Sec-Fetch-Site``/``Sec-Fetch-Mode``), or when an ``Origin`` header names any origin but
+  the server's own (the API also serves the developer's loopback origins; the page does not).
 * Every Explorer answer carries a strict ``Content-Security-Policy`` (scripts, styles and
   requests only from this origin, no inline script, ``frame-ancestors 'none'``),
   ``X-Frame-Options: DENY``, ``X-Content-Type-Options: nosniff``, ``Referrer-Policy:
@@ -29,7 +30,6 @@ Security choices (the data must not become readable by other web pages):
 from __future__ import annotations
 
 import html
-import ipaddress
 import json
 from collections.abc import Iterable
 from importlib import resources
@@ -88,11 +88,9 @@ def answer(segments: list[str], request: Request,
 
 
 def _check_origin(request: Request) -> None:
+    """Stricter than the server's browser policy, which has already checked ``Host``: only the
+    server's own origin, or a top-level navigation, may have the page (it holds keys)."""
     host = request.headers.get("host", "")
-    if not _local_host(host):
-        raise ApiError(403, REFUSED,
-                       "The Explorer is served only under an IP address or localhost; open it "
-                       "at http://127.0.0.1:<port>/ (the Host header named another site).")
     site = request.headers.get("sec-fetch-site", "").lower()
     mode = request.headers.get("sec-fetch-mode", "").lower()
     dest = request.headers.get("sec-fetch-dest", "").lower()
@@ -101,22 +99,6 @@ def _check_origin(request: Request) -> None:
     origin = request.headers.get("origin")
     if origin is not None and origin.lower() != f"http://{host}".lower():
         raise ApiError(403, REFUSED, "The Explorer may not be read by another site.")
-
-
-def _local_host(host: str) -> bool:
-    """True for ``localhost``, ``*.localhost`` and IP literals (with or without a port)."""
-    if host.startswith("["):
-        name = host[1:].partition("]")[0]
-    else:
-        name = host.rpartition(":")[0] if host.count(":") == 1 else host
-    name = name.lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
 
 
 def _read(name: str) -> bytes:

@@ -11,7 +11,8 @@ Choices where keen-api.md leaves room [INF]:
   replaced by the client's address and ``User-Agent`` (keen-api.md 4.4).
 * image beacon: ``data`` may use either base64 alphabet, with or without padding, and ``' '``
   for an unescaped ``+``; the answer is a 1x1 GIF (200) or, with ``redirect``, a 302. A
-  ``HEAD`` request gets the same answer without recording the event.
+  ``HEAD`` request gets the same answer without recording the event. A ``redirect`` holding a
+  control character (CR, LF...) is a 400 ``InvalidParameterError`` and nothing is recorded.
 """
 
 from __future__ import annotations
@@ -98,9 +99,13 @@ def collection_or_beacon(call: Call, collection: str) -> Response:
         return json_response(200, _schema(call, collection))
     call.principal.require(WRITES)
     event = _beacon_event(call.request.query["data"])
+    redirect = call.request.query.get("redirect")
+    if redirect and any(ord(c) < 0x20 or ord(c) == 0x7F for c in redirect):
+        # It becomes the Location header: CR/LF would split the answer (checked before recording).
+        raise bad_request("InvalidParameterError",
+                          "redirect must be a URL without control characters.")
     if call.request.method != "HEAD":  # HEAD is safe: a link checker records nothing
         _record_one(call, collection, event)
-    redirect = call.request.query.get("redirect")
     if redirect:
         return Response(302, headers={"Location": redirect})
     return Response(200, PIXEL_GIF, "image/gif", {"Cache-Control": "no-store"})
