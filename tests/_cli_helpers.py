@@ -91,16 +91,3 @@ def keys_of(server: LocalKeenServer) -> list[str]:
 
 def no_key_in(server: LocalKeenServer, *texts: str) -> bool:
     return not any(key in text for key in keys_of(server) for text in texts)
-
-
-
-
-@pytest.fixture(name="no_nagle")
-def no_nagle_fixture(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The local server sends headers and body in two writes, so with Nagle's algorithm each
-    request after the first on a kept-alive connection waits ~40 ms for a delayed ACK. Exports
-    make many requests on one connection: turn Nagle off in the server's handler for speed
-    (no change in what is answered). Reported to the lead rather than changed in the server."""
-    from keen.server import _http_server
-
-    monkeypatch.setattr(_http_server._Handler, "disable_nagle_algorithm", True)

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from _cli_helpers import NOW, Cli, load, no_nagle_fixture  # noqa: F401 (a fixture)
+from _cli_helpers import NOW, Cli, load
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +21,7 @@ from keen.server import LocalKeenServer, engine
 
 
 @pytest.fixture(name="server")
-def server_fixture(no_nagle: None) -> Iterator[LocalKeenServer]:
+def server_fixture() -> Iterator[LocalKeenServer]:
     with LocalKeenServer(clock=lambda: NOW) as server:
         yield server
 

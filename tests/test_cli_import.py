@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _cli_helpers import NOW, Cli, load, no_nagle_fixture  # noqa: F401 (a fixture)
+from _cli_helpers import NOW, Cli, load
 
 from keen.cli._import import stable_token
 from keen.server import LocalKeenServer, engine
@@ -17,7 +17,7 @@ TF = "this_7_days"
 
 
 @pytest.fixture(name="server")
-def server_fixture(no_nagle: None) -> Iterator[LocalKeenServer]:
+def server_fixture() -> Iterator[LocalKeenServer]:
     with LocalKeenServer(clock=lambda: NOW) as server:
         yield server
 
