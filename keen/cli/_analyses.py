@@ -48,16 +48,6 @@ _EXAMPLES = {
 }
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text!r}")
-    return value
-
-
 def _percentile(text: str) -> float:
     try:
         value = float(text)
@@ -86,7 +76,7 @@ def _add_group_arguments(parser: argparse.ArgumentParser) -> None:
                         help="group the result by this property; repeatable")
     parser.add_argument("--order-by", action="append", metavar="PROPERTY[:asc|:desc]",
                         help="order groups by 'result' or a group property; repeatable")
-    parser.add_argument("--limit", type=_positive_int, help="keep this many groups (needs "
+    parser.add_argument("--limit", type=_args.positive_int, help="keep this many groups (needs "
                         "--order-by)")
 
 
@@ -119,14 +109,14 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
                                 help='{"label": {"analysis_type": ..., "target_property": ...}}'
                                      " as JSON or a JSON file")
         if analysis == "extraction":
-            parser.add_argument("--latest", type=_positive_int, help="only the N most recent")
+            parser.add_argument("--latest", type=_args.positive_int, help="only the N most recent")
             parser.add_argument("--property-name", dest="property_names", action="append",
                                 metavar="PROPERTY", help="only this property; repeatable")
             parser.add_argument("--email", help="e-mail the result to this address instead")
         elif analysis != "funnel":
             _add_group_arguments(parser)
         if analysis != "extraction":
-            parser.add_argument("--max-age", type=_positive_int, metavar="SECONDS",
+            parser.add_argument("--max-age", type=_args.positive_int, metavar="SECONDS",
                                 help="accept a cached result this old")
         parser.set_defaults(handler=run_analysis, analysis=analysis)
 

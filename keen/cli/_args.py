@@ -19,6 +19,7 @@ with ``{`` or ``[``, ``-`` for standard input, a file name otherwise.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Any
@@ -41,6 +42,17 @@ OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "exists", "in", "contains", "
 
 class UsageError(ValueError):
     """The command line is wrong; the message names the flag and says what is expected."""
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text!r}")
+    return value
 
 
 def _json_or_text(text: str) -> Any:

@@ -321,16 +321,6 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     return _export_one(args, settings)
 
 
-def _cap(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text!r}")
-    return value
-
-
 def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "export", parents=parents, help="export a collection (or a whole project) to files",
@@ -348,7 +338,8 @@ def register(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
                         help="one JSON event per line (default), or CSV")
     parser.add_argument("--output", "-o", metavar="FILE", help="write here (default: stdout)")
-    parser.add_argument("--window-limit", type=_cap, default=MAX_EXTRACTION, metavar="N",
+    parser.add_argument("--window-limit", type=_args.positive_int, default=MAX_EXTRACTION,
+                        metavar="N",
                         help=f"events one extraction may return (default: the API's cap, "
                              f"{MAX_EXTRACTION})")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")

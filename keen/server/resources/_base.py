@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from keen.server._errors import QueryError, bad_request
-from keen.server._http_errors import ApiError
+from keen.server._http_errors import ApiError, not_found
 from keen.server.auth import Principal
 from keen.server.config import ProjectConfig
 from keen.server.engine import ANALYSES, decode_query_params
@@ -84,6 +84,13 @@ class Call:
 
     def json_body(self, error_code: str = "InvalidJSONError") -> Any:
         return json_body(self.request, error_code)
+
+    def stored_doc(self, kind: str, name: str) -> dict[str, Any]:
+        """The project's stored definition ``kind``/``name``; a 404 when there is none."""
+        doc = self.storage.get_doc(self.project_id, kind, name)
+        if doc is None:
+            raise not_found()
+        return doc
 
 
 Handler = Callable[..., Response]

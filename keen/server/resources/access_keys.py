@@ -13,7 +13,6 @@ import secrets
 from typing import Any
 
 from keen.server._errors import bad_request
-from keen.server._http_errors import not_found
 from keen.server.auth import ACCESS_KEY_KIND, ACCESS_KEY_PERMISSIONS, ADMIN
 from keen.server.filters import normalize_filters
 from keen.server.resources._base import Call, Response, Route, check_fields, json_response
@@ -28,10 +27,7 @@ _OPTIONS = ("writes", "queries", "saved_queries", "cached_queries", "datasets")
 
 def _doc(call: Call, key: str) -> dict[str, Any]:
     call.principal.require(ADMIN)
-    doc = call.storage.get_doc(call.project_id, ACCESS_KEY_KIND, key)
-    if doc is None:
-        raise not_found()
-    return doc
+    return call.stored_doc(ACCESS_KEY_KIND, key)
 
 
 def list_access_keys(call: Call) -> Response:

@@ -38,13 +38,6 @@ _READ_ONLY = {"project_id", "organization_id", "dataset_name", "last_scheduled_d
 _QUERY_REQUIRED = ("analysis_type", "event_collection", "timeframe", "interval")
 
 
-def _doc(call: Call, name: str) -> dict[str, Any]:
-    doc = call.storage.get_doc(call.project_id, DATASET_KIND, name)
-    if doc is None:
-        raise not_found()
-    return doc
-
-
 def list_datasets(call: Call) -> Response:
     call.principal.dataset_index_restriction(None, "list")
     params = call.request.query
@@ -65,7 +58,7 @@ def list_datasets(call: Call) -> Response:
 
 def get_dataset(call: Call, name: str) -> Response:
     call.principal.dataset_index_restriction(name, "read")
-    return json_response(200, _doc(call, name))
+    return json_response(200, call.stored_doc(DATASET_KIND, name))
 
 
 def put_dataset(call: Call, name: str) -> Response:
@@ -91,7 +84,7 @@ def delete_dataset(call: Call, name: str) -> Response:
 
 def dataset_results_of(call: Call, name: str) -> Response:
     restriction = call.principal.dataset_index_restriction(name, "retrieve")
-    doc = _doc(call, name)
+    doc = call.stored_doc(DATASET_KIND, name)
     params = call.params("index_by")
     raw_index = call.request.query.get("index_by")
     if raw_index is None:

@@ -54,13 +54,6 @@ def _view(call: Call, doc: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-def _doc(call: Call, name: str) -> dict[str, Any]:
-    doc = call.storage.get_doc(call.project_id, SAVED_QUERY_KIND, name)
-    if doc is None:
-        raise not_found()
-    return doc
-
-
 def list_saved_queries(call: Call) -> Response:
     call.principal.require(ADMIN)
     docs = call.storage.list_docs(call.project_id, SAVED_QUERY_KIND)
@@ -69,7 +62,7 @@ def list_saved_queries(call: Call) -> Response:
 
 def get_saved_query(call: Call, name: str) -> Response:
     call.principal.require(ADMIN)
-    return json_response(200, _view(call, _doc(call, name)))
+    return json_response(200, _view(call, call.stored_doc(SAVED_QUERY_KIND, name)))
 
 
 def put_saved_query(call: Call, name: str) -> Response:
@@ -102,7 +95,7 @@ def delete_saved_query(call: Call, name: str) -> Response:
 def saved_query_result(call: Call, name: str) -> Response:
     if not call.principal.permitted & {SAVED_QUERIES, CACHED_QUERIES}:
         call.principal.require(SAVED_QUERIES)
-    doc = _doc(call, name)
+    doc = call.stored_doc(SAVED_QUERY_KIND, name)
     filters = call.principal.saved_query_filters(name, cached=doc["refresh_rate"] > 0)
     params = dict(doc["query"])
     analysis = params.pop("analysis_type")
