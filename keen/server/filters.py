@@ -48,6 +48,7 @@ __all__ = [
     "MISSING",
     "OPERATORS",
     "Column",
+    "canonical_json",
     "compile_filters",
     "event_matches",
     "normalize_filters",
@@ -186,24 +187,38 @@ def value_at(event: Mapping[str, Any], path: str) -> Any:
     return current
 
 
-def _canon(value: Any) -> Any:
-    """A hashable form under which two values are equal exactly when they are equal JSON."""
-    if isinstance(value, bool):
-        return ("b", value)
-    if isinstance(value, (int, float)):
-        return ("n", value)
-    if isinstance(value, str):
-        return ("s", value)
+_INT64 = 2**63
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` with integral floats in the signed 64-bit range as ints, recursively."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and -_INT64 <= value < _INT64 else value
     if isinstance(value, list):
-        return ("l", tuple(_canon(v) for v in value))
+        return [_canonical(item) for item in value]
     if isinstance(value, dict):
-        return ("d", tuple(sorted((k, _canon(v)) for k, v in value.items())))
-    return ("z",)
+        return {key: _canonical(item) for key, item in value.items()}
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    """The canonical JSON text of a JSON value: two values are equal as JSON values exactly
+    when their canonical texts are equal.
+
+    Numbers compare by value (``1``, ``1.0`` and ``1e0`` are one number, written ``1``; other
+    floats in Python's shortest round-tripping form), objects by their members whatever their
+    order (keys sorted by code point), lists element by element, recursively. Booleans are not
+    numbers (``true`` is not ``1``), strings are compared whole (a NUL included). Decoding it
+    gives the representative the server shows for the value.
+    """
+    return json.dumps(_canonical(value), ensure_ascii=False, separators=(",", ":"),
+                      sort_keys=True, allow_nan=False)
 
 
 def sort_key(value: Any) -> tuple[Any, ...]:
     """Total order over JSON values: null < booleans < numbers < strings < lists < objects;
-    lists compare element by element (``["a"]`` before ``["a", "b"]`` before ``["b"]``)."""
+    lists compare element by element (``["a"]`` before ``["a", "b"]`` before ``["b"]``),
+    objects by their ``canonical_json`` text."""
     if value is None:
         return (0,)
     if isinstance(value, bool):
@@ -214,7 +229,7 @@ def sort_key(value: Any) -> tuple[Any, ...]:
         return (3, value)
     if isinstance(value, list):
         return (4, tuple(sort_key(item) for item in value))
-    return (5, json.dumps(value, sort_keys=True))
+    return (5, canonical_json(value))
 
 
 def _elements(value: Any) -> Iterable[Any]:
@@ -243,9 +258,9 @@ def _contains(value: Any, wanted: Any) -> bool:
     if isinstance(value, str):
         return isinstance(wanted, str) and wanted in value
     if isinstance(value, list):
-        target = _canon(wanted)
+        target = canonical_json(wanted)
         return any(
-            _canon(e) == target or (isinstance(e, str) and isinstance(wanted, str) and wanted in e)
+            canonical_json(e) == target or (isinstance(e, str) and isinstance(wanted, str) and wanted in e)
             for e in value
         )
     return False
@@ -285,8 +300,8 @@ def _matches(event: Mapping[str, Any], flt: Filter) -> bool:
         if value is MISSING:
             hit = any(c is None for c in choices)
         else:
-            targets = {_canon(c) for c in choices}
-            hit = any(_canon(e) in targets for e in _elements(value))
+            targets = {canonical_json(c) for c in choices}
+            hit = any(canonical_json(e) in targets for e in _elements(value))
         return hit != (operator == "ne")
     if value is MISSING:
         return operator == "not_contains"
@@ -537,7 +552,11 @@ def _sql_within(coords: Any, lon: float, lat: float, miles: float) -> int:
 def _sql_json_eq(text: Any, wanted_json: str) -> int:
     if not isinstance(text, str):
         return 0
-    return int(_canon(json.loads(text)) == _canon(json.loads(wanted_json)))
+    return int(canonical_json(json.loads(text)) == canonical_json(json.loads(wanted_json)))
+
+
+def _sql_canonical(text: str) -> str:
+    return canonical_json(json.loads(text))
 
 
 def _sql_remove(body: str, path_json: str) -> str:
@@ -560,6 +579,7 @@ _FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "keen_regexp": (2, _sql_regexp),
     "keen_within": (4, _sql_within),
     "keen_json_eq": (2, _sql_json_eq),
+    "keen_canonical": (1, _sql_canonical),
 }
 
 
