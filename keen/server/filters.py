@@ -342,6 +342,9 @@ def _literal(text: str) -> str:
 
 
 _HAS_ARROW = sqlite3.sqlite_version_info >= (3, 38, 0)
+# A NUL in a stored string is the JSON escape \u0000 in the event text: a literal SQL string
+# (no escapes in SQL) of those six characters finds every event holding one.
+_NUL_ESCAPE = "'\\u0000'"
 
 
 class Column:
@@ -360,11 +363,14 @@ class Column:
         if sql_path is not None:
             lit = _literal(sql_path)
             self.value, self.type = f"json_extract({body}, {lit})", f"json_type({body}, {lit})"
-            # Before SQLite 3.38 there is no ``->``: rebuild the JSON text from type and value.
+            # Before SQLite 3.38 there is no ``->``: rebuild the JSON text from type and value
+            # (in Python when a string may hold a NUL, which json_extract would cut).
             self.repr = f"({body} -> {lit})" if _HAS_ARROW else (
-                f"(CASE {self.type} WHEN 'text' THEN json_quote({self.value}) "
+                f"(CASE WHEN instr({body}, {_NUL_ESCAPE}) > 0 "
+                f"THEN keen_repr({body}, {_path_literal(path)}) "
+                f"ELSE CASE {self.type} WHEN 'text' THEN json_quote({self.value}) "
                 f"WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN 'null' "
-                f"ELSE CAST({self.value} AS TEXT) END)"
+                f"ELSE CAST({self.value} AS TEXT) END END)"
             )
             self.elements = f"json_each({body}, {lit})"
         else:
@@ -487,7 +493,14 @@ def _compile_one(flt: Filter, body: str) -> tuple[str, list[Any]]:
     choices = wanted if positive == "in" else [wanted]
     if positive in ("eq", "in") and any(c is None for c in choices):
         sql, params = f"({column.type} IS NULL OR {sql})", params
-    return f"({'NOT ' if negate else ''}{sql})", params
+    sql = f"({'NOT ' if negate else ''}{sql})"
+    if positive == "regex" or any(isinstance(c, str) for c in choices):
+        # SQLite's JSON functions cut a string at an escaped NUL ("nul\u0000byte" reads as
+        # "nul"), so an event holding one anywhere is tested whole by the Python evaluator.
+        sql = f"(CASE WHEN instr({body}, {_NUL_ESCAPE}) > 0 THEN keen_filter({body}, ?) " \
+              f"ELSE {sql} END)"
+        params = [json.dumps(flt), *params]
+    return sql, params
 
 
 def compile_filters(filters: Sequence[Filter], body: str = "body") -> tuple[str, list[Any]]:
