@@ -114,9 +114,18 @@ def _normalize_one(item: Any) -> Filter:
     problem = _value_problem(name, operator, value)
     if problem:
         raise _filter_error(f"The {operator!r} filter on {name!r} {problem}.")
-    if name in _TIMESTAMPS and operator in _COMPARISONS and _timestamp_micros(value) is not None:
-        value = format_timestamp(parse_iso(value))  # stored as UTC "...mmmZ" text: compare so
+    if name in _TIMESTAMPS and operator in _COMPARISONS:
+        value = _as_instant(value)
+    elif name in _TIMESTAMPS and operator == "in":
+        value = [_as_instant(choice) for choice in value]  # "in" is "eq" against each value
     return {"property_name": name, "operator": operator, "property_value": value}
+
+
+def _as_instant(value: Any) -> Any:
+    """An ISO-8601 value as the stored text of its instant (UTC, ``...mmmZ``: truncated to the
+    millisecond, the precision timestamps are stored at); anything else unchanged."""
+    micros = _timestamp_micros(value)
+    return value if micros is None else format_timestamp(micros)
 
 
 def _too_big(value: Any) -> bool:
@@ -478,11 +487,14 @@ def _compile_one(flt: Filter, body: str) -> tuple[str, list[Any]]:
         return f"keen_filter({body}, ?)", [json.dumps(flt)]
     if operator == "exists":
         return f"({column.type} IS {'NOT ' if wanted else ''}NULL)", []
-    if name == "keen.timestamp" and operator in (*_ORDERING, "eq", "ne"):
-        micros = _timestamp_micros(wanted)
-        if micros is not None:
+    if name == "keen.timestamp" and operator in (*_ORDERING, "eq", "ne", "in"):
+        # The stored instant (the ``ts`` column): the same answer as the JSON text, faster.
+        instants = [_timestamp_micros(c) for c in (wanted if operator == "in" else [wanted])]
+        if instants and None not in instants:
+            if operator == "in":
+                return f"(ts IN ({', '.join('?' * len(instants))}))", instants
             symbol = {"eq": "=", "ne": "!=", **_ORDERING}[operator]
-            return f"(ts {symbol} ?)", [micros]
+            return f"(ts {symbol} ?)", instants
     if operator == "within":
         target = _geo_target(wanted)
         assert target is not None  # checked by normalize_filters

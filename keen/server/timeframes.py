@@ -111,13 +111,18 @@ def from_micros(micros: int) -> datetime:
 
 
 def format_timestamp(value: datetime | int) -> str:
-    """Render as the API does: UTC, millisecond precision, ``Z`` (``2015-01-01T00:00:00.000Z``)."""
+    """Render as the API does: UTC, millisecond precision, ``Z`` (``2015-01-01T00:00:00.000Z``),
+    the year always in four digits (``0999-12-31T23:59:59.999Z``). The one renderer of
+    timestamps in the server's answers; ``parse_iso`` reads back everything it writes."""
     if isinstance(value, int):
         value = from_micros(value)
     elif value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    value = value.astimezone(timezone.utc)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    v = value.astimezone(timezone.utc)
+    # Not strftime: its %Y gives "999" for the year 999 on some platforms, which parse_iso
+    # (and the hosted API) refuse.
+    return (f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:"
+            f"{v.second:02d}.{v.microsecond // 1000:03d}Z")
 
 
 def resolve_timezone(tz: Any) -> tzinfo:
