@@ -269,7 +269,8 @@ def _contains(value: Any, wanted: Any) -> bool:
     if isinstance(value, list):
         target = canonical_json(wanted)
         return any(
-            canonical_json(e) == target or (isinstance(e, str) and isinstance(wanted, str) and wanted in e)
+            canonical_json(e) == target
+            or (isinstance(e, str) and isinstance(wanted, str) and wanted in e)
             for e in value
         )
     return False
