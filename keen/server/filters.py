@@ -199,15 +199,11 @@ def value_at(event: Mapping[str, Any], path: str) -> Any:
 _INT64 = 2**63
 
 
-def _canonical(value: Any) -> Any:
-    """``value`` with integral floats in the signed 64-bit range as ints, recursively."""
-    if isinstance(value, float):
-        return int(value) if value.is_integer() and -_INT64 <= value < _INT64 else value
-    if isinstance(value, list):
-        return [_canonical(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _canonical(item) for key, item in value.items()}
-    return value
+def _number(text: str) -> int | float:
+    """A JSON number with a fraction or an exponent: an int when integral (and in the signed
+    64-bit range, like stored integers), else the float."""
+    value = float(text)
+    return int(value) if value.is_integer() and -_INT64 <= value < _INT64 else value
 
 
 def canonical_json(value: Any) -> str:
@@ -220,8 +216,13 @@ def canonical_json(value: Any) -> str:
     numbers (``true`` is not ``1``), strings are compared whole (a NUL included). Decoding it
     gives the representative the server shows for the value.
     """
-    return json.dumps(_canonical(value), ensure_ascii=False, separators=(",", ":"),
-                      sort_keys=True, allow_nan=False)
+    return canonical_text(json.dumps(value, ensure_ascii=False, allow_nan=False))
+
+
+def canonical_text(text: str) -> str:
+    """``canonical_json`` of a JSON text (no recursion in Python: deep lists are fine)."""
+    return json.dumps(json.loads(text, parse_float=_number), ensure_ascii=False,
+                      separators=(",", ":"), sort_keys=True)
 
 
 def sort_key(value: Any) -> tuple[Any, ...]:
@@ -582,7 +583,7 @@ def _sql_json_eq(text: Any, wanted_json: str) -> int:
 
 
 def _sql_canonical(text: str) -> str:
-    return canonical_json(json.loads(text))
+    return canonical_text(text)
 
 
 def _sql_remove(body: str, path_json: str) -> str:
