@@ -7,7 +7,10 @@ and as the reference the tests compare the SQL with.
 
 Semantics (the [INF] choices of keen-api.md 7.6, written down):
 
-* Values compare as JSON values: ``true`` is not ``1``, ``"1"`` is not ``1``, ``1`` equals ``1.0``.
+* Values compare as JSON values (``canonical_json``): ``true`` is not ``1``, ``"1"`` is not ``1``,
+  ``1`` equals ``1.0``, lists element by element, objects whatever their member order, strings
+  whole: a NUL inside a string is part of it for every operator (SQLite's JSON functions would
+  cut the string there, so an event holding one is evaluated by ``event_matches``).
 * ``eq``: equal; on a list property it also matches when **any element** equals the value.
   ``eq null`` matches an explicit ``null`` **and a missing property**.
 * ``ne``: exactly ``not eq`` (so a missing property matches ``ne 5`` but not ``ne null``).
@@ -15,7 +18,10 @@ Semantics (the [INF] choices of keen-api.md 7.6, written down):
   ``null`` in the list matches missing properties).
 * ``lt``/``lte``/``gt``/``gte``: numbers with numbers, strings with strings (code-point order);
   any element of a list property may match; missing, ``null``, booleans and mismatched types never
-  match. On ``keen.timestamp`` an ISO-8601 value is compared as an instant (any offset).
+  match.
+* On ``keen.timestamp`` and ``keen.created_at``, ``eq``/``ne``/``in`` and the ordering operators
+  read an ISO-8601 value as its instant (any offset, truncated to the millisecond like stored
+  timestamps): ``in`` is ``eq`` against each listed value. Other values compare as JSON.
 * ``exists``: ``true`` when the property is present, **even when its value is null**; ``false``
   when it is absent. The value must be a boolean.
 * ``contains``: substring of a string property; on a list property, an element equal to the
