@@ -96,10 +96,20 @@ def value_key(column: Column) -> str:
     select_unique and funnel actors): the number for numbers (SQLite compares 1 and 1.0 equal),
     the ``canonical_json`` text for lists and objects (``[1.0, {"b": 1, "a": 2}]`` and
     ``[1, {"a": 2, "b": 1}]`` are one value), else the JSON text (strings whole, NUL included;
-    ``true``, ``false``, ``null``). NULL when missing. ``decode_group_value`` reads it back."""
-    return (f"CASE WHEN {column.type} IN ('integer', 'real') THEN {column.value} "
-            f"WHEN {column.type} IN ('array', 'object') THEN keen_canonical({column.repr}) "
+    ``true``, ``false``, ``null``). NULL when missing. ``decode_group_value`` reads it back.
+
+    The stored text of a list is already canonical (the server wrote it with the separators
+    and escapes ``canonical_json`` uses) unless it holds a float (a digit before ``.`` or
+    ``e``) or an object (``{``): only those, and strings that merely look so, go through
+    Python."""
+    canonical = f"keen_canonical({column.repr})"
+    return (f"CASE {column.type} WHEN 'text' THEN {column.repr} "  # the usual case first
+            f"WHEN 'integer' THEN {column.value} WHEN 'real' THEN {column.value} "
+            f"WHEN 'array' THEN CASE WHEN {column.repr} GLOB '*[0-9][.eE]*' "
+            f"OR {column.repr} GLOB '*{{*' THEN {canonical} ELSE {column.repr} END "
+            f"WHEN 'object' THEN {canonical} "
             f"ELSE {column.repr} END")
+
 
 
 def decode_group_value(key: Any) -> Any:

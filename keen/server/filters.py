@@ -359,9 +359,10 @@ def _literal(text: str) -> str:
 
 
 _HAS_ARROW = sqlite3.sqlite_version_info >= (3, 38, 0)
-# A NUL in a stored string is the JSON escape \u0000 in the event text: a literal SQL string
-# (no escapes in SQL) of those six characters finds every event holding one.
-_NUL_ESCAPE = "'\\u0000'"
+# A NUL in a stored string is the JSON escape \u0000 in the event text, so ``<text> GLOB
+# _HAS_NUL`` (SQL has no escapes in literals; GLOB is much faster than instr here) is true for
+# every event holding one (and for the rare text holding a backslash before "u0000").
+_HAS_NUL = "'*\\u0000*'"
 
 
 class Column:
@@ -383,7 +384,7 @@ class Column:
             # Before SQLite 3.38 there is no ``->``: rebuild the JSON text from type and value
             # (in Python when a string may hold a NUL, which json_extract would cut).
             self.repr = f"({body} -> {lit})" if _HAS_ARROW else (
-                f"(CASE WHEN instr({body}, {_NUL_ESCAPE}) > 0 "
+                f"(CASE WHEN {body} GLOB {_HAS_NUL} "
                 f"THEN keen_repr({body}, {_path_literal(path)}) "
                 f"ELSE CASE {self.type} WHEN 'text' THEN json_quote({self.value}) "
                 f"WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN 'null' "
@@ -517,9 +518,10 @@ def _compile_one(flt: Filter, body: str) -> tuple[str, list[Any]]:
     if positive == "regex" or any(isinstance(c, str) for c in choices):
         # SQLite's JSON functions cut a string at an escaped NUL ("nul\u0000byte" reads as
         # "nul"), so an event holding one anywhere is tested whole by the Python evaluator.
-        sql = f"(CASE WHEN instr({body}, {_NUL_ESCAPE}) > 0 THEN keen_filter({body}, ?) " \
-              f"ELSE {sql} END)"
-        params = [json.dumps(flt), *params]
+        # (Not a CASE: SQLite runs this form about twice as fast.)
+        has_nul = f"{body} GLOB {_HAS_NUL}"
+        sql = f"((NOT {has_nul} AND {sql}) OR ({has_nul} AND keen_filter({body}, ?)))"
+        params = [*params, json.dumps(flt)]
     return sql, params
 
 
@@ -588,6 +590,7 @@ def _sql_json_eq(text: Any, wanted_json: str) -> int:
     return int(canonical_json(json.loads(text)) == canonical_json(json.loads(wanted_json)))
 
 
+@lru_cache(maxsize=4096)  # group_by and actor values repeat: most calls are hits
 def _sql_canonical(text: str) -> str:
     return canonical_text(text)
 
