@@ -111,7 +111,6 @@ def value_key(column: Column) -> str:
             f"ELSE {column.repr} END")
 
 
-
 def decode_group_value(key: Any) -> Any:
     """The JSON value of one key produced by ``value_key``: the canonical representative
     (integral numbers as ints, object members sorted by key) whichever event it came from."""

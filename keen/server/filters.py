@@ -594,7 +594,7 @@ def _sql_within(coords: Any, lon: float, lat: float, miles: float) -> int:
 def _sql_json_eq(text: Any, wanted_json: str) -> int:
     if not isinstance(text, str):
         return 0
-    return int(canonical_json(json.loads(text)) == canonical_json(json.loads(wanted_json)))
+    return int(canonical_text(text) == canonical_text(wanted_json))
 
 
 @lru_cache(maxsize=4096)  # group_by and actor values repeat: most calls are hits
