@@ -597,9 +597,17 @@ def _sql_json_eq(text: Any, wanted_json: str) -> int:
     return int(canonical_text(text) == canonical_text(wanted_json))
 
 
-@lru_cache(maxsize=4096)  # group_by and actor values repeat: most calls are hits
-def _sql_canonical(text: str) -> str:
+_CACHED_TEXT = 512  # characters: the cache holds at most 4096 of them (a few MiB)
+
+
+@lru_cache(maxsize=4096)
+def _cached_canonical(text: str) -> str:
     return canonical_text(text)
+
+
+def _sql_canonical(text: str) -> str:
+    # Group values and actors repeat, so most calls are cache hits; long texts are not kept.
+    return _cached_canonical(text) if len(text) <= _CACHED_TEXT else canonical_text(text)
 
 
 def _sql_remove(body: str, path_json: str) -> str:
