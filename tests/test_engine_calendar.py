@@ -207,3 +207,12 @@ def test_today_in_havana_on_the_day_without_midnight() -> None:
                                    parse_iso("2026-03-09T15:00:00Z"))
     assert (format_timestamp(start), format_timestamp(end)) == (
         "2026-03-08T05:00:00.000Z", "2026-03-09T04:00:00.000Z")
+
+
+def test_hours_are_fixed_lengths_even_after_a_half_hour_change() -> None:
+    # Australia/Lord_Howe moves from +10:30 to +11:00 at 02:00 local on 2026-10-04 (15:30Z).
+    buckets = server_buckets(parse_iso("2026-10-03T13:30:00Z"), parse_iso("2026-10-03T17:30:00Z"),
+                             "hourly", "Australia/Lord_Howe")
+    assert [lo for lo, _ in buckets] == [  # local 00:00, 01:00, 02:30, 03:30
+        "2026-10-03T13:30:00.000Z", "2026-10-03T14:30:00.000Z", "2026-10-03T15:30:00.000Z",
+        "2026-10-03T16:30:00.000Z"]
