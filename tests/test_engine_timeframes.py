@@ -158,7 +158,15 @@ def test_too_many_buckets_are_refused_instead_of_exhausting_memory() -> None:
 
 
 @pytest.mark.parametrize("interval", ["yearly", "daily", "every_5_years"])
-def test_buckets_beyond_year_9999_are_a_400_not_a_crash(interval: str) -> None:
+def test_a_last_bucket_whose_boundary_is_past_year_9999_is_clipped_to_the_timeframe(
+    interval: str,
+) -> None:
+    # The next boundary (10000-01-01 or later) is after the end: the bucket ends at the end.
+    assert _buckets("9999-12-31T20:00:00Z", "9999-12-31T23:00:00Z", interval) == [
+        ("9999-12-31T20:00:00.000Z", "9999-12-31T23:00:00.000Z")]
+
+
+def test_buckets_starting_before_year_1_in_the_query_zone_are_a_400_not_a_crash() -> None:
     with pytest.raises(QueryError) as info:
-        _buckets("9999-12-31T20:00:00Z", "9999-12-31T23:00:00Z", interval)
+        _buckets("0001-01-01T00:00:00Z", "0001-01-02T00:00:00Z", "daily", -3600)
     assert (info.value.status, info.value.error_code) == (400, "TimeframeDefinitionError")

@@ -85,21 +85,35 @@ class Scope:
         )
 
     def group_columns(self) -> list[str]:
-        """One SQL group key per group_by property: the number for numbers (so 1 and 1.0 are
-        one group), else the JSON text, with null and missing both ``'null'``."""
+        """One SQL group key per group_by property (``value_key``), with null and missing both
+        ``'null'``."""
         return [f"coalesce({value_key(Column(name, 'e.body'))}, 'null')"
                 for name in self.group_by]
 
 
 def value_key(column: Column) -> str:
-    """SQL identifying a value as JSON does: the number for numbers (1 and 1.0 are one value),
-    else the JSON text; NULL when missing."""
-    return (f"CASE WHEN {column.type} IN ('integer', 'real') THEN {column.value} "
+    """SQL identifying a value as JSON does (the identity of group_by, count_unique,
+    select_unique and funnel actors): the number for numbers (SQLite compares 1 and 1.0 equal),
+    the ``canonical_json`` text for lists and objects (``[1.0, {"b": 1, "a": 2}]`` and
+    ``[1, {"a": 2, "b": 1}]`` are one value), else the JSON text (strings whole, NUL included;
+    ``true``, ``false``, ``null``). NULL when missing. ``decode_group_value`` reads it back.
+
+    The stored text of a list is already canonical (the server wrote it with the separators
+    and escapes ``canonical_json`` uses) unless it holds a float (a digit before ``.`` or
+    ``e``) or an object (``{``): only those, and strings that merely look so, go through
+    Python."""
+    canonical = f"keen_canonical({column.repr})"
+    return (f"CASE {column.type} WHEN 'text' THEN {column.repr} "  # the usual case first
+            f"WHEN 'integer' THEN {column.value} WHEN 'real' THEN {column.value} "
+            f"WHEN 'array' THEN CASE WHEN {column.repr} GLOB '*[0-9][.eE]*' "
+            f"OR {column.repr} GLOB '*{{*' THEN {canonical} ELSE {column.repr} END "
+            f"WHEN 'object' THEN {canonical} "
             f"ELSE {column.repr} END")
 
 
 def decode_group_value(key: Any) -> Any:
-    """The JSON value of one group key produced by ``Scope.group_columns``."""
+    """The JSON value of one key produced by ``value_key``: the canonical representative
+    (integral numbers as ints, object members sorted by key) whichever event it came from."""
     if isinstance(key, float) and key.is_integer() and abs(key) < 2**63:
         return int(key)
     return key if isinstance(key, (int, float)) else json.loads(key)

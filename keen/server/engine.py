@@ -20,13 +20,17 @@ Choices where keen-api.md leaves room ([INF] points); timeframe, timezone and in
   lists the groups that have events in it.
 * Numeric analyses ignore values that are not numbers (booleans are not numbers).
   ``count_unique`` and ``select_unique`` ignore missing and null values. Values are compared as
-  JSON values here and in group_by and funnel actors: ``1`` and ``1.0`` are one value, ``1``,
-  ``true`` and ``"1"`` are three. Integral results are ints (``15`` not ``15.0``).
+  JSON values here and in group_by and funnel actors (``filters.canonical_json``): ``1`` and
+  ``1.0`` are one value, ``1``, ``true`` and ``"1"`` are three, ``[1, 2]`` and ``[1.0, 2]``
+  are one, objects with the same members in another order are one, strings compare whole (NUL
+  included). The value shown is the canonical representative (integral numbers as ints,
+  object members sorted by key), whichever event it came from. Integral results are ints
+  (``15`` not ``15.0``).
 * ``standard_deviation`` is the **population** standard deviation.
 * ``median`` and ``percentile`` are nearest-rank: the ``ceil(p/100 * n)``-th smallest value
   (at least the first); median is percentile 50, so median(10, 20) is 10.
 * ``select_unique`` values are sorted (null < booleans < numbers < strings < lists < objects;
-  lists element by element, see ``sort_key``).
+  lists element by element, objects by canonical text, see ``sort_key``).
 * group_by: one key per property with its full dotted name; null and missing share the ``null``
   group; a list value is one group as a whole (``["a", "b"]`` and ``["a"]`` are two groups, the
   elements are not split out); groups are sorted ascending by their values (null first, see

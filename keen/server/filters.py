@@ -7,7 +7,10 @@ and as the reference the tests compare the SQL with.
 
 Semantics (the [INF] choices of keen-api.md 7.6, written down):
 
-* Values compare as JSON values: ``true`` is not ``1``, ``"1"`` is not ``1``, ``1`` equals ``1.0``.
+* Values compare as JSON values (``canonical_json``): ``true`` is not ``1``, ``"1"`` is not ``1``,
+  ``1`` equals ``1.0``, lists element by element, objects whatever their member order, strings
+  whole: a NUL inside a string is part of it for every operator (SQLite's JSON functions would
+  cut the string there, so an event holding one is evaluated by ``event_matches``).
 * ``eq``: equal; on a list property it also matches when **any element** equals the value.
   ``eq null`` matches an explicit ``null`` **and a missing property**.
 * ``ne``: exactly ``not eq`` (so a missing property matches ``ne 5`` but not ``ne null``).
@@ -15,7 +18,10 @@ Semantics (the [INF] choices of keen-api.md 7.6, written down):
   ``null`` in the list matches missing properties).
 * ``lt``/``lte``/``gt``/``gte``: numbers with numbers, strings with strings (code-point order);
   any element of a list property may match; missing, ``null``, booleans and mismatched types never
-  match. On ``keen.timestamp`` an ISO-8601 value is compared as an instant (any offset).
+  match.
+* On ``keen.timestamp`` and ``keen.created_at``, ``eq``/``ne``/``in`` and the ordering operators
+  read an ISO-8601 value as its instant (any offset, truncated to the millisecond like stored
+  timestamps): ``in`` is ``eq`` against each listed value. Other values compare as JSON.
 * ``exists``: ``true`` when the property is present, **even when its value is null**; ``false``
   when it is absent. The value must be a boolean.
 * ``contains``: substring of a string property; on a list property, an element equal to the
@@ -48,6 +54,7 @@ __all__ = [
     "MISSING",
     "OPERATORS",
     "Column",
+    "canonical_json",
     "compile_filters",
     "event_matches",
     "normalize_filters",
@@ -113,9 +120,18 @@ def _normalize_one(item: Any) -> Filter:
     problem = _value_problem(name, operator, value)
     if problem:
         raise _filter_error(f"The {operator!r} filter on {name!r} {problem}.")
-    if name in _TIMESTAMPS and operator in _COMPARISONS and _timestamp_micros(value) is not None:
-        value = format_timestamp(parse_iso(value))  # stored as UTC "...mmmZ" text: compare so
+    if name in _TIMESTAMPS and operator in _COMPARISONS:
+        value = _as_instant(value)
+    elif name in _TIMESTAMPS and operator == "in":
+        value = [_as_instant(choice) for choice in value]  # "in" is "eq" against each value
     return {"property_name": name, "operator": operator, "property_value": value}
+
+
+def _as_instant(value: Any) -> Any:
+    """An ISO-8601 value as the stored text of its instant (UTC, ``...mmmZ``: truncated to the
+    millisecond, the precision timestamps are stored at); anything else unchanged."""
+    micros = _timestamp_micros(value)
+    return value if micros is None else format_timestamp(micros)
 
 
 def _too_big(value: Any) -> bool:
@@ -186,24 +202,39 @@ def value_at(event: Mapping[str, Any], path: str) -> Any:
     return current
 
 
-def _canon(value: Any) -> Any:
-    """A hashable form under which two values are equal exactly when they are equal JSON."""
-    if isinstance(value, bool):
-        return ("b", value)
-    if isinstance(value, (int, float)):
-        return ("n", value)
-    if isinstance(value, str):
-        return ("s", value)
-    if isinstance(value, list):
-        return ("l", tuple(_canon(v) for v in value))
-    if isinstance(value, dict):
-        return ("d", tuple(sorted((k, _canon(v)) for k, v in value.items())))
-    return ("z",)
+_INT64 = 2**63
+
+
+def _number(text: str) -> int | float:
+    """A JSON number with a fraction or an exponent: an int when integral (and in the signed
+    64-bit range, like stored integers), else the float."""
+    value = float(text)
+    return int(value) if value.is_integer() and -_INT64 <= value < _INT64 else value
+
+
+def canonical_json(value: Any) -> str:
+    """The canonical JSON text of a JSON value: two values are equal as JSON values exactly
+    when their canonical texts are equal.
+
+    Numbers compare by value (``1``, ``1.0`` and ``1e0`` are one number, written ``1``; other
+    floats in Python's shortest round-tripping form), objects by their members whatever their
+    order (keys sorted by code point), lists element by element, recursively. Booleans are not
+    numbers (``true`` is not ``1``), strings are compared whole (a NUL included). Decoding it
+    gives the representative the server shows for the value.
+    """
+    return canonical_text(json.dumps(value, ensure_ascii=False, allow_nan=False))
+
+
+def canonical_text(text: str) -> str:
+    """``canonical_json`` of a JSON text (no recursion in Python: deep lists are fine)."""
+    return json.dumps(json.loads(text, parse_float=_number), ensure_ascii=False,
+                      separators=(",", ":"), sort_keys=True)
 
 
 def sort_key(value: Any) -> tuple[Any, ...]:
     """Total order over JSON values: null < booleans < numbers < strings < lists < objects;
-    lists compare element by element (``["a"]`` before ``["a", "b"]`` before ``["b"]``)."""
+    lists compare element by element (``["a"]`` before ``["a", "b"]`` before ``["b"]``),
+    objects by their ``canonical_json`` text."""
     if value is None:
         return (0,)
     if isinstance(value, bool):
@@ -214,7 +245,7 @@ def sort_key(value: Any) -> tuple[Any, ...]:
         return (3, value)
     if isinstance(value, list):
         return (4, tuple(sort_key(item) for item in value))
-    return (5, json.dumps(value, sort_keys=True))
+    return (5, canonical_json(value))
 
 
 def _elements(value: Any) -> Iterable[Any]:
@@ -243,9 +274,10 @@ def _contains(value: Any, wanted: Any) -> bool:
     if isinstance(value, str):
         return isinstance(wanted, str) and wanted in value
     if isinstance(value, list):
-        target = _canon(wanted)
+        target = canonical_json(wanted)
         return any(
-            _canon(e) == target or (isinstance(e, str) and isinstance(wanted, str) and wanted in e)
+            canonical_json(e) == target
+            or (isinstance(e, str) and isinstance(wanted, str) and wanted in e)
             for e in value
         )
     return False
@@ -285,8 +317,8 @@ def _matches(event: Mapping[str, Any], flt: Filter) -> bool:
         if value is MISSING:
             hit = any(c is None for c in choices)
         else:
-            targets = {_canon(c) for c in choices}
-            hit = any(_canon(e) in targets for e in _elements(value))
+            targets = {canonical_json(c) for c in choices}
+            hit = any(canonical_json(e) in targets for e in _elements(value))
         return hit != (operator == "ne")
     if value is MISSING:
         return operator == "not_contains"
@@ -327,6 +359,10 @@ def _literal(text: str) -> str:
 
 
 _HAS_ARROW = sqlite3.sqlite_version_info >= (3, 38, 0)
+# A NUL in a stored string is the JSON escape \u0000 in the event text, so ``<text> GLOB
+# _HAS_NUL`` (SQL has no escapes in literals; GLOB is much faster than instr here) is true for
+# every event holding one (and for the rare text holding a backslash before "u0000").
+_HAS_NUL = "'*\\u0000*'"
 
 
 class Column:
@@ -345,11 +381,14 @@ class Column:
         if sql_path is not None:
             lit = _literal(sql_path)
             self.value, self.type = f"json_extract({body}, {lit})", f"json_type({body}, {lit})"
-            # Before SQLite 3.38 there is no ``->``: rebuild the JSON text from type and value.
+            # Before SQLite 3.38 there is no ``->``: rebuild the JSON text from type and value
+            # (in Python when a string may hold a NUL, which json_extract would cut).
             self.repr = f"({body} -> {lit})" if _HAS_ARROW else (
-                f"(CASE {self.type} WHEN 'text' THEN json_quote({self.value}) "
+                f"(CASE WHEN {body} GLOB {_HAS_NUL} "
+                f"THEN keen_repr({body}, {_path_literal(path)}) "
+                f"ELSE CASE {self.type} WHEN 'text' THEN json_quote({self.value}) "
                 f"WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN 'null' "
-                f"ELSE CAST({self.value} AS TEXT) END)"
+                f"ELSE CAST({self.value} AS TEXT) END END)"
             )
             self.elements = f"json_each({body}, {lit})"
         else:
@@ -457,11 +496,14 @@ def _compile_one(flt: Filter, body: str) -> tuple[str, list[Any]]:
         return f"keen_filter({body}, ?)", [json.dumps(flt)]
     if operator == "exists":
         return f"({column.type} IS {'NOT ' if wanted else ''}NULL)", []
-    if name == "keen.timestamp" and operator in (*_ORDERING, "eq", "ne"):
-        micros = _timestamp_micros(wanted)
-        if micros is not None:
+    if name == "keen.timestamp" and operator in (*_ORDERING, "eq", "ne", "in"):
+        # The stored instant (the ``ts`` column): the same answer as the JSON text, faster.
+        instants = [_timestamp_micros(c) for c in (wanted if operator == "in" else [wanted])]
+        if instants and None not in instants:
+            if operator == "in":
+                return f"(ts IN ({', '.join('?' * len(instants))}))", instants
             symbol = {"eq": "=", "ne": "!=", **_ORDERING}[operator]
-            return f"(ts {symbol} ?)", [micros]
+            return f"(ts {symbol} ?)", instants
     if operator == "within":
         target = _geo_target(wanted)
         assert target is not None  # checked by normalize_filters
@@ -472,7 +514,22 @@ def _compile_one(flt: Filter, body: str) -> tuple[str, list[Any]]:
     choices = wanted if positive == "in" else [wanted]
     if positive in ("eq", "in") and any(c is None for c in choices):
         sql, params = f"({column.type} IS NULL OR {sql})", params
-    return f"({'NOT ' if negate else ''}{sql})", params
+    sql = f"({'NOT ' if negate else ''}{sql})"
+    if positive == "regex" or any(isinstance(c, str) for c in choices):
+        # SQLite's JSON functions cut a string at an escaped NUL ("nul\u0000byte" reads as
+        # "nul"), so an event holding one anywhere is tested whole by the Python evaluator.
+        # (Not a CASE: SQLite runs these forms about twice as fast.)
+        has_nul = f"{body} GLOB {_HAS_NUL}"
+        if operator in ("eq", "in") and not any(
+            isinstance(c, str) and "\x00" in c for c in choices
+        ):
+            # A cut string can only make eq/in match more (never less) when the wanted
+            # strings hold no NUL: only the events SQL matched need the second look.
+            sql = f"({sql} AND (NOT {has_nul} OR keen_filter({body}, ?)))"
+        else:
+            sql = f"((NOT {has_nul} AND {sql}) OR ({has_nul} AND keen_filter({body}, ?)))"
+        params = [*params, json.dumps(flt)]
+    return sql, params
 
 
 def compile_filters(filters: Sequence[Filter], body: str = "body") -> tuple[str, list[Any]]:
@@ -537,7 +594,20 @@ def _sql_within(coords: Any, lon: float, lat: float, miles: float) -> int:
 def _sql_json_eq(text: Any, wanted_json: str) -> int:
     if not isinstance(text, str):
         return 0
-    return int(_canon(json.loads(text)) == _canon(json.loads(wanted_json)))
+    return int(canonical_text(text) == canonical_text(wanted_json))
+
+
+_CACHED_TEXT = 512  # characters: the cache holds at most 4096 of them (a few MiB)
+
+
+@lru_cache(maxsize=4096)
+def _cached_canonical(text: str) -> str:
+    return canonical_text(text)
+
+
+def _sql_canonical(text: str) -> str:
+    # Group values and actors repeat, so most calls are cache hits; long texts are not kept.
+    return _cached_canonical(text) if len(text) <= _CACHED_TEXT else canonical_text(text)
 
 
 def _sql_remove(body: str, path_json: str) -> str:
@@ -560,6 +630,7 @@ _FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "keen_regexp": (2, _sql_regexp),
     "keen_within": (4, _sql_within),
     "keen_json_eq": (2, _sql_json_eq),
+    "keen_canonical": (1, _sql_canonical),
 }
 
 

@@ -12,14 +12,23 @@ Choices where keen-api.md leaves room ([INF] points):
   ``this_week``, ``this_month``, ``this_year``, ``previous_minute``, ``previous_hour``,
   ``previous_day``/``yesterday``, ``previous_week``, ``previous_month``, ``previous_year``.
 * Calendar arithmetic for days, weeks, months and years is done on the wall clock of the query
-  timezone (so a day across a DST change lasts 23 or 25 hours in a named zone); minutes and hours
-  are absolute durations.
+  timezone (so a day across a DST change lasts 23 or 25 hours in a named zone): boundary ``k``
+  is the local date ``k`` units after the one at or before the reference instant, and it starts
+  at the first instant whose wall clock reads that date's midnight or later (``first_instant``):
+  a day whose midnight was skipped starts when the clock jumps (01:00 in America/Havana on
+  2026-03-08), a midnight shown twice counts from its first occurrence. Boundaries are computed
+  from the origin each time, never from the previous one, so nothing drifts after a change.
+  Minutes and hours are absolute durations counted from the last whole minute or hour of the
+  zone's clock at the reference instant.
 * Named timezones come from :mod:`zoneinfo` (``US/Pacific`` and other aliases included); a number
   (or numeric string) is a fixed offset in seconds east of UTC.
 * Intervals: buckets start at the calendar boundary of the unit at or before the timeframe start
   (``every_6_hours`` is anchored at the floor-to-hour of the start, then steps six hours) and the
-  first and last buckets are clipped to the timeframe. At most ``MAX_BUCKETS`` buckets.
-* Boundaries are rendered in UTC as ``YYYY-MM-DDTHH:MM:SS.mmmZ``.
+  first and last buckets are clipped to the timeframe. At most ``MAX_BUCKETS`` buckets. A
+  boundary after the year 9999 stands for "after the end" (the last bucket is clipped); a unit
+  that would start before the year 1 in the query timezone is a 400.
+* Boundaries are rendered in UTC as ``YYYY-MM-DDTHH:MM:SS.mmmZ``, the year always in four
+  digits (``format_timestamp``, the one renderer; ``parse_iso`` reads it back).
 """
 
 from __future__ import annotations
@@ -111,13 +120,18 @@ def from_micros(micros: int) -> datetime:
 
 
 def format_timestamp(value: datetime | int) -> str:
-    """Render as the API does: UTC, millisecond precision, ``Z`` (``2015-01-01T00:00:00.000Z``)."""
+    """Render as the API does: UTC, millisecond precision, ``Z`` (``2015-01-01T00:00:00.000Z``),
+    the year always in four digits (``0999-12-31T23:59:59.999Z``). The one renderer of
+    timestamps in the server's answers; ``parse_iso`` reads back everything it writes."""
     if isinstance(value, int):
         value = from_micros(value)
     elif value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    value = value.astimezone(timezone.utc)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    v = value.astimezone(timezone.utc)
+    # Not strftime: its %Y gives "999" for the year 999 on some platforms, which parse_iso
+    # (and the hosted API) refuse.
+    return (f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:"
+            f"{v.second:02d}.{v.microsecond // 1000:03d}Z")
 
 
 def resolve_timezone(tz: Any) -> tzinfo:
@@ -158,13 +172,9 @@ def _timeframe_error(detail: str) -> QueryError:
     )
 
 
-def _floor(local: datetime, unit: str) -> datetime:
-    """Start of the calendar ``unit`` containing ``local`` (wall clock of its timezone)."""
-    if unit == "minute":
-        return local.replace(second=0, microsecond=0)
-    if unit == "hour":
-        return local.replace(minute=0, second=0, microsecond=0)
-    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+def _floor(wall: datetime, unit: str) -> datetime:
+    """Start of the calendar ``unit`` (day or longer) containing the naive wall time ``wall``."""
+    day = wall.replace(hour=0, minute=0, second=0, microsecond=0)
     if unit == "day":
         return day
     if unit == "week":  # weeks start on Sunday; Python's weekday() has Monday = 0
@@ -174,22 +184,71 @@ def _floor(local: datetime, unit: str) -> datetime:
     return day.replace(month=1, day=1)
 
 
-def _shift(local: datetime, count: int, unit: str) -> datetime:
-    """``local`` moved by ``count`` units; returns an aware UTC datetime.
+def _wall(instant: datetime, zone: tzinfo) -> datetime:
+    """The naive wall-clock time of ``zone`` at the aware ``instant``."""
+    return instant.astimezone(zone).replace(tzinfo=None)
 
-    Minutes and hours are absolute durations; longer units move the wall clock.
+
+def first_instant(wall: datetime, zone: tzinfo) -> datetime:
+    """The first instant (aware UTC) at which the clock of ``zone`` reads ``wall`` or later.
+
+    That is ``wall`` itself when it exists (its first occurrence when the clock is set back and
+    shows it twice), and the instant of the change when daylight saving time skipped it: a day
+    whose midnight does not exist starts when its first minute does (01:00 when 00:00-01:00 was
+    skipped).
     """
-    if unit in ("minute", "hour"):
-        step = timedelta(minutes=count) if unit == "minute" else timedelta(hours=count)
-        return local.astimezone(timezone.utc) + step
-    if unit in ("day", "week"):
-        moved = local + timedelta(days=count * (7 if unit == "week" else 1))
-    else:
-        months = count * (12 if unit == "year" else 1)
-        years, month0 = divmod(local.month - 1 + months, 12)
-        moved = local.replace(year=local.year + years, month=month0 + 1)
-    # zoneinfo keeps the wall clock on addition; re-attaching the zone picks the right offset.
-    return moved.replace(fold=0).astimezone(timezone.utc)
+    early = wall.replace(tzinfo=zone, fold=0).astimezone(timezone.utc)
+    if _wall(early, zone) == wall:  # it exists; fold=0 is the first of two occurrences
+        return early
+    # Skipped: fold=0 reads it with the offset before the change (an instant after the change),
+    # fold=1 with the offset after it (an instant before). The change lies in between.
+    low = to_micros(wall.replace(tzinfo=zone, fold=1).astimezone(timezone.utc))
+    high = to_micros(early)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _wall(from_micros(middle), zone) >= wall:
+            high = middle
+        else:
+            low = middle
+    return from_micros(high)
+
+
+class _Calendar:
+    """The boundaries of one unit in one zone, numbered from the one at or before an instant
+    (boundary 0; 1 is the next, -1 the previous).
+
+    Minutes and hours are absolute durations counted from the last whole minute or hour of the
+    zone's clock; days, weeks, months and years are calendar dates of the zone's clock, each
+    starting at ``first_instant`` of its date.
+    """
+
+    def __init__(self, instant: datetime, unit: str, zone: tzinfo) -> None:
+        self.unit, self.zone = unit, zone
+        wall = _wall(instant, zone)
+        self.origin: datetime  # aware UTC for minutes and hours, naive wall time otherwise
+        if unit in ("minute", "hour"):
+            self.origin = instant.astimezone(timezone.utc) - timedelta(
+                minutes=wall.minute if unit == "hour" else 0,
+                seconds=wall.second,
+                microseconds=wall.microsecond,
+            )
+        else:
+            self.origin = _floor(wall, unit)
+
+    def edge(self, index: int) -> datetime:
+        """Boundary ``index`` as an aware UTC datetime (OverflowError or ValueError beyond the
+        years 1-9999)."""
+        unit, origin = self.unit, self.origin
+        if unit == "minute":
+            return origin + timedelta(minutes=index)
+        if unit == "hour":
+            return origin + timedelta(hours=index)
+        if unit in ("day", "week"):
+            wall = origin + timedelta(days=index * (7 if unit == "week" else 1))
+        else:
+            years, month0 = divmod(origin.month - 1 + index * (12 if unit == "year" else 1), 12)
+            wall = origin.replace(year=origin.year + years, month=month0 + 1)
+        return first_instant(wall, self.zone)
 
 
 def resolve_timeframe(tf: Any, tz: Any, now: datetime) -> tuple[datetime, datetime]:
@@ -227,11 +286,11 @@ def resolve_timeframe(tf: Any, tz: Any, now: datetime) -> tuple[datetime, dateti
         raise _timeframe_error(f"{tf!r}: the number of units must be at least 1")
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
-    current = _floor(now.astimezone(zone), unit)
     try:
+        calendar = _Calendar(now, unit, zone)
         if kind == "this":
-            return _shift(current, -(count - 1), unit), _shift(current, 1, unit)
-        return _shift(current, -count, unit), current.astimezone(timezone.utc)
+            return calendar.edge(-(count - 1)), calendar.edge(1)
+        return calendar.edge(-count), calendar.edge(0)
     except (OverflowError, ValueError):
         raise _timeframe_error(f"{tf!r} reaches outside the supported calendar") from None
 
@@ -271,27 +330,28 @@ def interval_buckets(
     start: datetime, end: datetime, interval: Any, tz: Any
 ) -> list[tuple[int, int]]:
     """Calendar-aligned buckets ``[(start_us, end_us), ...]`` covering ``[start, end)``,
-    the first and last clipped to it. Empty when the timeframe is empty."""
+    the first and last clipped to it. Empty when the timeframe is empty.
+
+    Boundary ``k`` is the unit boundary at or before ``start`` moved by ``k * N`` units (see
+    ``_Calendar``); a boundary beyond the year 9999 stands for "after the end".
+    """
     count, unit = parse_interval(interval)
     zone = resolve_timezone(tz)
+    start_us, end_us = to_micros(start), to_micros(end)
     try:
-        return _buckets(start, end, count, unit, zone, interval)
-    except (OverflowError, ValueError):  # a bucket edge beyond the years 1-9999
+        calendar = _Calendar(start, unit, zone)
+    except (OverflowError, ValueError):  # the unit's start is before the year 1
         raise _timeframe_error(
             f"interval {interval!r} buckets reach outside the supported calendar"
         ) from None
-
-
-def _buckets(
-    start: datetime, end: datetime, count: int, unit: str, zone: tzinfo, interval: Any
-) -> list[tuple[int, int]]:
-    start_us, end_us = to_micros(start), to_micros(end)
     buckets: list[tuple[int, int]] = []
-    edge = _floor(start.astimezone(zone), unit)
-    lower = start_us
+    lower, index = start_us, 0
     while lower < end_us:
-        edge_utc = _shift(edge, count, unit)
-        upper = min(to_micros(edge_utc), end_us)
+        index += count
+        try:
+            upper = min(to_micros(calendar.edge(index)), end_us)
+        except (OverflowError, ValueError):  # after the year 9999, so after the end
+            upper = end_us
         if upper > lower:
             buckets.append((lower, upper))
             if len(buckets) > MAX_BUCKETS:
@@ -301,5 +361,4 @@ def _buckets(
                     f"{MAX_BUCKETS} buckets; use a longer interval or a shorter timeframe.",
                 )
         lower = max(lower, upper)
-        edge = edge_utc.astimezone(zone)
     return buckets
