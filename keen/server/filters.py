@@ -22,7 +22,8 @@ Semantics (the [INF] choices of keen-api.md 7.6, written down):
   value or a string element containing it. ``not_contains`` is its negation, so a missing property
   matches ``not_contains``.
 * ``regex``: Python :mod:`re` syntax, ``re.search`` (unanchored) on string values or string
-  elements of a list.
+  elements of a list; patterns that could backtrack without bound are refused
+  (:mod:`keen.server._regex_guard`).
 * ``within``: only on ``keen.location.coordinates`` (``[longitude, latitude]``); value
   ``{"coordinates": [lon, lat], "max_distance_miles": d}``; great-circle distance <= d.
 * ``or``: ``{"operator": "or", "operands": [<filter>, ...]}`` (``property_value`` is accepted
@@ -42,6 +43,7 @@ from functools import lru_cache
 from typing import Any, Callable
 
 from keen.server._errors import QueryError, bad_request
+from keen.server._regex_guard import regex_problem
 from keen.server.timeframes import format_timestamp, parse_iso, to_micros
 
 __all__ = [
@@ -143,10 +145,7 @@ def _value_problem(name: str, operator: str, value: Any) -> str | None:
     if operator == "regex":
         if not isinstance(value, str):
             return "needs a regular expression string as property_value"
-        try:
-            _compiled(value)
-        except re.error as exc:
-            return f"has an invalid regular expression ({exc})"
+        return regex_problem(value)
     if operator == "within":
         if name != _GEO_PROPERTY:
             raise bad_request(

@@ -36,6 +36,13 @@ from keen.server._engine_sql import register_sql
 from keen.server._errors import QueryError
 from keen.server._events import EventError, collection_name_error, prepare_event
 from keen.server.filters import Column, compile_filters, normalize_filters, remove_sql
+from keen.server.limits import (
+    QUERY_TIME_LIMIT,
+    check_filter_counts,
+    check_json,
+    deadline_passed,
+    sqlite_limit_error,
+)
 from keen.server.timeframes import format_timestamp, resolve_timeframe, to_micros
 
 __all__ = ["Storage"]
@@ -72,6 +79,12 @@ CREATE TABLE IF NOT EXISTS documents (
 ) WITHOUT ROWID;
 """
 _POOL_SIZE = 4
+_PROGRESS_STEPS = 10_000  # SQLite VM steps between two looks at the query deadline
+
+
+def _past_deadline() -> int:
+    """SQLite progress handler: non-zero interrupts the running statement."""
+    return 1 if deadline_passed() else 0
 
 
 def _dumps(value: Any) -> str:
@@ -83,6 +96,8 @@ class Storage:
 
     def __init__(self, path: str | None = None) -> None:
         self.path = path
+        # Seconds a query may run before it is stopped (503 QueryTimeoutError); None: no limit.
+        self.query_time_limit: float | None = QUERY_TIME_LIMIT
         self._lock = threading.RLock()
         self._memory = path is None or path == ":memory:"
         self._pool: list[sqlite3.Connection] = []
@@ -105,6 +120,7 @@ class Storage:
             conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA temp_store=FILE")
         register_sql(conn)
+        conn.set_progress_handler(_past_deadline, _PROGRESS_STEPS)
         return conn
 
     @contextmanager
@@ -256,20 +272,28 @@ class Storage:
             start, end = resolve_timeframe(timeframe, timezone, now)
             where.append("ts >= ? AND ts < ?")
             params += [to_micros(start), to_micros(end)]
+        check_json(filters, "filters", "InvalidFilterError")
         checked = normalize_filters(filters)
         if checked:
+            check_filter_counts(checked)
             sql, filter_params = compile_filters(checked)
             where.append(sql)
             params += filter_params
-        with self._write() as conn:
-            deleted = conn.execute(
-                f"DELETE FROM events WHERE {' AND '.join(where)}", params  # noqa: S608
-            ).rowcount
-            if timeframe is None and not checked:
-                conn.execute(
-                    "DELETE FROM properties WHERE project = ? AND collection = ?",
-                    (project_id, collection),
-                )
+        try:
+            with self._write() as conn:
+                deleted = conn.execute(
+                    f"DELETE FROM events WHERE {' AND '.join(where)}", params  # noqa: S608
+                ).rowcount
+                if timeframe is None and not checked:
+                    conn.execute(
+                        "DELETE FROM properties WHERE project = ? AND collection = ?",
+                        (project_id, collection),
+                    )
+        except sqlite3.Error as exc:
+            answer = sqlite_limit_error(exc)
+            if answer is None:
+                raise
+            raise answer from None
         return int(deleted)
 
     def delete_property(self, project_id: str, collection: str, name: str) -> int:
@@ -340,7 +364,9 @@ class Storage:
     # ------------------------------------------------------------------ documents
 
     def put_doc(self, project_id: str, kind: str, name: str, doc: Mapping[str, Any]) -> None:
-        """Create or replace a JSON document."""
+        """Create or replace a JSON document (400 when it cannot be stored: too deep, or a
+        lone surrogate)."""
+        check_json(dict(doc), "The definition")
         with self._write() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO documents (project, kind, name, body) VALUES (?, ?, ?, ?)",

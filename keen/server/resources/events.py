@@ -26,10 +26,11 @@ from urllib.parse import quote
 from keen.server._errors import bad_request
 from keen.server._http_errors import ApiError, not_found
 from keen.server.auth import ADMIN, SCHEMA, WRITES
+from keen.server.limits import MAX_BATCH_BYTES as MAX_BATCH_BYTES
+from keen.server.limits import MAX_EVENT_BYTES as MAX_EVENT_BYTES
+from keen.server.limits import MAX_NESTING
 from keen.server.resources._base import Call, Response, Route, json_response
 
-MAX_EVENT_BYTES = 900_000
-MAX_BATCH_BYTES = 10_000_000
 TOO_LARGE = "RequestEntityTooLargeError"
 
 _PLACEHOLDER_MARK = b"${keen."
@@ -154,14 +155,17 @@ def delete_events(call: Call, collection: str) -> Response:
     return Response(204)
 
 
-def _fill_placeholders(value: Any, values: Mapping[str, str]) -> Any:
-    """``value`` with the string values ``${keen.ip}`` / ``${keen.user_agent}`` replaced."""
+def _fill_placeholders(value: Any, values: Mapping[str, str], depth: int = 0) -> Any:
+    """``value`` with the string values ``${keen.ip}`` / ``${keen.user_agent}`` replaced.
+    Below ``MAX_NESTING`` levels it stops: validation refuses such an event anyway."""
     if isinstance(value, str):
         return values.get(value, value)
+    if depth > MAX_NESTING:
+        return value
     if isinstance(value, dict):
-        return {k: _fill_placeholders(v, values) for k, v in value.items()}
+        return {k: _fill_placeholders(v, values, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_fill_placeholders(v, values) for v in value]
+        return [_fill_placeholders(v, values, depth + 1) for v in value]
     return value
 
 

@@ -1,0 +1,228 @@
+"""The documented limits of the local server (README "Limits of the local server"): bad or
+oversized input gets a 4xx with an error_code naming the problem, never a 500, and the valid
+events of a batch are kept."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from _server_helpers import NOW, Api, api_fixture, error_of, server_fixture  # noqa: F401
+
+from keen.server import limits
+from keen.server._errors import QueryError
+from keen.server._regex_guard import regex_problem
+from keen.server.limits import (
+    MAX_FILTERS,
+    MAX_FUNNEL_STEPS,
+    MAX_GROUP_BY,
+    MAX_IN_VALUES,
+    MAX_NESTING,
+    MAX_OR_NESTING,
+)
+
+LONE = "\ud800"
+QUERY = {"event_collection": "c", "timeframe": "this_10_years"}
+
+
+def nested_object(levels: int) -> dict[str, Any]:
+    """An event whose objects nest ``levels`` deep (the event itself is level 1)."""
+    event: dict[str, Any] = {"leaf": 1}
+    for _ in range(levels - 1):
+        event = {"a": event}
+    return event
+
+
+def nested_list(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def eq(name: str, value: Any) -> dict[str, Any]:
+    return {"property_name": name, "operator": "eq", "property_value": value}
+
+
+def query(api: Api, analysis: str, **params: Any) -> Any:
+    return api.post(f"/queries/{analysis}", api.server.read_key, body={**QUERY, **params})
+
+
+# --------------------------------------------------------------------------- events
+
+def test_a_lone_surrogate_refuses_only_its_own_event_of_a_batch(api: Api) -> None:
+    raw = json.dumps({"c": [{"n": 1}, {"s": LONE}, {LONE: 1}, {"n": 2}]})  # \ud800 escapes
+    response = api.post("/events", api.server.write_key, data=raw)
+    assert response.status_code == 200, response.text
+    items = response.json()["c"]
+    assert [item["success"] for item in items] == [True, False, False, True]
+    assert items[1]["error"]["name"] == "InvalidPropertyValueError"
+    assert "surrogate" in items[1]["error"]["description"]
+    assert items[2]["error"]["name"] == "InvalidPropertyNameError"
+    assert api.count("c") == 2
+
+
+def test_a_lone_surrogate_in_a_single_event_is_a_400(api: Api) -> None:
+    response = api.post("/events/c", api.server.write_key, data=json.dumps({"s": [LONE]}))
+    assert error_of(response) == (400, "InvalidPropertyValueError")
+
+
+def test_nesting_up_to_the_limit_is_stored_and_one_more_level_is_refused(api: Api) -> None:
+    deepest = nested_object(MAX_NESTING)
+    too_deep = nested_object(MAX_NESTING + 1)
+    deep_list = {"l": nested_list(MAX_NESTING - 1)}  # the event, then MAX_NESTING - 1 lists
+    response = api.post("/events", api.server.write_key,
+                        body={"c": [deepest, too_deep, deep_list, {"l": nested_list(MAX_NESTING)}]})
+    items = response.json()["c"]
+    assert [item["success"] for item in items] == [True, False, True, False], items
+    assert items[1]["error"]["name"] == "InvalidPropertyValueError"
+    assert f"more than {MAX_NESTING} levels" in items[1]["error"]["description"]
+    response = api.post("/events/c", api.server.write_key,
+                        data=json.dumps(nested_object(500)))
+    assert error_of(response) == (400, "InvalidPropertyValueError")
+
+
+def test_the_deepest_storable_list_works_in_every_analysis(api: Api) -> None:
+    api.write("c", {"l": nested_list(MAX_NESTING - 1), "u": "x"})
+    for analysis in ("count", "count_unique", "select_unique"):
+        params: dict[str, Any] = {"group_by": "l"}
+        if analysis != "count":
+            params["target_property"] = "l"
+        response = query(api, analysis, **params)
+        assert response.status_code == 200, (analysis, response.text)
+    response = api.post("/queries/funnel", api.server.read_key, body={
+        "timeframe": "this_10_years",
+        "steps": [{"event_collection": "c", "actor_property": "l", "with_actors": True}]})
+    assert response.status_code == 200, response.text
+    assert response.json()["result"] == [1]
+
+
+# --------------------------------------------------------------------------- queries
+
+def or_nested(levels: int, leaf: dict[str, Any]) -> dict[str, Any]:
+    flt = leaf
+    for _ in range(levels):
+        flt = {"operator": "or", "operands": [flt]}
+    return flt
+
+
+BAD_QUERIES: list[tuple[str, dict[str, Any], str]] = [
+    ("surrogate collection", {"event_collection": LONE}, "InvalidParameterError"),
+    ("surrogate filter value", {"filters": [eq("a", LONE)]}, "InvalidParameterError"),
+    ("surrogate filter name", {"filters": [eq(LONE, 1)]}, "InvalidParameterError"),
+    ("surrogate group_by", {"group_by": [LONE]}, "InvalidParameterError"),
+    ("surrogate timezone", {"timezone": LONE}, "InvalidParameterError"),
+    ("1,000 filters", {"filters": [eq("a", 1)] * 1000}, "InvalidFilterError"),
+    ("or nested 70 deep", {"filters": [or_nested(70, eq("a", 1))]}, "InvalidParameterError"),
+    ("or nested past the limit", {"filters": [or_nested(MAX_OR_NESTING + 1, eq("a", 1))]},
+     "InvalidFilterError"),
+    ("125,000 in values", {"filters": [{"property_name": "a", "operator": "in",
+                                        "property_value": list(range(125_000))}]},
+     "InvalidFilterError"),
+    ("2,000 group_by", {"group_by": [f"p{i}" for i in range(2000)]}, "InvalidParameterError"),
+    ("400-digit timezone", {"timezone": "1" * 400}, "InvalidTimezoneError"),
+    ("5,000-digit this_N_days", {"timeframe": f"this_{'1' * 5000}_days"},
+     "TimeframeDefinitionError"),
+    ("5,000-digit every_N_minutes", {"interval": f"every_{'1' * 5000}_minutes"},
+     "InvalidIntervalError"),
+    ("huge regex repeat", {"filters": [{"property_name": "a", "operator": "regex",
+                                        "property_value": "a{99999999999}"}]},
+     "InvalidFilterError"),
+    ("deep filter value", {"filters": [eq("a", nested_list(MAX_NESTING + 5))]},
+     "InvalidParameterError"),
+]
+
+
+@pytest.mark.parametrize(("params", "code"), [(p, c) for _, p, c in BAD_QUERIES],
+                         ids=[name for name, _, _ in BAD_QUERIES])
+def test_oversized_or_unstorable_query_input_is_a_400(
+    api: Api, params: dict[str, Any], code: str,
+) -> None:
+    api.write("c", {"a": 1})
+    response = query(api, "count", **params)
+    assert error_of(response) == (400, code)
+
+
+def test_surrogate_target_property_is_a_400(api: Api) -> None:
+    response = query(api, "sum", target_property=LONE)
+    assert error_of(response) == (400, "InvalidParameterError")
+
+
+def test_surrogate_in_a_get_query_string_is_a_400(api: Api) -> None:
+    response = api.get("/queries/count", api.server.read_key, params={
+        **QUERY, "filters": json.dumps([eq("a", LONE)])})
+    assert error_of(response) == (400, "InvalidParameterError")
+
+
+def test_the_largest_allowed_query_runs(api: Api) -> None:
+    """Every limit at once stays inside what SQLite can compile."""
+    api.write("c", {"a": 1, **{f"p{i}": i for i in range(MAX_GROUP_BY)}})
+    leaf = {"operator": "or", "operands": [
+        {"property_name": "a", "operator": "in",
+         "property_value": [str(v) for v in range(MAX_IN_VALUES)]},
+        {"property_name": "a", "operator": "regex", "property_value": "^x"},
+        {"property_name": "a", "operator": "contains", "property_value": "q"},
+        eq("a", 1)]}
+    deep = or_nested(MAX_OR_NESTING - 1, leaf)
+    used = MAX_OR_NESTING - 1 + 5
+    filters = [deep] + [{"property_name": "a", "operator": "ne", "property_value": n}
+                        for n in range(2, 2 + MAX_FILTERS - used)]
+    response = query(api, "count", filters=filters,
+                     group_by=[f"p{i}" for i in range(MAX_GROUP_BY)])
+    assert response.status_code == 200, response.text
+    assert response.json()["result"][0]["result"] == 1
+    one_more = query(api, "count", filters=[*filters, eq("a", 1)])
+    assert error_of(one_more) == (400, "InvalidFilterError")
+
+
+def test_funnel_steps_are_bounded(api: Api) -> None:
+    step = {"event_collection": "c", "actor_property": "a"}
+    response = api.post("/queries/funnel", api.server.read_key, body={
+        "timeframe": "this_10_years", "steps": [step] * (MAX_FUNNEL_STEPS + 1)})
+    assert error_of(response) == (400, "InvalidParameterError")
+    assert str(MAX_FUNNEL_STEPS) in response.json()["message"]
+
+
+def test_delete_with_too_many_filters_is_a_400(api: Api) -> None:
+    with pytest.raises(QueryError) as caught:
+        api.server.storage.delete_events(api.server.project_id, "c", now=NOW,
+                                         filters=[eq("a", 1)] * 1000)
+    assert (caught.value.status, caught.value.error_code) == (400, "InvalidFilterError")
+    response = api.delete("/events/c", api.server.master_key,
+                          params={"filters": json.dumps([eq(LONE, 1)])})
+    assert error_of(response) == (400, "InvalidFilterError")
+
+
+def test_a_saved_query_holding_a_lone_surrogate_is_a_400(api: Api) -> None:
+    response = api.put("/queries/saved/s", api.server.master_key, data=json.dumps(
+        {"query": {"analysis_type": "count", **QUERY}, "metadata": {"x": LONE}}))
+    assert response.status_code == 400, response.text
+    assert error_of(response)[1]
+
+
+# --------------------------------------------------------------------------- units
+
+def test_check_json_walks_any_depth_without_recursion() -> None:
+    with pytest.raises(QueryError) as caught:
+        limits.check_json(nested_list(200_000), "v")
+    assert caught.value.status == 400
+    limits.check_json(nested_list(MAX_NESTING - 1), "v")
+
+
+@pytest.mark.parametrize("pattern", [
+    r"\d+-\d+", r"^user_\d+@\w+\.com$", "colou?r", r"https?://", r"-?\d+", r"(ab)+",
+    r"\bfoo\b", r"^(?:\d{3}-)+$", "(a|b)+", "foo|bar", "^[^@]+@[^@]+$", r"(?i)hello.*world",
+    r"\s*,\s*", "e$", "",
+])
+def test_everyday_regexes_are_accepted(pattern: str) -> None:
+    assert regex_problem(pattern) is None
+
+
+@pytest.mark.parametrize("pattern", [
+    "^(a+)+$", "(a*)*", ".*.*x", "a*a*", r"\w+\d+", "(a|ab)*c", "(a?){5}", r"(a)\1",
+    "(?P<x>a)(?P=x)", "a{99999999999}", "a{1001}", "a" * 1001, "(x+x+)+y", r"(\w+\s?)+$",
+    "a*b?a*", "(", r"\d+.\d+",
+])
+def test_runaway_or_invalid_regexes_are_refused(pattern: str) -> None:
+    assert regex_problem(pattern) is not None
