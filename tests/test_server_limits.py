@@ -226,3 +226,62 @@ def test_everyday_regexes_are_accepted(pattern: str) -> None:
 ])
 def test_runaway_or_invalid_regexes_are_refused(pattern: str) -> None:
     assert regex_problem(pattern) is not None
+
+
+# --------------------------------------------------------------------------- batches
+
+def realistic_event(i: int) -> dict[str, Any]:
+    return {"user": {"id": f"u-{i % 5000}", "plan": ["free", "pro"][i % 2], "age": 20 + i % 50},
+            "page": f"/docs/{i % 300}", "referrer": "https://example.com/", "n": i,
+            "tags": ["a", "b"], "ok": i % 3 == 0, "price": i * 0.25, "country": "FR",
+            "session": f"s-{i:08d}", "screen": {"w": 1280, "h": 800}}
+
+
+def handle_batch(server: Any, body: bytes) -> tuple[Any, int]:
+    """Answer one batch in-process; ``(response, peak Python bytes allocated meanwhile)``."""
+    import tracemalloc
+
+    from keen.server.app import KeenApp
+    from keen.server.resources._base import Request
+
+    app = KeenApp(server.storage, server.projects, lambda: NOW, server.faults)
+    request = Request("POST", f"/3.0/projects/{server.project_id}/events",
+                      headers={"authorization": server.write_key}, body=body)
+    tracemalloc.start()
+    try:
+        response = app.handle(request)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return response, peak
+
+
+@pytest.mark.parametrize(("events", "bound"), [
+    # Realistic events: allocations stay within a few times the body.
+    ([realistic_event(i) for i in range(3000)], 4),
+    # Empty events: the answer alone ({"success":true} each) is 5.7 times the body.
+    ([{}] * 20_000, 20),
+])
+def test_memory_of_a_batch_is_a_small_multiple_of_its_size(
+    server: Any, events: list[dict[str, Any]], bound: int,
+) -> None:
+    body = json.dumps({"c": events}).encode()
+    response, peak = handle_batch(server, body)
+    assert response.status == 200
+    assert server.storage.count_events(server.project_id, "c") == len(events)
+    assert peak < bound * len(body), (peak, len(body))
+
+
+@pytest.mark.parametrize(("raw", "detail"), [
+    (b'{"a": [{"n": 1}], "b": [{"n": 2}', "JSON"),
+    (b'{"a": [{"n": 1}], "a": [{"n": 2}]}', "twice"),
+    (b'{"a": [{"n": 1}]} []', "extra data"),
+    (b'{"a": {"n": 1}}', "list"),
+    (b'[{"n": 1}]', "object"),
+    (b'{"a": [{"n": 1}' + b'[' * 100_000 + b"]" * 100_000 + b"]}", "JSON"),
+])
+def test_a_malformed_batch_is_refused_whole(api: Api, raw: bytes, detail: str) -> None:
+    response = api.post("/events", api.server.write_key, data=raw)
+    assert error_of(response) == (400, "InvalidBatchError")
+    assert detail in response.json()["message"]
+    assert api.server.storage.count_events(api.server.project_id) == 0

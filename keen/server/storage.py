@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -79,6 +79,8 @@ CREATE TABLE IF NOT EXISTS documents (
 ) WITHOUT ROWID;
 """
 _POOL_SIZE = 4
+_INSERT_CHUNK = 1_000  # events validated, then inserted together
+_STORED: dict[str, Any] = {"success": True}  # the result of every stored event (shared)
 _PROGRESS_STEPS = 10_000  # SQLite VM steps between two looks at the query deadline
 
 
@@ -87,8 +89,11 @@ def _past_deadline() -> int:
     return 1 if deadline_passed() else 0
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 class Storage:
@@ -192,49 +197,53 @@ class Storage:
         self,
         project_id: str,
         collection: str,
-        events: list[Any],
+        events: Iterable[Any],
         *,
         now: datetime,
         autofill: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """Validate, enrich and store ``events``; one result per event, in order.
 
-        Each result is ``{"success": True}`` or ``{"success": False, "error": {"name",
-        "description"}}`` with the API's error names (``InvalidCollectionNameError``,
-        ``InvalidPropertyNameError``, ``InvalidPropertyValueError``, ``InvalidEventError``,
-        ``NamespaceTypeError``). The whole batch is one transaction.
+        Each result is ``{"success": True}`` (one shared object: do not modify it) or
+        ``{"success": False, "error": {"name", "description"}}`` with the API's error names
+        (``InvalidCollectionNameError``, ``InvalidPropertyNameError``,
+        ``InvalidPropertyValueError``, ``InvalidEventError``, ``NamespaceTypeError``); an
+        ``EventError`` among ``events`` (refused by the caller) is reported as it is.
+
+        ``events`` is consumed one at a time and stored in chunks, inside one transaction, so
+        memory does not grow with the number of events (apart from one result each).
         """
         problem = collection_name_error(collection)
         if problem is not None:
-            return [EventError("InvalidCollectionNameError", problem).as_item() for _ in events]
+            refused = EventError("InvalidCollectionNameError", problem).as_item()
+            return [refused for _ in events]
         now_text = format_timestamp(now)
-        rows: list[tuple[int, str | None, str]] = []
         results: list[dict[str, Any]] = []
         schema: dict[str, str] = {}
-        for event in events:
-            try:
-                stored, ts, token, types = prepare_event(
-                    event, now=now, now_text=now_text, autofill=autofill
-                )
-            except EventError as exc:
-                results.append(exc.as_item())
-                continue
-            rows.append((ts, token, _dumps(stored)))
-            for path, kind in types.items():
-                if schema.get(path, "null") == "null":
-                    schema[path] = kind
-            results.append({"success": True})
-        if rows:
-            with self._write() as conn:
-                first = self._take_sequence(conn, len(rows))
-                conn.executemany(
-                    "INSERT OR IGNORE INTO events (project, collection, ts, seq, token, body) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        (project_id, collection, ts, first + index, token, body)
-                        for index, (ts, token, body) in enumerate(rows)
-                    ],
-                )
+        rows: list[tuple[int, str | None, str]] = []
+        with self._write() as conn:
+            for event in events:
+                if isinstance(event, EventError):
+                    results.append(event.as_item())
+                    continue
+                try:
+                    stored, ts, token, types = prepare_event(
+                        event, now=now, now_text=now_text, autofill=autofill
+                    )
+                except EventError as exc:
+                    results.append(exc.as_item())
+                    continue
+                rows.append((ts, token, _dumps(stored)))
+                for path, kind in types.items():
+                    if schema.get(path, "null") == "null":
+                        schema[path] = kind
+                results.append(_STORED)
+                if len(rows) >= _INSERT_CHUNK:
+                    self._insert_rows(conn, project_id, collection, rows)
+                    rows.clear()
+            if rows:
+                self._insert_rows(conn, project_id, collection, rows)
+            if schema:
                 conn.executemany(
                     "INSERT INTO properties (project, collection, path, type) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (project, collection, path) DO UPDATE SET type = excluded.type "
@@ -242,6 +251,16 @@ class Storage:
                     [(project_id, collection, path, kind) for path, kind in schema.items()],
                 )
         return results
+
+    def _insert_rows(self, conn: sqlite3.Connection, project_id: str, collection: str,
+                     rows: list[tuple[int, str | None, str]]) -> None:
+        first = self._take_sequence(conn, len(rows))
+        conn.executemany(
+            "INSERT OR IGNORE INTO events (project, collection, ts, seq, token, body) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(project_id, collection, ts, first + index, token, body)
+             for index, (ts, token, body) in enumerate(rows)],
+        )
 
     @staticmethod
     def _take_sequence(conn: sqlite3.Connection, count: int) -> int:
