@@ -245,11 +245,14 @@ def handle_batch(server: Any, body: bytes) -> tuple[Any, int]:
     from keen.server.resources._base import Request
 
     app = KeenApp(server.storage, server.projects, lambda: NOW, server.faults)
-    request = Request("POST", f"/3.0/projects/{server.project_id}/events",
-                      headers={"authorization": server.write_key}, body=body)
+    def request(data: bytes) -> Request:
+        return Request("POST", f"/3.0/projects/{server.project_id}/events",
+                       headers={"authorization": server.write_key}, body=data)
+
+    assert app.handle(request(b'{"warm_up": [{}]}')).status == 200  # lazy imports, caches
     tracemalloc.start()
     try:
-        response = app.handle(request)
+        response = app.handle(request(body))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -259,8 +262,9 @@ def handle_batch(server: Any, body: bytes) -> tuple[Any, int]:
 @pytest.mark.parametrize(("events", "bound"), [
     # Realistic events: allocations stay within a few times the body.
     ([realistic_event(i) for i in range(3000)], 4),
-    # Empty events: the answer alone ({"success":true} each) is 5.7 times the body.
-    ([{}] * 20_000, 20),
+    # Empty events: the answer alone ({"success":true} each) is 5.7 times the body
+    # (it was 223 times before events were parsed and stored one at a time).
+    ([{}] * 30_000, 15),
 ])
 def test_memory_of_a_batch_is_a_small_multiple_of_its_size(
     server: Any, events: list[dict[str, Any]], bound: int,
@@ -269,7 +273,7 @@ def test_memory_of_a_batch_is_a_small_multiple_of_its_size(
     response, peak = handle_batch(server, body)
     assert response.status == 200
     assert server.storage.count_events(server.project_id, "c") == len(events)
-    assert peak < bound * len(body), (peak, len(body))
+    assert peak < bound * len(body) + 1_000_000, (peak, len(body))  # + fixed costs
 
 
 @pytest.mark.parametrize(("raw", "detail"), [
