@@ -289,3 +289,45 @@ def test_a_malformed_batch_is_refused_whole(api: Api, raw: bytes, detail: str) -
     assert error_of(response) == (400, "InvalidBatchError")
     assert detail in response.json()["message"]
     assert api.server.storage.count_events(api.server.project_id) == 0
+
+
+# --------------------------------------------------------------------------- time limit
+
+TIMED_QUERIES: list[tuple[str, dict[str, Any]]] = [
+    ("count", {"filters": [{"property_name": "n", "operator": "gte", "property_value": 0}]}),
+    ("count", {"group_by": "n", "interval": "daily"}),
+    ("select_unique", {"target_property": "n"}),
+    ("median", {"target_property": "n"}),
+    ("extraction", {}),
+    ("funnel", {"steps": [{"event_collection": "c", "actor_property": "n"}] * 2}),
+    ("count", {"include_metadata": True}),
+]
+
+
+@pytest.mark.parametrize(("analysis", "params"), TIMED_QUERIES,
+                         ids=[f"{a}-{'-'.join(p)}" for a, p in TIMED_QUERIES])
+def test_a_query_past_the_time_limit_is_a_503_and_the_server_goes_on(
+    api: Api, analysis: str, params: dict[str, Any],
+) -> None:
+    api.write("c", *[{"n": i} for i in range(3000)])
+    storage = api.server.storage
+    assert storage.query_time_limit == limits.QUERY_TIME_LIMIT
+    storage.query_time_limit = 1e-9  # already past when SQLite first checks
+    try:
+        response = query(api, analysis, **params)
+        assert error_of(response) == (503, "QueryTimeoutError")
+    finally:
+        storage.query_time_limit = limits.QUERY_TIME_LIMIT
+    assert query(api, analysis, **params).status_code == 200
+    assert api.count("c") == 3000
+
+
+def test_a_catastrophic_regex_is_refused_before_it_runs(api: Api) -> None:
+    api.write("c", {"s": "a" * 40 + "!"})
+    response = query(api, "count", filters=[
+        {"property_name": "s", "operator": "regex", "property_value": "^(a+)+$"}])
+    assert error_of(response) == (400, "InvalidFilterError")
+    assert "run away" in response.json()["message"]
+    response = query(api, "count", filters=[
+        {"property_name": "s", "operator": "regex", "property_value": "^a+!$"}])
+    assert response.json()["result"] == 1
