@@ -169,8 +169,7 @@ def _bad_name(prefix: str, key: Any) -> None:
     elif key.startswith("$"):
         problem = "starts with '$'"
     elif text_problem(key):
-        problem = str(text_problem(key))
-        key = key.encode("utf-8", "backslashreplace").decode("ascii")
+        problem = str(text_problem(key))  # {key!r} below escapes the surrogate
     else:
         problem = "contains '.' (periods address nested properties)"
     raise EventError("InvalidPropertyNameError", f"Property name {key!r}{where} {problem}.")

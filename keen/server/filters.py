@@ -97,7 +97,7 @@ def _normalize_one(item: Any) -> Filter:
     if not isinstance(item, dict):
         raise _filter_error(f"Each filter must be an object, not {item!r}.")
     operator = item.get("operator")
-    if operator not in OPERATORS:
+    if not isinstance(operator, str) or operator not in OPERATORS:
         raise _filter_error(
             f"Unknown filter operator {operator!r}; use one of {', '.join(sorted(OPERATORS))}."
         )

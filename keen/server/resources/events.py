@@ -30,7 +30,7 @@ from keen.server._http_errors import ApiError, not_found
 from keen.server.auth import ADMIN, SCHEMA, WRITES
 from keen.server.limits import MAX_BATCH_BYTES as MAX_BATCH_BYTES
 from keen.server.limits import MAX_EVENT_BYTES as MAX_EVENT_BYTES
-from keen.server.limits import MAX_NESTING
+from keen.server.limits import MAX_NESTING, text_problem
 from keen.server.resources._base import Call, Response, Route, json_response
 
 TOO_LARGE = "RequestEntityTooLargeError"
@@ -121,6 +121,8 @@ def _batch_lists(text: str) -> list[tuple[str, int]]:
             pos = _skip(text, pos + 1)
             if name in (known for known, _ in found):
                 raise _invalid_batch(f"the collection {name!r} appears twice")
+            if text_problem(name):  # the answer could not even name it
+                raise _invalid_batch(f"the collection name {name!r} {text_problem(name)}")
             found.append((name, pos))
             end = [pos]
             for _ in _list_items(text, pos, end):
