@@ -331,3 +331,19 @@ def test_a_catastrophic_regex_is_refused_before_it_runs(api: Api) -> None:
     response = query(api, "count", filters=[
         {"property_name": "s", "operator": "regex", "property_value": "^a+!$"}])
     assert response.json()["result"] == 1
+
+
+@pytest.mark.parametrize(("message", "expected"), [
+    ("too many SQL variables", (400, "QueryTooComplexError")),
+    ("Expression tree is too large (maximum depth 1000)", (400, "QueryTooComplexError")),
+    ("parser stack overflow", (400, "QueryTooComplexError")),
+    ("too many columns in result set", (400, "QueryTooComplexError")),
+    ("interrupted", (503, "QueryTimeoutError")),
+    ("no such table: events", None),
+])
+def test_sqlite_limit_errors_left_over_become_4xx(message: str, expected: Any) -> None:
+    import sqlite3
+
+    answer = limits.sqlite_limit_error(sqlite3.OperationalError(message))
+    got = None if answer is None else (answer.status, answer.error_code)
+    assert got == expected

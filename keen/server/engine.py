@@ -257,7 +257,9 @@ def _group_items(
         sort_key(sql.decode_group_value(key)) for key in group
     ])
     items = []
-    for group in ordered:
+    for index, group in enumerate(ordered):
+        if index % 1000 == 999:
+            limits.check_deadline()
         item: dict[str, Any] = {
             name: sql.decode_group_value(key) for name, key in zip(scope.group_by, group)
         }
