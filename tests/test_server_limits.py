@@ -176,6 +176,15 @@ def test_the_largest_allowed_query_runs(api: Api) -> None:
     assert error_of(one_more) == (400, "InvalidFilterError")
 
 
+def test_property_names_and_order_by_are_bounded(api: Api) -> None:
+    api.write("c", {"n": 1})
+    response = query(api, "extraction", property_names=[f"p{i}" for i in range(1001)])
+    assert error_of(response) == (400, "InvalidParameterError")
+    assert query(api, "extraction", property_names=["n"] * 1000).status_code == 200
+    response = query(api, "count", group_by="n", order_by=["result"] * 100_000)
+    assert error_of(response) == (400, "InvalidParameterError")
+
+
 def test_funnel_steps_are_bounded(api: Api) -> None:
     step = {"event_collection": "c", "actor_property": "a"}
     response = api.post("/queries/funnel", api.server.read_key, body={
@@ -222,7 +231,7 @@ def test_everyday_regexes_are_accepted(pattern: str) -> None:
 @pytest.mark.parametrize("pattern", [
     "^(a+)+$", "(a*)*", ".*.*x", "a*a*", r"\w+\d+", "(a|ab)*c", "(a?){5}", r"(a)\1",
     "(?P<x>a)(?P=x)", "a{99999999999}", "a{1001}", "a" * 1001, "(x+x+)+y", r"(\w+\s?)+$",
-    "a*b?a*", "(", r"\d+.\d+",
+    "a*b?a*", "(", r"\d+.\d+", "(?i:a+)A+", "(?i)[a-z]+[A-Z]+",
 ])
 def test_runaway_or_invalid_regexes_are_refused(pattern: str) -> None:
     assert regex_problem(pattern) is not None

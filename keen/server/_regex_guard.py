@@ -107,8 +107,10 @@ def _atom_set(op: str, av: Any, ignore_case: bool) -> _Set | None:
 def _add_cases(chars: _Set) -> None:
     extra: list[tuple[int, int]] = []
     for lo, hi in chars.ranges:
-        if hi - lo > _ENUMERABLE:
-            continue
+        if hi - lo > _ENUMERABLE:  # case variants could lie anywhere: assume anything
+            if not chars.negated:
+                chars.negated, chars.ranges, chars.categories = True, [], set()
+            return
         for code in range(lo, hi + 1):
             for variant in {chr(code).lower(), chr(code).upper(), chr(code).swapcase()}:
                 if len(variant) == 1:
@@ -189,7 +191,10 @@ class _Checker:
         chars = _atom_set(op, av, self.ignore_case)
         if chars is not None:
             return [_Part([chars], variable=False)]
-        if op == "SUBPATTERN":
+        if op == "SUBPATTERN":  # (group, added flags, removed flags, body) on 3.7+
+            flags = av[1] if len(av) == 4 else 0
+            if flags & re.IGNORECASE and not self.ignore_case:
+                return _Checker(True).sequence(av[-1])
             return self.sequence(av[-1])
         if op == "ATOMIC_GROUP":
             return self.sequence(av)

@@ -178,6 +178,8 @@ def _order_by(params: Mapping[str, Any], allowed: Sequence[str]) -> list[tuple[s
             )
         if not isinstance(direction, str) or direction.upper() not in ("ASC", "DESC"):
             raise _invalid(f"order_by direction must be ASC or DESC, not {direction!r}.")
+        if any(name == seen for seen, _ in order):
+            raise _invalid(f"order_by names {name!r} more than once.")
         order.append((str(name), direction.upper() == "DESC"))
     return order
 
@@ -362,6 +364,9 @@ def _property_names(params: Mapping[str, Any]) -> list[str] | None:
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
         raise _invalid("property_names must be a property name or a list of them.")
+    if len(names) > limits.MAX_PROPERTY_NAMES:
+        raise _invalid(f"property_names lists {len(names)} names; at most "
+                       f"{limits.MAX_PROPERTY_NAMES} are allowed.")
     return list(names)
 
 
@@ -408,7 +413,12 @@ def _extraction(
     if latest is not None:
         events.reverse()
     if names is not None:
-        events = [_project(event, names) for event in events]
+        projected = []
+        for index, event in enumerate(events):
+            if index % 1000 == 999:
+                limits.check_deadline()
+            projected.append(_project(event, names))
+        events = projected
     return {"result": events}, scope
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "MAX_IN_VALUES",
     "MAX_NESTING",
     "MAX_OR_NESTING",
+    "MAX_PROPERTY_NAMES",
     "MAX_PROPERTY_NAME",
     "MAX_REGEX_LENGTH",
     "MAX_REGEX_REPEAT",
@@ -60,6 +61,7 @@ MAX_IN_VALUES = 10_000  # values of all the `in` filters of one query
 MAX_GROUP_BY = 20  # group_by properties
 MAX_FUNNEL_STEPS = 100  # steps of one funnel
 MAX_ANALYSES = 100  # analyses of one multi_analysis
+MAX_PROPERTY_NAMES = 1_000  # property_names of one extraction
 MAX_REGEX_LENGTH = 1_000  # characters of a regex pattern
 MAX_REGEX_REPEAT = 1_000  # the largest count in a regex repeat such as a{2,1000}
 MAX_TIMEZONE_LENGTH = 64  # characters of a timezone name or number
