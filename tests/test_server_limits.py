@@ -356,3 +356,35 @@ def test_sqlite_limit_errors_left_over_become_4xx(message: str, expected: Any) -
     answer = limits.sqlite_limit_error(sqlite3.OperationalError(message))
     got = None if answer is None else (answer.status, answer.error_code)
     assert got == expected
+
+
+DEEP_TEXT = "[" * 3000 + "]" * 3000  # deeper than Python's JSON parser recurses
+
+
+@pytest.mark.parametrize("name", ["filters", "timeframe", "group_by", "order_by",
+                                  "property_names", "steps", "analyses", "timezone"])
+def test_json_in_a_query_string_nested_past_the_parser_is_a_400(api: Api, name: str) -> None:
+    params = {"event_collection": "c", "timeframe": "this_10_years", name: DEEP_TEXT}
+    for analysis in ("count", "extraction", "funnel", "multi_analysis"):
+        response = api.get(f"/queries/{analysis}", api.server.read_key, params=params)
+        assert response.status_code == 400, (analysis, response.text)
+        assert error_of(response)[1]
+
+
+def test_deep_json_in_a_beacon_a_delete_or_a_dataset_index_is_a_400(api: Api) -> None:
+    import base64
+
+    data = base64.b64encode(('{"a": ' + DEEP_TEXT + "}").encode()).decode()
+    response = api.get("/events/c", params={"api_key": api.server.write_key, "data": data})
+    assert error_of(response) == (400, "InvalidEventError")
+    response = api.delete("/events/c", api.server.master_key, params={"filters": DEEP_TEXT})
+    assert error_of(response) == (400, "InvalidFilterError")
+    api.write("c", {"u": "x"})
+    response = api.put("/datasets/d", api.server.master_key, body={
+        "display_name": "d", "index_by": "u",
+        "query": {"analysis_type": "count", "event_collection": "c",
+                  "timeframe": "this_10_years", "interval": "daily"}})
+    assert response.status_code in (200, 201), response.text
+    response = api.get("/datasets/d/results", api.server.read_key,
+                       params={"index_by": DEEP_TEXT, "timeframe": "this_10_years"})
+    assert response.status_code < 500, response.text

@@ -591,7 +591,7 @@ def decode_query_params(raw: Mapping[str, str]) -> dict[str, Any]:
         if name in _JSON_ONLY or (name in _JSON_OR_TEXT and stripped[:1] in ("[", "{", '"')):
             try:
                 value = json.loads(stripped)
-            except ValueError:
+            except (ValueError, RecursionError):
                 error = "TimeframeDefinitionError" if name == "timeframe" else (
                     "InvalidFilterError" if name == "filters" else "InvalidParameterError")
                 raise bad_request(error, f"The {name} parameter is not valid JSON.") from None

@@ -86,7 +86,7 @@ def normalize_filters(filters: Any) -> list[Filter]:
     if isinstance(filters, str):  # JSON text where a list was due
         try:
             filters = json.loads(filters)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise _filter_error("filters is not valid JSON.") from None
     if not isinstance(filters, list):
         raise _filter_error("filters must be a list of {property_name, operator, property_value}.")

@@ -216,7 +216,7 @@ def resolve_timeframe(tf: Any, tz: Any, now: datetime) -> tuple[datetime, dateti
     if isinstance(tf, str) and tf.lstrip()[:1] == "{":  # JSON text where an object was due
         try:
             tf = json.loads(tf)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise _timeframe_error(f"{tf!r} is not valid JSON") from None
     if isinstance(tf, dict):
         return _absolute(tf)

@@ -270,7 +270,7 @@ def _beacon_event(data: str) -> Any:
     text += "=" * (-len(text) % 4)
     try:
         return json.loads(base64.b64decode(text, validate=True))
-    except (binascii.Error, ValueError) as exc:
+    except (binascii.Error, ValueError, RecursionError) as exc:
         raise bad_request("InvalidEventError",
                           "The data parameter must be base64-encoded JSON.") from exc
 
