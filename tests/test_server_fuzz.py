@@ -29,6 +29,7 @@ NASTY_TEXT = [
     "daily", "every_0_hours", "1" * 400, "-" + "9" * 30, "US/Pacific", "../../etc/passwd",
     "a{99999999999}", "^(a+)+$", "(?P<x>a)(?P=x)", "[", "\\", "2026-03-08T11:00:00+01:00",
     "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "x" * 10_001, "NaN", "Infinity",
+    "[" * 3000 + "]" * 3000, "{" * 10, "[1, 2",
 ]
 PROPERTY_NAMES = ["n", "s", "l", "o", "o.k", "keen.timestamp", "keen.location.coordinates",
                   "missing", "\ud800", "a\x00b", 'q"uote']
