@@ -176,3 +176,25 @@ def test_metadata_of_a_key_without_filters_is_unchanged(api: Api) -> None:
     load_eight(api)
     key = scoped(api, {"allowed_operations": ["read"]})
     assert metadata(api, key)["events_scanned"] == 8
+
+
+def test_scoped_options_refuses_a_bit_flipped_key_and_reads_a_real_one() -> None:
+    from keen.server.auth import _scoped_options
+
+    master = "24077ACBCB198BAAA2110EDDB673282F8E34909FD823A15C55A6253A664BE368"
+    options = {"filters": ONLY_B, "allowed_operations": ["read"]}
+    key = scoped_keys.encrypt(master, options).decode()
+    assert _scoped_options(master, key) == options
+    assert _scoped_options(master, flip(key, options, '{"filterz": [{"p')) is None
+    assert _scoped_options(master, key.upper()) == options  # hex case does not matter
+    assert _scoped_options(master, key[:-32]) is None  # a block cut off
+
+
+@pytest.mark.parametrize("master", ["ab428324dbdbcfe744", "0123456789abcdef0123456789abcdef"])
+def test_scoped_options_reads_keys_of_legacy_master_keys(master: str) -> None:
+    from keen.server.auth import _scoped_options
+
+    for options in ({"allowed_operations": ["read"]},
+                    {"allowed_operations": ["write"], "filters": ONLY_B}):
+        key = scoped_keys.encrypt(master, options).decode()
+        assert _scoped_options(master, key) == options

@@ -388,3 +388,20 @@ def test_deep_json_in_a_beacon_a_delete_or_a_dataset_index_is_a_400(api: Api) ->
     response = api.get("/datasets/d/results", api.server.read_key,
                        params={"index_by": DEEP_TEXT, "timeframe": "this_10_years"})
     assert response.status_code < 500, response.text
+
+
+def test_run_query_stops_at_the_storage_time_limit() -> None:
+    from keen.server.engine import run_query
+    from keen.server.storage import Storage
+
+    with Storage() as storage:
+        storage.insert_events("p", "c", [{"n": i} for i in range(3000)], now=NOW)
+        params = {"event_collection": "c", "timeframe": "this_10_years",
+                  "filters": [{"property_name": "n", "operator": "gte", "property_value": 0}]}
+        assert run_query(storage, "p", "count", params, now=NOW)["result"] == 3000
+        storage.query_time_limit = 1e-9
+        with pytest.raises(QueryError) as caught:
+            run_query(storage, "p", "count", params, now=NOW)
+        assert (caught.value.status, caught.value.error_code) == (503, "QueryTimeoutError")
+        storage.query_time_limit = None  # no limit at all
+        assert run_query(storage, "p", "count", params, now=NOW)["result"] == 3000
