@@ -405,3 +405,22 @@ def test_run_query_stops_at_the_storage_time_limit() -> None:
         assert (caught.value.status, caught.value.error_code) == (503, "QueryTimeoutError")
         storage.query_time_limit = None  # no limit at all
         assert run_query(storage, "p", "count", params, now=NOW)["result"] == 3000
+
+
+def test_values_stored_before_the_nesting_limit_are_a_400_not_a_500() -> None:
+    """A database written by an older version may hold a 600-deep list."""
+    from keen.server.engine import run_query
+    from keen.server.storage import Storage
+
+    with Storage() as storage:
+        storage.insert_events("p", "c", [{"l": 1}], now=NOW)
+        body = json.dumps({"l": nested_list(600), "keen": {"timestamp": "2026-03-10T00:00:00Z"}})
+        with storage._write() as conn:
+            conn.execute("INSERT INTO events VALUES ('p', 'c', ?, 99, NULL, ?)",
+                         (1_773_100_800_000_000, body))
+        for analysis, extra in [("count", {"group_by": "l"}),
+                                ("select_unique", {"target_property": "l"})]:
+            with pytest.raises(QueryError) as caught:
+                run_query(storage, "p", analysis, {**QUERY, **extra}, now=NOW)
+            assert (caught.value.status, caught.value.error_code) == (400,
+                                                                       "QueryTooComplexError")

@@ -531,6 +531,11 @@ def run_query(
         if answer is None:
             raise
         raise answer from None
+    except RecursionError:  # only values stored before the nesting limit can be this deep
+        raise bad_request(limits.TOO_COMPLEX,
+                          "A value this query compares is nested too deeply (stored before "
+                          f"the limit of {limits.MAX_NESTING} levels); delete those events or "
+                          "query another property.") from None
     return body
 
 
