@@ -424,3 +424,24 @@ def test_values_stored_before_the_nesting_limit_are_a_400_not_a_500() -> None:
                 run_query(storage, "p", analysis, {**QUERY, **extra}, now=NOW)
             assert (caught.value.status, caught.value.error_code) == (400,
                                                                        "QueryTooComplexError")
+
+
+def test_a_batch_of_more_events_than_the_limit_is_a_413_and_stores_nothing(api: Api) -> None:
+    events = [{}] * (limits.MAX_BATCH_EVENTS // 2)
+    response = api.post("/events", api.server.write_key,
+                        data=json.dumps({"a": events, "b": [*events, {}]}))
+    assert error_of(response) == (413, "RequestEntityTooLargeError")
+    assert str(limits.MAX_BATCH_EVENTS) in response.json()["message"]
+    assert api.server.storage.count_events(api.server.project_id) == 0
+
+
+def test_a_delete_past_the_time_limit_is_a_503_and_deletes_nothing(api: Api) -> None:
+    api.write("c", *[{"n": i} for i in range(3000)])
+    api.server.storage.query_time_limit = 1e-9
+    try:
+        response = api.delete("/events/c", api.server.master_key, params={"filters": json.dumps(
+            [{"property_name": "n", "operator": "gte", "property_value": 0}])})
+        assert error_of(response) == (503, "QueryTimeoutError")
+    finally:
+        api.server.storage.query_time_limit = limits.QUERY_TIME_LIMIT
+    assert api.count("c") == 3000

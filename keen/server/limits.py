@@ -22,6 +22,7 @@ from keen.server._errors import QueryError, bad_request
 
 __all__ = [
     "MAX_BATCH_BYTES",
+    "MAX_BATCH_EVENTS",
     "MAX_EVENT_BYTES",
     "MAX_FILTERS",
     "MAX_FUNNEL_STEPS",
@@ -50,6 +51,7 @@ __all__ = [
 # --- events --------------------------------------------------------------------------------
 MAX_EVENT_BYTES = 900_000  # one event, as sent (413 / batch item EventTooLargeError)
 MAX_BATCH_BYTES = 10_000_000  # one batch request body (413)
+MAX_BATCH_EVENTS = 100_000  # events of one batch request, all collections together (413)
 MAX_STRING = 10_000  # characters of a string value (strictly fewer)
 MAX_PROPERTY_NAME = 256  # characters of a property name (strictly fewer)
 MAX_NESTING = 100  # levels of objects and lists, in an event and in any query parameter

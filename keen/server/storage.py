@@ -41,6 +41,7 @@ from keen.server.limits import (
     check_filter_counts,
     check_json,
     deadline_passed,
+    query_deadline,
     sqlite_limit_error,
 )
 from keen.server.timeframes import format_timestamp, resolve_timeframe, to_micros
@@ -138,7 +139,8 @@ class Storage:
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # an interrupted write has rolled back already
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
 
@@ -283,7 +285,8 @@ class Storage:
         """Delete the events of a collection matching ``timeframe``/``filters`` (all when both
         are absent, which also forgets the collection's schema); returns how many.
 
-        Raises ``QueryError`` (400) for a bad timeframe, timezone or filter.
+        Raises ``QueryError`` (400) for a bad timeframe, timezone or filter, and 503
+        ``QueryTimeoutError`` past ``query_time_limit`` (nothing is deleted then).
         """
         where = ["project = ?", "collection = ?"]
         params: list[Any] = [project_id, collection]
@@ -299,7 +302,7 @@ class Storage:
             where.append(sql)
             params += filter_params
         try:
-            with self._write() as conn:
+            with query_deadline(self.query_time_limit), self._write() as conn:
                 deleted = conn.execute(
                     f"DELETE FROM events WHERE {' AND '.join(where)}", params  # noqa: S608
                 ).rowcount

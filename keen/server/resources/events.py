@@ -4,9 +4,9 @@ Choices where keen-api.md leaves room [INF]:
 
 * event bodies are parsed as JSON whatever their ``Content-Type`` (``sendBeacon`` sends
   ``text/plain``). Events over 900,000 bytes are refused with 413 (single event) or as a batch
-  item error ``EventTooLargeError``; batches over 10,000,000 bytes with 413; both carry
-  ``error_code`` ``RequestEntityTooLargeError``. Malformed JSON is 400 ``InvalidEventError``
-  (single event) or ``InvalidBatchError`` (batch).
+  item error ``EventTooLargeError``; batches over 10,000,000 bytes or 100,000 events with 413;
+  both carry ``error_code`` ``RequestEntityTooLargeError`` (limits: :mod:`keen.server.limits`).
+  Malformed JSON is 400 ``InvalidEventError`` (single event) or ``InvalidBatchError`` (batch).
 * the string values ``"${keen.ip}"`` and ``"${keen.user_agent}"`` anywhere in an event are
   replaced by the client's address and ``User-Agent`` (keen-api.md 4.4).
 * image beacon: ``data`` may use either base64 alphabet, with or without padding, and ``' '``
@@ -29,8 +29,8 @@ from keen.server._events import EventError
 from keen.server._http_errors import ApiError, not_found
 from keen.server.auth import ADMIN, SCHEMA, WRITES
 from keen.server.limits import MAX_BATCH_BYTES as MAX_BATCH_BYTES
+from keen.server.limits import MAX_BATCH_EVENTS, MAX_NESTING, text_problem
 from keen.server.limits import MAX_EVENT_BYTES as MAX_EVENT_BYTES
-from keen.server.limits import MAX_NESTING, text_problem
 from keen.server.resources._base import Call, Response, Route, json_response
 
 TOO_LARGE = "RequestEntityTooLargeError"
@@ -107,6 +107,7 @@ def _batch_lists(text: str) -> list[tuple[str, int]]:
     if text[pos:pos + 1] != "{":
         raise _invalid_batch("the body is not a JSON object")
     found: list[tuple[str, int]] = []
+    count = 0
     pos = _skip(text, pos + 1)
     if text[pos:pos + 1] == "}":
         pos += 1
@@ -126,7 +127,10 @@ def _batch_lists(text: str) -> list[tuple[str, int]]:
             found.append((name, pos))
             end = [pos]
             for _ in _list_items(text, pos, end):
-                pass
+                count += 1
+                if count > MAX_BATCH_EVENTS:
+                    raise ApiError(413, TOO_LARGE, f"The batch holds more than "
+                                                   f"{MAX_BATCH_EVENTS} events.")
             pos = _skip(text, end[0])
             if text[pos:pos + 1] == ",":
                 pos = _skip(text, pos + 1)
