@@ -73,7 +73,7 @@ class _Set:
 
 
 def _name(op: Any) -> str:
-    return str(op)
+    return str(getattr(op, "name", op))  # the opcode constants carry their name
 
 
 def _atom_set(op: str, av: Any, ignore_case: bool) -> _Set | None:
