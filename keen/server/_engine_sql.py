@@ -252,12 +252,3 @@ class ActorSets:
         for name in self.tables:
             self.conn.execute(f"DROP TABLE IF EXISTS {name}")
         self.tables.clear()
-
-
-def count_scanned(conn: sqlite3.Connection, scope: Scope) -> int:
-    """Events in the collection and timeframe, before filters (for execution metadata)."""
-    row = conn.execute(
-        "SELECT count(*) FROM events WHERE project = ? AND collection = ? AND ts >= ? AND ts < ?",
-        (scope.project_id, scope.collection, scope.start, scope.end),
-    ).fetchone()
-    return int(row[0])

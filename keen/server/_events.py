@@ -10,6 +10,10 @@ Choices where keen-api.md leaves room ([INF] points):
   ``keen.addons`` is dropped. Other ``keen.*`` sub-properties are kept as sent.
 * ``keen.uniqueness_token`` must be a string of at most 64 characters. Tokens never expire here
   (the service forgets them after 31 days).
+* Limits (:mod:`keen.server.limits`): strings shorter than ``MAX_STRING`` characters, property
+  names shorter than ``MAX_PROPERTY_NAME``, at most ``MAX_NESTING`` levels of objects and lists;
+  strings and names may not hold lone surrogates (``"\\ud800"``: not Unicode, cannot be stored).
+  Each is an ``InvalidPropertyValueError`` / ``InvalidPropertyNameError`` of that event alone.
 * Schema types: ``string``, ``num``, ``bool``, ``list``, ``null``, ``datetime`` (only
   ``keen.timestamp`` and ``keen.created_at``), one per dotted path; objects are flattened, lists
   are not. A path seen as ``null`` takes the first non-null type seen later.
@@ -17,21 +21,23 @@ Choices where keen-api.md leaves room ([INF] points):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from keen.server.limits import MAX_NESTING, MAX_PROPERTY_NAME, MAX_STRING, text_problem
 from keen.server.timeframes import format_timestamp, parse_iso, to_micros
 
-__all__ = ["EventError", "collection_name_error", "prepare_event"]
+__all__ = ["EventError", "collection_name_error", "prepare_event", "property_paths"]
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_MAX_STRING = 10_000
-_MAX_PROPERTY_NAME = 256
+_MAX_STRING = MAX_STRING
+_MAX_PROPERTY_NAME = MAX_PROPERTY_NAME
 _MAX_TOKEN = 64
-_MAX_DEPTH = 1000
+_MAX_DEPTH = MAX_NESTING
 
 
 class EventError(Exception):
@@ -94,6 +100,10 @@ def _check_scalar(path: str, value: Any, kind: str) -> None:
                 path, f"is a string of {len(value)} characters; strings must be shorter than "
                 f"{_MAX_STRING}"
             )
+        if not value.isascii():
+            problem = text_problem(value)
+            if problem:
+                raise _value_error(path, problem)
     elif kind == "num":
         if isinstance(value, int):
             if not _INT64_MIN <= value <= _INT64_MAX:
@@ -106,6 +116,8 @@ def _kind_of_other(path: str, value: Any, depth: int) -> str:
     """Schema type of a value that is not a plain JSON scalar or object: lists (checked
     element by element), subclasses of JSON types; anything else is an error."""
     if isinstance(value, list):
+        if depth > _MAX_DEPTH:
+            raise _value_error(path, f"is nested more than {_MAX_DEPTH} levels deep")
         for index, item in enumerate(value):
             item_path = f"{path}[{index}]"
             kind = _KINDS.get(type(item))
@@ -130,11 +142,11 @@ def _walk(obj: Mapping[str, Any], prefix: str, types: dict[str, str], depth: int
     """Validate the names and values of an object (keen-api.md 4.5) and record the schema type
     of each dotted path in ``types``. The hot path of ingestion: keep it lean."""
     if depth > _MAX_DEPTH:
-        raise _value_error(prefix.rstrip("."), "is nested too deeply")
+        raise _value_error(prefix.rstrip("."), f"is nested more than {_MAX_DEPTH} levels deep")
     for key, value in obj.items():
         if type(key) is not str or not key or key[0] == "$" or "." in key or (
             len(key) >= _MAX_PROPERTY_NAME
-        ):
+        ) or (not key.isascii() and text_problem(key)):
             _bad_name(prefix, key)
         path = prefix + key
         kind = _KINDS.get(type(value))
@@ -156,6 +168,8 @@ def _bad_name(prefix: str, key: Any) -> None:
         problem = f"is {len(key)} characters long; names must be shorter than 256"
     elif key.startswith("$"):
         problem = "starts with '$'"
+    elif text_problem(key):
+        problem = str(text_problem(key))  # {key!r} below escapes the surrogate
     else:
         problem = "contains '.' (periods address nested properties)"
     raise EventError("InvalidPropertyNameError", f"Property name {key!r}{where} {problem}.")
@@ -217,3 +231,11 @@ def prepare_event(
     _walk(stored, "", types, 1)
     types["keen.timestamp"] = types["keen.created_at"] = "datetime"
     return stored, ts_micros, token, types
+
+
+def property_paths(event: Mapping[str, Any]) -> set[str]:
+    """The dotted property paths of a stored event, as its collection's schema lists them."""
+    types: dict[str, str] = {}
+    with contextlib.suppress(EventError):  # stored before a rule existed: what was read
+        _walk(event, "", types, 1)
+    return set(types)

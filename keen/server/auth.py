@@ -10,6 +10,11 @@ Choices where the API reference is silent [INF]:
 * every refusal is 401: ``AdminOnlyEndpointError`` when a non-master key calls a master-only
   endpoint, ``InvalidApiKeyError`` for everything else (missing, unknown, revoked or undecryptable
   key, or a key of the wrong kind, e.g. a write key on a query);
+* a scoped key must decrypt to exactly the format's options: ``allowed_operations`` (a list
+  of distinct ``"read"`` / ``"write"``; absent = none) and ``filters`` (well-formed filters
+  carrying only ``property_name``, ``operator`` and ``property_value``, or ``operator`` and
+  ``operands`` for ``or``), no other option, no name twice; anything else is refused as an
+  invalid key (the format has no MAC, so this is what stops bit-flipped forgeries);
 * a scoped key with ``"read"`` may do what a read key does (queries, schema, saved-query results,
   datasets); its ``filters`` are AND-ed onto ad-hoc queries and saved-query results. Datasets
   cannot honour filters, so a scoped key *with* filters may not read datasets;
@@ -20,14 +25,19 @@ Choices where the API reference is silent [INF]:
 
 from __future__ import annotations
 
+import binascii
 import hmac
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from keen.server._errors import QueryError
 from keen.server._http_errors import ADMIN_ONLY, ApiError, unauthorized
 from keen.server.config import ProjectConfig
+from keen.server.filters import normalize_filters
+from keen.server.limits import check_filter_counts, check_json
 
 if TYPE_CHECKING:
     from keen.server.storage import Storage
@@ -184,18 +194,12 @@ def _access_key_principal(doc: Mapping[str, Any]) -> Principal:
 
 
 def _scoped_key_principal(project: ProjectConfig, key: str) -> Principal:
-    from keen import scoped_keys  # lazily: pycryptodome is needed only for scoped keys
-
-    try:
-        options = scoped_keys.decrypt(project.master_key, key)
-    except ValueError:
-        options = None
-    if not isinstance(options, dict):
+    options = _scoped_options(project.master_key, key)
+    if options is None:
+        # One answer for every refusal: no oracle on what a forged key decrypted to.
         raise unauthorized("The API key you provided is not valid for this project.")
-    operations = options.get("allowed_operations") or []
-    filters = options.get("filters") or []
-    if not isinstance(operations, list) or not isinstance(filters, list):
-        raise unauthorized("The scoped key you provided has invalid options.")
+    operations = options.get("allowed_operations", [])
+    filters = options.get("filters", [])
     permitted: set[str] = set()
     if "read" in operations:
         permitted |= _READ_PERMISSIONS
@@ -204,6 +208,102 @@ def _scoped_key_principal(project: ProjectConfig, key: str) -> Principal:
     if "write" in operations:
         permitted |= _WRITE_PERMISSIONS
     return Principal("scoped", frozenset(permitted), query_filters=list(filters))
+
+
+class _Forged(ValueError):
+    """The decrypted options are not exactly what a scoped key can carry."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _Forged("a name appears twice")
+    return result
+
+
+def _no_constant(name: str) -> Any:
+    raise _Forged(f"{name} is not JSON")
+
+
+def _scoped_options(master_key: str, key: str) -> dict[str, Any] | None:
+    """The options a scoped key carries, or None unless they are exactly what the format
+    defines: ``allowed_operations`` (a list of distinct ``"read"`` / ``"write"``) and
+    ``filters`` (well-formed filters with no other fields), nothing else, each name once.
+
+    Scoped keys are AES-CBC without a MAC, so anyone holding one can rewrite the first 16
+    bytes of its plaintext by flipping bits of the IV (``{"filters": [{"p`` becomes
+    ``{"filterz": [{"p``); refusing everything but the exact format leaves such a forgery
+    nothing that parses and means something else.
+    """
+    from keen import scoped_keys  # lazily: pycryptodome is needed only for scoped keys
+
+    try:
+        options = json.loads(_scoped_plaintext(scoped_keys, master_key, key),
+                             object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        _check_scoped(options)
+    except (ValueError, RecursionError):  # undecryptable, not JSON, or not the format
+        return None
+    return dict(options)
+
+
+def _scoped_plaintext(scoped_keys: Any, master_key: str, key: str) -> str:
+    """The decrypted JSON text of a scoped key (the client module's cipher and padding
+    rules; its ``decrypt`` parses without the duplicate-name check needed here)."""
+    aes_key, block = scoped_keys._aes_key_and_block(master_key)
+    raw = binascii.unhexlify(key)
+    ciphertext = raw[16:]
+    if not ciphertext or len(ciphertext) % 16:
+        raise ValueError("not whole AES blocks")
+    plaintext = scoped_keys._cipher(aes_key, raw[:16]).decrypt(ciphertext)
+    unpadded = scoped_keys._unpadded(plaintext, block)
+    for candidate in (unpadded, plaintext):  # padded, or unpadded as keen 0.7.0 made them
+        if candidate is None:
+            continue
+        try:
+            text = candidate.decode("utf-8")
+            json.loads(text)
+        except ValueError:
+            continue
+        return str(text)
+    raise ValueError("not JSON")
+
+
+_SCOPED_OPTION_NAMES = frozenset({"allowed_operations", "filters"})
+_SCOPED_OPERATIONS = frozenset({"read", "write"})
+_FILTER_FIELDS = frozenset({"property_name", "operator", "property_value"})
+_OR_FIELDS = (frozenset({"operator", "operands"}), frozenset({"operator", "property_value"}))
+
+
+def _check_scoped(options: Any) -> None:
+    if not isinstance(options, dict) or set(options) - _SCOPED_OPTION_NAMES:
+        raise _Forged("unknown option")
+    operations = options.get("allowed_operations", [])
+    if not isinstance(operations, list) or not all(
+            isinstance(op, str) and op in _SCOPED_OPERATIONS for op in operations) or (
+            len(set(operations)) != len(operations)):
+        raise _Forged("allowed_operations")
+    filters = options.get("filters", [])
+    if not isinstance(filters, list):
+        raise _Forged("filters")
+    stack = list(filters)
+    while stack:
+        flt = stack.pop()
+        if not isinstance(flt, dict):
+            raise _Forged("filter")
+        if flt.get("operator") == "or":
+            if frozenset(flt) not in _OR_FIELDS:
+                raise _Forged("or filter")
+            operands = flt.get("operands", flt.get("property_value"))
+            if not isinstance(operands, list):
+                raise _Forged("or operands")
+            stack.extend(operands)
+        elif frozenset(flt) != _FILTER_FIELDS:
+            raise _Forged("filter fields")
+    try:
+        check_json(filters, "filters")
+        check_filter_counts(normalize_filters(filters))
+    except QueryError:
+        raise _Forged("filter values") from None
 
 
 __all__ = [

@@ -56,20 +56,30 @@ Choices where keen-api.md leaves room ([INF] points); timeframe, timezone and in
   actors are a temporary table); extractions hold their (capped) result in memory.
 * ``include_metadata``: ``execution_metadata`` with ``events_scanned`` (events of the collection
   in the timeframe, before filters), ``properties_per_event`` (properties in the collection's
-  schema), their product and ``total_processing_time`` in seconds.
+  schema), their product and ``total_processing_time`` in seconds. With a key that carries
+  filters (scoped or access key) the events are those the key may read and the properties
+  those of these events, so the metadata reveals nothing about the others.
+* Limits (:mod:`keen.server.limits`): a query's parameters nest at most ``MAX_NESTING`` deep
+  and hold no lone surrogates; at most ``MAX_FILTERS`` filters, ``MAX_OR_NESTING`` levels of
+  ``or``, ``MAX_IN_VALUES`` ``in`` values, ``MAX_GROUP_BY`` group_by properties,
+  ``MAX_FUNNEL_STEPS`` funnel steps and ``MAX_ANALYSES`` analyses (400); a query runs at most
+  ``Storage.query_time_limit`` seconds (503 ``QueryTimeoutError``).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from keen.server import _engine_sql as sql
+from keen.server import limits
 from keen.server._errors import QueryError, bad_request
+from keen.server._events import property_paths
 from keen.server.filters import MISSING, normalize_filters, sort_key, value_at
 from keen.server.storage import Storage
 from keen.server.timeframes import (
@@ -141,6 +151,9 @@ def _group_by(params: Mapping[str, Any]) -> list[str]:
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
         raise _invalid("group_by must be a property name or a list of property names.")
+    if len(names) > limits.MAX_GROUP_BY:
+        raise _invalid(f"group_by lists {len(names)} properties; at most "
+                       f"{limits.MAX_GROUP_BY} are allowed.")
     return list(names)
 
 
@@ -169,6 +182,8 @@ def _order_by(params: Mapping[str, Any], allowed: Sequence[str]) -> list[tuple[s
             )
         if not isinstance(direction, str) or direction.upper() not in ("ASC", "DESC"):
             raise _invalid(f"order_by direction must be ASC or DESC, not {direction!r}.")
+        if any(name == seen for seen, _ in order):
+            raise _invalid(f"order_by names {name!r} more than once.")
         order.append((str(name), direction.upper() == "DESC"))
     return order
 
@@ -192,6 +207,7 @@ def _scope(
         start, end, interval, params.get("timezone")
     )
     filters = normalize_filters(params.get("filters")) + normalize_filters(list(extra_filters))
+    limits.check_filter_counts(filters)
     return sql.Scope(
         project_id, collection, to_micros(start), to_micros(end), buckets, filters,
         _group_by(params),
@@ -247,7 +263,9 @@ def _group_items(
         sort_key(sql.decode_group_value(key)) for key in group
     ])
     items = []
-    for group in ordered:
+    for index, group in enumerate(ordered):
+        if index % 1000 == 999:
+            limits.check_deadline()
         item: dict[str, Any] = {
             name: sql.decode_group_value(key) for name, key in zip(scope.group_by, group)
         }
@@ -322,6 +340,9 @@ def _multi(
     raw = params.get("analyses")
     if not isinstance(raw, dict) or not raw:
         raise _missing("analyses", what)
+    if len(raw) > limits.MAX_ANALYSES:
+        raise _invalid(f"analyses holds {len(raw)} analyses; at most {limits.MAX_ANALYSES} "
+                       "are allowed.")
     analyses: dict[str, _Analysis] = {}
     for label, spec in raw.items():
         kind = spec.get("analysis_type") if isinstance(spec, dict) else None
@@ -347,6 +368,9 @@ def _property_names(params: Mapping[str, Any]) -> list[str] | None:
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
         raise _invalid("property_names must be a property name or a list of them.")
+    if len(names) > limits.MAX_PROPERTY_NAMES:
+        raise _invalid(f"property_names lists {len(names)} names; at most "
+                       f"{limits.MAX_PROPERTY_NAMES} are allowed.")
     return list(names)
 
 
@@ -385,11 +409,20 @@ def _extraction(
     limit = min(latest or MAX_EXTRACTION, MAX_EXTRACTION)
     with storage.reading() as conn:
         cursor = sql.select_bodies(conn, scope, newest_first=latest is not None, limit=limit)
-        events = [json.loads(body) for (body,) in cursor]
+        events = []
+        for (body,) in cursor:
+            events.append(json.loads(body))
+            if len(events) % 1000 == 0:
+                limits.check_deadline()
     if latest is not None:
         events.reverse()
     if names is not None:
-        events = [_project(event, names) for event in events]
+        projected = []
+        for index, event in enumerate(events):
+            if index % 1000 == 999:
+                limits.check_deadline()
+            projected.append(_project(event, names))
+        events = projected
     return {"result": events}, scope
 
 
@@ -405,6 +438,9 @@ def _funnel(
     steps = params.get("steps")
     if not isinstance(steps, list) or not steps:
         raise _missing("steps", "funnel")
+    if len(steps) > limits.MAX_FUNNEL_STEPS:
+        raise _invalid(f"The funnel has {len(steps)} steps; at most {limits.MAX_FUNNEL_STEPS} "
+                       "are allowed.")
     echoes: list[dict[str, Any]] = []
     scopes: list[sql.Scope] = []
     for index, step in enumerate(steps):
@@ -435,6 +471,7 @@ def _funnel(
         sets = sql.ActorSets(conn)
         try:
             for echo, scope in zip(echoes, scopes):
+                limits.check_deadline()
                 did = sets.did(scope, echo["actor_property"])
                 current = did if previous is None else sets.combine(
                     previous, did, inverted=echo["inverted"])
@@ -479,25 +516,58 @@ def run_query(
         )
     if not isinstance(params, Mapping):
         raise _invalid("Query parameters must be a JSON object.")
+    limits.check_json(dict(params), "query")
     runner = {
         "extraction": _extraction, "funnel": _funnel, "multi_analysis": _multi,
     }.get(analysis_type)
-    if runner is not None:
-        body, scope = runner(storage, project_id, params, extra_filters, now)
-    else:
-        body, scope = _simple(storage, project_id, analysis_type, params, extra_filters, now)
-    if params.get("include_metadata") is True:
-        body["execution_metadata"] = _metadata(storage, scope, time.perf_counter() - started)
+    try:
+        with limits.query_deadline(storage.query_time_limit):
+            if runner is not None:
+                body, scope = runner(storage, project_id, params, extra_filters, now)
+            else:
+                body, scope = _simple(storage, project_id, analysis_type, params,
+                                      extra_filters, now)
+            if params.get("include_metadata") is True:
+                body["execution_metadata"] = _metadata(
+                    storage, scope, extra_filters, time.perf_counter() - started)
+    except sqlite3.Error as exc:
+        answer = limits.sqlite_limit_error(exc)
+        if answer is None:
+            raise
+        raise answer from None
+    except RecursionError:  # only values stored before the nesting limit can be this deep
+        raise bad_request(limits.TOO_COMPLEX,
+                          "A value this query compares is nested too deeply (stored before "
+                          f"the limit of {limits.MAX_NESTING} levels); delete those events or "
+                          "query another property.") from None
     return body
 
 
-def _metadata(storage: Storage, scope: sql.Scope | None, elapsed: float) -> dict[str, Any]:
+def _metadata(
+    storage: Storage, scope: sql.Scope | None, key_filters: Sequence[Mapping[str, Any]],
+    elapsed: float,
+) -> dict[str, Any]:
+    """Execution metadata. For a key with filters (scoped or access key) every figure counts
+    only the events that key can read, so the metadata says nothing about the others."""
     scanned = per_event = 0
     if scope is not None:
+        restriction = normalize_filters(list(key_filters))
+        visible = sql.Scope(scope.project_id, scope.collection, scope.start, scope.end,
+                            filters=restriction)
         with storage.reading() as conn:
-            scanned = sql.count_scanned(conn, scope)
-        schema = storage.collection(scope.project_id, scope.collection)
-        per_event = len(schema["properties"]) if schema else 0
+            found = sql.aggregate(conn, visible, "count", None, None)
+            scanned = int(sum(found.values()))
+            if restriction:
+                paths: set[str] = set()
+                cursor = sql.select_bodies(conn, visible, newest_first=False, limit=None)
+                for index, (text,) in enumerate(cursor):
+                    paths.update(property_paths(json.loads(text)))
+                    if index % 1000 == 999:
+                        limits.check_deadline()
+                per_event = len(paths)
+        if not restriction:
+            schema = storage.collection(scope.project_id, scope.collection)
+            per_event = len(schema["properties"]) if schema else 0
     return {
         "events_scanned": scanned,
         "properties_per_event": per_event,
@@ -530,7 +600,7 @@ def decode_query_params(raw: Mapping[str, str]) -> dict[str, Any]:
         if name in _JSON_ONLY or (name in _JSON_OR_TEXT and stripped[:1] in ("[", "{", '"')):
             try:
                 value = json.loads(stripped)
-            except ValueError:
+            except (ValueError, RecursionError):
                 error = "TimeframeDefinitionError" if name == "timeframe" else (
                     "InvalidFilterError" if name == "filters" else "InvalidParameterError")
                 raise bad_request(error, f"The {name} parameter is not valid JSON.") from None

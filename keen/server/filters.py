@@ -28,7 +28,8 @@ Semantics (the [INF] choices of keen-api.md 7.6, written down):
   value or a string element containing it. ``not_contains`` is its negation, so a missing property
   matches ``not_contains``.
 * ``regex``: Python :mod:`re` syntax, ``re.search`` (unanchored) on string values or string
-  elements of a list.
+  elements of a list; patterns that could backtrack without bound are refused
+  (:mod:`keen.server._regex_guard`).
 * ``within``: only on ``keen.location.coordinates`` (``[longitude, latitude]``); value
   ``{"coordinates": [lon, lat], "max_distance_miles": d}``; great-circle distance <= d.
 * ``or``: ``{"operator": "or", "operands": [<filter>, ...]}`` (``property_value`` is accepted
@@ -48,6 +49,7 @@ from functools import lru_cache
 from typing import Any, Callable
 
 from keen.server._errors import QueryError, bad_request
+from keen.server._regex_guard import regex_problem
 from keen.server.timeframes import format_timestamp, parse_iso, to_micros
 
 __all__ = [
@@ -91,7 +93,7 @@ def normalize_filters(filters: Any) -> list[Filter]:
     if isinstance(filters, str):  # JSON text where a list was due
         try:
             filters = json.loads(filters)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise _filter_error("filters is not valid JSON.") from None
     if not isinstance(filters, list):
         raise _filter_error("filters must be a list of {property_name, operator, property_value}.")
@@ -102,7 +104,7 @@ def _normalize_one(item: Any) -> Filter:
     if not isinstance(item, dict):
         raise _filter_error(f"Each filter must be an object, not {item!r}.")
     operator = item.get("operator")
-    if operator not in OPERATORS:
+    if not isinstance(operator, str) or operator not in OPERATORS:
         raise _filter_error(
             f"Unknown filter operator {operator!r}; use one of {', '.join(sorted(OPERATORS))}."
         )
@@ -159,10 +161,7 @@ def _value_problem(name: str, operator: str, value: Any) -> str | None:
     if operator == "regex":
         if not isinstance(value, str):
             return "needs a regular expression string as property_value"
-        try:
-            _compiled(value)
-        except re.error as exc:
-            return f"has an invalid regular expression ({exc})"
+        return regex_problem(value)
     if operator == "within":
         if name != _GEO_PROPERTY:
             raise bad_request(

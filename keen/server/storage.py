@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -36,6 +36,14 @@ from keen.server._engine_sql import register_sql
 from keen.server._errors import QueryError
 from keen.server._events import EventError, collection_name_error, prepare_event
 from keen.server.filters import Column, compile_filters, normalize_filters, remove_sql
+from keen.server.limits import (
+    QUERY_TIME_LIMIT,
+    check_filter_counts,
+    check_json,
+    deadline_passed,
+    query_deadline,
+    sqlite_limit_error,
+)
 from keen.server.timeframes import format_timestamp, resolve_timeframe, to_micros
 
 __all__ = ["Storage"]
@@ -72,10 +80,21 @@ CREATE TABLE IF NOT EXISTS documents (
 ) WITHOUT ROWID;
 """
 _POOL_SIZE = 4
+_INSERT_CHUNK = 1_000  # events validated, then inserted together
+_STORED: dict[str, Any] = {"success": True}  # the result of every stored event (shared)
+_PROGRESS_STEPS = 10_000  # SQLite VM steps between two looks at the query deadline
+
+
+def _past_deadline() -> int:
+    """SQLite progress handler: non-zero interrupts the running statement."""
+    return 1 if deadline_passed() else 0
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 class Storage:
@@ -83,6 +102,8 @@ class Storage:
 
     def __init__(self, path: str | None = None) -> None:
         self.path = path
+        # Seconds a query may run before it is stopped (503 QueryTimeoutError); None: no limit.
+        self.query_time_limit: float | None = QUERY_TIME_LIMIT
         self._lock = threading.RLock()
         self._memory = path is None or path == ":memory:"
         self._pool: list[sqlite3.Connection] = []
@@ -105,6 +126,7 @@ class Storage:
             conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA temp_store=FILE")
         register_sql(conn)
+        conn.set_progress_handler(_past_deadline, _PROGRESS_STEPS)
         return conn
 
     @contextmanager
@@ -117,7 +139,8 @@ class Storage:
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # an interrupted write has rolled back already
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
 
@@ -176,49 +199,53 @@ class Storage:
         self,
         project_id: str,
         collection: str,
-        events: list[Any],
+        events: Iterable[Any],
         *,
         now: datetime,
         autofill: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
         """Validate, enrich and store ``events``; one result per event, in order.
 
-        Each result is ``{"success": True}`` or ``{"success": False, "error": {"name",
-        "description"}}`` with the API's error names (``InvalidCollectionNameError``,
-        ``InvalidPropertyNameError``, ``InvalidPropertyValueError``, ``InvalidEventError``,
-        ``NamespaceTypeError``). The whole batch is one transaction.
+        Each result is ``{"success": True}`` (one shared object: do not modify it) or
+        ``{"success": False, "error": {"name", "description"}}`` with the API's error names
+        (``InvalidCollectionNameError``, ``InvalidPropertyNameError``,
+        ``InvalidPropertyValueError``, ``InvalidEventError``, ``NamespaceTypeError``); an
+        ``EventError`` among ``events`` (refused by the caller) is reported as it is.
+
+        ``events`` is consumed one at a time and stored in chunks, inside one transaction, so
+        memory does not grow with the number of events (apart from one result each).
         """
         problem = collection_name_error(collection)
         if problem is not None:
-            return [EventError("InvalidCollectionNameError", problem).as_item() for _ in events]
+            refused = EventError("InvalidCollectionNameError", problem).as_item()
+            return [refused for _ in events]
         now_text = format_timestamp(now)
-        rows: list[tuple[int, str | None, str]] = []
         results: list[dict[str, Any]] = []
         schema: dict[str, str] = {}
-        for event in events:
-            try:
-                stored, ts, token, types = prepare_event(
-                    event, now=now, now_text=now_text, autofill=autofill
-                )
-            except EventError as exc:
-                results.append(exc.as_item())
-                continue
-            rows.append((ts, token, _dumps(stored)))
-            for path, kind in types.items():
-                if schema.get(path, "null") == "null":
-                    schema[path] = kind
-            results.append({"success": True})
-        if rows:
-            with self._write() as conn:
-                first = self._take_sequence(conn, len(rows))
-                conn.executemany(
-                    "INSERT OR IGNORE INTO events (project, collection, ts, seq, token, body) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        (project_id, collection, ts, first + index, token, body)
-                        for index, (ts, token, body) in enumerate(rows)
-                    ],
-                )
+        rows: list[tuple[int, str | None, str]] = []
+        with self._write() as conn:
+            for event in events:
+                if isinstance(event, EventError):
+                    results.append(event.as_item())
+                    continue
+                try:
+                    stored, ts, token, types = prepare_event(
+                        event, now=now, now_text=now_text, autofill=autofill
+                    )
+                except EventError as exc:
+                    results.append(exc.as_item())
+                    continue
+                rows.append((ts, token, _dumps(stored)))
+                for path, kind in types.items():
+                    if schema.get(path, "null") == "null":
+                        schema[path] = kind
+                results.append(_STORED)
+                if len(rows) >= _INSERT_CHUNK:
+                    self._insert_rows(conn, project_id, collection, rows)
+                    rows.clear()
+            if rows:
+                self._insert_rows(conn, project_id, collection, rows)
+            if schema:
                 conn.executemany(
                     "INSERT INTO properties (project, collection, path, type) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (project, collection, path) DO UPDATE SET type = excluded.type "
@@ -226,6 +253,16 @@ class Storage:
                     [(project_id, collection, path, kind) for path, kind in schema.items()],
                 )
         return results
+
+    def _insert_rows(self, conn: sqlite3.Connection, project_id: str, collection: str,
+                     rows: list[tuple[int, str | None, str]]) -> None:
+        first = self._take_sequence(conn, len(rows))
+        conn.executemany(
+            "INSERT OR IGNORE INTO events (project, collection, ts, seq, token, body) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(project_id, collection, ts, first + index, token, body)
+             for index, (ts, token, body) in enumerate(rows)],
+        )
 
     @staticmethod
     def _take_sequence(conn: sqlite3.Connection, count: int) -> int:
@@ -248,7 +285,8 @@ class Storage:
         """Delete the events of a collection matching ``timeframe``/``filters`` (all when both
         are absent, which also forgets the collection's schema); returns how many.
 
-        Raises ``QueryError`` (400) for a bad timeframe, timezone or filter.
+        Raises ``QueryError`` (400) for a bad timeframe, timezone or filter, and 503
+        ``QueryTimeoutError`` past ``query_time_limit`` (nothing is deleted then).
         """
         where = ["project = ?", "collection = ?"]
         params: list[Any] = [project_id, collection]
@@ -256,20 +294,28 @@ class Storage:
             start, end = resolve_timeframe(timeframe, timezone, now)
             where.append("ts >= ? AND ts < ?")
             params += [to_micros(start), to_micros(end)]
+        check_json(filters, "filters", "InvalidFilterError")
         checked = normalize_filters(filters)
         if checked:
+            check_filter_counts(checked)
             sql, filter_params = compile_filters(checked)
             where.append(sql)
             params += filter_params
-        with self._write() as conn:
-            deleted = conn.execute(
-                f"DELETE FROM events WHERE {' AND '.join(where)}", params  # noqa: S608
-            ).rowcount
-            if timeframe is None and not checked:
-                conn.execute(
-                    "DELETE FROM properties WHERE project = ? AND collection = ?",
-                    (project_id, collection),
-                )
+        try:
+            with query_deadline(self.query_time_limit), self._write() as conn:
+                deleted = conn.execute(
+                    f"DELETE FROM events WHERE {' AND '.join(where)}", params  # noqa: S608
+                ).rowcount
+                if timeframe is None and not checked:
+                    conn.execute(
+                        "DELETE FROM properties WHERE project = ? AND collection = ?",
+                        (project_id, collection),
+                    )
+        except sqlite3.Error as exc:
+            answer = sqlite_limit_error(exc)
+            if answer is None:
+                raise
+            raise answer from None
         return int(deleted)
 
     def delete_property(self, project_id: str, collection: str, name: str) -> int:
@@ -340,7 +386,9 @@ class Storage:
     # ------------------------------------------------------------------ documents
 
     def put_doc(self, project_id: str, kind: str, name: str, doc: Mapping[str, Any]) -> None:
-        """Create or replace a JSON document."""
+        """Create or replace a JSON document (400 when it cannot be stored: too deep, or a
+        lone surrogate)."""
+        check_json(dict(doc), "The definition")
         with self._write() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO documents (project, kind, name, body) VALUES (?, ?, ?, ?)",

@@ -27,6 +27,10 @@ Choices where keen-api.md leaves room ([INF] points):
   first and last buckets are clipped to the timeframe. At most ``MAX_BUCKETS`` buckets. A
   boundary after the year 9999 stands for "after the end" (the last bucket is clipped); a unit
   that would start before the year 1 in the query timezone is a 400.
+* Limits (:mod:`keen.server.limits`): a timezone has at most ``MAX_TIMEZONE_LENGTH``
+  characters and the N of ``this_N_units`` / ``every_N_units`` at most ``MAX_UNIT_DIGITS``
+  digits (400 ``InvalidTimezoneError`` / ``TimeframeDefinitionError`` /
+  ``InvalidIntervalError``).
 * Boundaries are rendered in UTC as ``YYYY-MM-DDTHH:MM:SS.mmmZ``, the year always in four
   digits (``format_timestamp``, the one renderer; ``parse_iso`` reads it back).
 """
@@ -40,6 +44,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from keen.server._errors import QueryError, bad_request
+from keen.server.limits import MAX_TIMEZONE_LENGTH, MAX_UNIT_DIGITS
 
 __all__ = [
     "MAX_BUCKETS",
@@ -143,6 +148,8 @@ def resolve_timezone(tz: Any) -> tzinfo:
         raise _bad_timezone(tz)
     if isinstance(tz, str):
         text = tz.strip()
+        if len(text) > MAX_TIMEZONE_LENGTH:
+            raise _bad_timezone(tz[:MAX_TIMEZONE_LENGTH] + "...")
         if re.fullmatch(r"[+-]?\d+(\.0*)?", text):
             tz = int(float(text))
         else:
@@ -268,7 +275,7 @@ def resolve_timeframe(tf: Any, tz: Any, now: datetime) -> tuple[datetime, dateti
     if isinstance(tf, str) and tf.lstrip()[:1] == "{":  # JSON text where an object was due
         try:
             tf = json.loads(tf)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise _timeframe_error(f"{tf!r} is not valid JSON") from None
     if isinstance(tf, dict):
         return _absolute(tf)
@@ -281,6 +288,9 @@ def resolve_timeframe(tf: Any, tz: Any, now: datetime) -> tuple[datetime, dateti
     if match is None:
         raise _timeframe_error(f"{tf!r} is not a relative timeframe like 'this_7_days'")
     kind, count_text, unit = match.groups()
+    if len(count_text.lstrip("0")) > MAX_UNIT_DIGITS:
+        raise _timeframe_error(f"{tf[:40]!r}...: the number of units has more than "
+                               f"{MAX_UNIT_DIGITS} digits")
     count = int(count_text)
     if count < 1:
         raise _timeframe_error(f"{tf!r}: the number of units must be at least 1")
@@ -317,12 +327,16 @@ def parse_interval(interval: Any) -> tuple[int, str]:
         if text in _NAMED_INTERVALS:
             return 1, _NAMED_INTERVALS[text]
         match = _INTERVAL_RE.fullmatch(text)
+        if match is not None and len(match.group(1).lstrip("0")) > MAX_UNIT_DIGITS:
+            raise bad_request("InvalidIntervalError",
+                              f"The interval {text[:40]!r}... has more than {MAX_UNIT_DIGITS} "
+                              "digits in its number of units.")
         if match is not None and int(match.group(1)) >= 1:
             return int(match.group(1)), match.group(2)
     raise bad_request(
         "InvalidIntervalError",
-        f"The interval {interval!r} is not valid: use minutely, hourly, daily, weekly, monthly, "
-        "yearly or every_N_units (for example every_6_hours).",
+        f"The interval {str(interval)[:100]!r} is not valid: use minutely, hourly, daily, "
+        "weekly, monthly, yearly or every_N_units (for example every_6_hours).",
     )
 
 

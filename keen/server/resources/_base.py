@@ -104,7 +104,9 @@ def json_response(status: int, payload: Any) -> Response:
 
 
 def error_response(error: QueryError) -> Response:
-    response = json_response(error.status, {"message": error.message,
+    # A message may quote the input; a lone surrogate in it is written as its escape.
+    message = error.message.encode("utf-8", "backslashreplace").decode("utf-8")
+    response = json_response(error.status, {"message": message,
                                             "error_code": error.error_code})
     response.headers.update(getattr(error, "headers", {}))
     return response

@@ -138,7 +138,7 @@ def _index_values(index_by: list[str], raw: str, types: Mapping[str, str]) -> di
     """
     try:
         decoded: Any = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         decoded = raw
     if isinstance(decoded, dict):
         if set(decoded) != set(index_by):

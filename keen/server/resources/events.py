@@ -4,9 +4,9 @@ Choices where keen-api.md leaves room [INF]:
 
 * event bodies are parsed as JSON whatever their ``Content-Type`` (``sendBeacon`` sends
   ``text/plain``). Events over 900,000 bytes are refused with 413 (single event) or as a batch
-  item error ``EventTooLargeError``; batches over 10,000,000 bytes with 413; both carry
-  ``error_code`` ``RequestEntityTooLargeError``. Malformed JSON is 400 ``InvalidEventError``
-  (single event) or ``InvalidBatchError`` (batch).
+  item error ``EventTooLargeError``; batches over 10,000,000 bytes or 100,000 events with 413;
+  both carry ``error_code`` ``RequestEntityTooLargeError`` (limits: :mod:`keen.server.limits`).
+  Malformed JSON is 400 ``InvalidEventError`` (single event) or ``InvalidBatchError`` (batch).
 * the string values ``"${keen.ip}"`` and ``"${keen.user_agent}"`` anywhere in an event are
   replaced by the client's address and ``User-Agent`` (keen-api.md 4.4).
 * image beacon: ``data`` may use either base64 alphabet, with or without padding, and ``' '``
@@ -20,17 +20,20 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
 from keen.server._errors import bad_request
+from keen.server._events import EventError
 from keen.server._http_errors import ApiError, not_found
 from keen.server.auth import ADMIN, SCHEMA, WRITES
+from keen.server.limits import MAX_BATCH_BYTES as MAX_BATCH_BYTES
+from keen.server.limits import MAX_BATCH_EVENTS, MAX_NESTING, text_problem
+from keen.server.limits import MAX_EVENT_BYTES as MAX_EVENT_BYTES
 from keen.server.resources._base import Call, Response, Route, json_response
 
-MAX_EVENT_BYTES = 900_000
-MAX_BATCH_BYTES = 10_000_000
 TOO_LARGE = "RequestEntityTooLargeError"
 
 _PLACEHOLDER_MARK = b"${keen."
@@ -46,7 +49,9 @@ def post_event(call: Call, collection: str) -> Response:
 
 
 def _record_one(call: Call, collection: str, event: Any) -> Response:
-    item = _insert(call, collection, [event], check_size=False)[0]
+    event = _fill_placeholders(event, _placeholder_values(call))
+    item = call.storage.insert_events(call.project_id, collection, [event], now=call.now,
+                                      autofill=call.principal.autofill)[0]
     if not item["success"]:
         error = item["error"]
         raise bad_request(error["name"], error["description"])
@@ -54,44 +59,140 @@ def _record_one(call: Call, collection: str, event: Any) -> Response:
 
 
 def post_batch(call: Call) -> Response:
+    """Record a batch. The body is read one event at a time (after one pass that checks its
+    shape), and each event is validated and stored before the next is parsed, so memory stays
+    a small multiple of the body whatever its events look like."""
     call.principal.require(WRITES)
-    body_size = len(call.request.body)
-    if body_size > MAX_BATCH_BYTES:
+    body = call.request.body
+    if len(body) > MAX_BATCH_BYTES:
         raise ApiError(413, TOO_LARGE, f"The batch is larger than {MAX_BATCH_BYTES} bytes.")
-    batch = call.json_body("InvalidBatchError")
-    if not isinstance(batch, dict) or not all(isinstance(v, list) for v in batch.values()):
-        raise bad_request("InvalidBatchError",
-                          "A batch must be a JSON object mapping collection names to "
-                          "lists of events.")
-    results = {
-        collection: _insert(call, collection, events, check_size=body_size > MAX_EVENT_BYTES)
-        for collection, events in batch.items()
-    }
+    text = _batch_text(body)
+    values = _placeholder_values(call) if _PLACEHOLDER_MARK in body else None
+    check_size = len(body) > MAX_EVENT_BYTES
+    results = {}
+    for collection, start in _batch_lists(text):
+        events = _batch_events(text, start, check_size, values)
+        results[collection] = call.storage.insert_events(
+            call.project_id, collection, events, now=call.now,
+            autofill=call.principal.autofill)
     return json_response(200, results)
 
 
-def _insert(call: Call, collection: str, events: list[Any],
-            check_size: bool) -> list[dict[str, Any]]:
-    """Store the good events; per-item results in the order given."""
-    if len(events) == 1 or _PLACEHOLDER_MARK in call.request.body:
-        events = _fill_placeholders(events, {
-            "${keen.ip}": call.request.client_address,
-            "${keen.user_agent}": call.request.headers.get("user-agent", ""),
-        })
-    refused: dict[int, dict[str, Any]] = {}
-    for index, event in enumerate(events):
-        if not isinstance(event, dict):
-            refused[index] = _item_error("InvalidEventError", "An event must be a JSON object.")
-        elif check_size and _encoded_size(event) > MAX_EVENT_BYTES:
-            refused[index] = _item_error("EventTooLargeError",
-                                         f"The event is larger than {MAX_EVENT_BYTES} bytes.")
-    good = [e for i, e in enumerate(events) if i not in refused] if refused else events
-    stored = iter(call.storage.insert_events(
-        call.project_id, collection, good, now=call.now, autofill=call.principal.autofill,
-    ) if good else [])
-    if not refused:
-        return list(stored)
-    return [refused[i] if i in refused else next(stored) for i in range(len(events))]
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _invalid_batch(detail: str) -> ApiError:
+    return ApiError(400, "InvalidBatchError",
+                    "A batch must be a JSON object mapping collection names to lists of "
+                    f"events: {detail}.")
+
+
+def _batch_text(body: bytes) -> str:
+    if not body.strip():
+        raise _invalid_batch("the request body is empty")
+    try:
+        return body.decode(json.detect_encoding(body))
+    except UnicodeDecodeError:
+        raise _invalid_batch("the request body is not UTF-8") from None
+
+
+def _skip(text: str, pos: int) -> int:
+    return _SPACE.match(text, pos).end()  # type: ignore[union-attr]  # always matches
+
+
+def _batch_lists(text: str) -> list[tuple[str, int]]:
+    """Check the whole batch (JSON syntax, an object of lists, each collection once) without
+    keeping its events; ``[(collection, offset of its list)]``."""
+    pos = _skip(text, 0)
+    if text[pos:pos + 1] != "{":
+        raise _invalid_batch("the body is not a JSON object")
+    found: list[tuple[str, int]] = []
+    count = 0
+    pos = _skip(text, pos + 1)
+    if text[pos:pos + 1] == "}":
+        pos += 1
+    else:
+        while True:
+            if text[pos:pos + 1] != '"':
+                raise _invalid_batch(f"a collection name was expected at offset {pos}")
+            name, pos = _decode(text, pos)
+            pos = _skip(text, pos)
+            if text[pos:pos + 1] != ":":
+                raise _invalid_batch(f"':' was expected at offset {pos}")
+            pos = _skip(text, pos + 1)
+            if name in (known for known, _ in found):
+                raise _invalid_batch(f"the collection {name!r} appears twice")
+            if text_problem(name):  # the answer could not even name it
+                raise _invalid_batch(f"the collection name {name!r} {text_problem(name)}")
+            found.append((name, pos))
+            end = [pos]
+            for _ in _list_items(text, pos, end):
+                count += 1
+                if count > MAX_BATCH_EVENTS:
+                    raise ApiError(413, TOO_LARGE, f"The batch holds more than "
+                                                   f"{MAX_BATCH_EVENTS} events.")
+            pos = _skip(text, end[0])
+            if text[pos:pos + 1] == ",":
+                pos = _skip(text, pos + 1)
+            elif text[pos:pos + 1] == "}":
+                pos += 1
+                break
+            else:
+                raise _invalid_batch(f"',' or '}}' was expected at offset {pos}")
+    if _skip(text, pos) != len(text):
+        raise _invalid_batch(f"extra data after the batch at offset {pos}")
+    return found
+
+
+def _decode(text: str, pos: int) -> tuple[Any, int]:
+    try:
+        return _DECODER.raw_decode(text, pos)
+    except ValueError as exc:
+        raise _invalid_batch(f"the body is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise _invalid_batch("an event is nested too deeply") from None
+
+
+def _list_items(text: str, pos: int, end: list[int]) -> Iterator[tuple[Any, int, int]]:
+    """The values of the JSON list at ``pos`` with their offsets; ``end[0]`` is set to the
+    offset after the list."""
+    if text[pos:pos + 1] != "[":
+        raise _invalid_batch(f"a list of events was expected at offset {pos}")
+    pos = _skip(text, pos + 1)
+    if text[pos:pos + 1] == "]":
+        end[0] = pos + 1
+        return
+    while True:
+        value, stop = _decode(text, pos)
+        yield value, pos, stop
+        pos = _skip(text, stop)
+        if text[pos:pos + 1] == ",":
+            pos = _skip(text, pos + 1)
+        elif text[pos:pos + 1] == "]":
+            end[0] = pos + 1
+            return
+        else:
+            raise _invalid_batch(f"',' or ']' was expected at offset {pos}")
+
+
+def _batch_events(text: str, start: int, check_size: bool,
+                  values: Mapping[str, str] | None) -> Iterator[Any]:
+    """The events of one collection's list, parsed one at a time; an event over
+    ``MAX_EVENT_BYTES`` (as sent) comes as an ``EventError``."""
+    for event, begin, stop in _list_items(text, start, [start]):
+        # UTF-8 takes at most 4 bytes a character: encode only events that could be too big.
+        if check_size and (stop - begin) * 4 > MAX_EVENT_BYTES and len(
+                text[begin:stop].encode("utf-8", "surrogatepass")) > MAX_EVENT_BYTES:
+            yield EventError("EventTooLargeError",
+                             f"The event is larger than {MAX_EVENT_BYTES} bytes.")
+            continue
+        yield event if values is None else _fill_placeholders(event, values)
+
+
+def _placeholder_values(call: Call) -> dict[str, str]:
+    return {"${keen.ip}": call.request.client_address,
+            "${keen.user_agent}": call.request.headers.get("user-agent", "")}
 
 
 def collection_or_beacon(call: Call, collection: str) -> Response:
@@ -159,23 +260,18 @@ def delete_events(call: Call, collection: str) -> Response:
     return Response(204)
 
 
-def _fill_placeholders(value: Any, values: Mapping[str, str]) -> Any:
-    """``value`` with the string values ``${keen.ip}`` / ``${keen.user_agent}`` replaced."""
+def _fill_placeholders(value: Any, values: Mapping[str, str], depth: int = 0) -> Any:
+    """``value`` with the string values ``${keen.ip}`` / ``${keen.user_agent}`` replaced.
+    Below ``MAX_NESTING`` levels it stops: validation refuses such an event anyway."""
     if isinstance(value, str):
         return values.get(value, value)
+    if depth > MAX_NESTING:
+        return value
     if isinstance(value, dict):
-        return {k: _fill_placeholders(v, values) for k, v in value.items()}
+        return {k: _fill_placeholders(v, values, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_fill_placeholders(v, values) for v in value]
+        return [_fill_placeholders(v, values, depth + 1) for v in value]
     return value
-
-
-def _item_error(name: str, description: str) -> dict[str, Any]:
-    return {"success": False, "error": {"name": name, "description": description}}
-
-
-def _encoded_size(event: dict[str, Any]) -> int:
-    return len(json.dumps(event, separators=(",", ":")).encode("utf-8"))
 
 
 def _beacon_event(data: str) -> Any:
@@ -183,7 +279,7 @@ def _beacon_event(data: str) -> Any:
     text += "=" * (-len(text) % 4)
     try:
         return json.loads(base64.b64decode(text, validate=True))
-    except (binascii.Error, ValueError) as exc:
+    except (binascii.Error, ValueError, RecursionError) as exc:
         raise bad_request("InvalidEventError",
                           "The data parameter must be base64-encoded JSON.") from exc
 
