@@ -225,20 +225,23 @@ def test_transient_failures_are_retried_until_delivered(error: Exception) -> Non
     assert all(body == api.bodies[0] for body in api.bodies)
 
 
-def test_the_wait_before_a_retry_honours_retry_after() -> None:
-    api = FakeApi(script=[RateLimitError({"message": "wait"}, 429, retry_after=0.25)])
+@pytest.mark.parametrize("retry_after", [0.25, 0.01])
+def test_the_wait_before_a_retry_is_the_servers_retry_after(retry_after: float) -> None:
+    # 0.01: shorter than the backoff (30 s here) would be: the server said when to come back
+    api = FakeApi(script=[RateLimitError({"message": "wait"}, 429, retry_after=retry_after)])
     waits: list[float] = []
-    with closing(strategy(api)) as target:
-        real_wait = target._sender.abort.wait
+    slow = RetryPolicy(max_retries=10, deadline=float("inf"), backoff_base=30, backoff_cap=30)
+    with closing(strategy(api, retry=slow)) as target:
+        real_wait = target._sender._interrupt.wait
 
         def recording_wait(timeout: float | None = None) -> bool:
             waits.append(timeout or 0.0)
             return real_wait(timeout)
 
-        target._sender.abort.wait = recording_wait  # type: ignore[method-assign]
+        target._sender._interrupt.wait = recording_wait  # type: ignore[method-assign]
         add(target, "c", {"n": 1})
         assert target.flush(5)
-    assert waits and waits[0] >= 0.25
+    assert waits == [retry_after]
 
 
 @pytest.mark.parametrize("error", [
@@ -599,3 +602,13 @@ def test_delivery_names_resolve(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) 
         resolve("fast")
     with pytest.raises(ValueError):
         make_strategy(FakeApi(), "direct")
+
+
+def test_the_default_sender_tries_again_within_5_seconds_however_long_the_outage() -> None:
+    """The backoff cap bounds how late the first try after a server recovers can come."""
+    from keen._delivery import DELIVERY_RETRY
+    from keen._retry import delay
+
+    waits = [delay(DELIVERY_RETRY, attempt, rand=lambda: 1.0) for attempt in range(1, 100)]
+    assert waits[0] == 0.2 and max(waits) == 5.0
+    assert delay(DELIVERY_RETRY, 50, retry_after=45.0) == 45.0  # what the server asked

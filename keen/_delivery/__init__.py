@@ -48,11 +48,15 @@ OVERFLOW_POLICIES = ("block", "drop_newest", "drop_oldest")
 DURABILITY_LEVELS = ("group", "process", "full")
 
 #: The sender's retry policy: transient failures (connection errors, timeouts, 429, 5xx) are
-#: retried until the events are delivered, with capped exponential backoff and full jitter;
-#: the uniqueness tokens make every retry safe. A policy with a finite ``max_retries`` or
-#: ``deadline`` makes the sender give up and report the events to ``on_error`` instead.
+#: retried until the events are delivered, after the server's Retry-After (up to 60 s) or else
+#: a capped exponential backoff with full jitter; the uniqueness tokens make every retry safe.
+#: The cap (5 s) is short on purpose: it bounds how long after a server recovers the sender
+#: notices (one small request per client every 2.5 s on average during an outage). A policy
+#: with a finite ``max_retries`` or ``deadline`` makes the sender give up and report the
+#: events to ``on_error`` instead.
 DELIVERY_RETRY = RetryPolicy(
-    max_retries=2**62, deadline=math.inf, backoff_base=0.2, backoff_cap=30.0
+    max_retries=2**62, deadline=math.inf, backoff_base=0.2, backoff_cap=5.0,
+    retry_after_cap=60.0,
 )
 
 #: Keen's limits (keen-api.md section 17): a single event and a whole request body, in bytes.

@@ -222,11 +222,12 @@ class QueuedPersistenceStrategy(BasePersistenceStrategy):
             timeout = self.config.exit_timeout or 0.0
         deadline = time.monotonic() + timeout
         self._closing = True
+        self._sender.hurry()  # a sender waiting to retry tries now: the server may be back
         delivered = self.flush(timeout)
         self._closed = True
         self._queue.start_closing()
         if not delivered:
-            self._sender.abort.set()
+            self._sender.stop()
         thread = self._thread
         if thread is not None:
             thread.join(max(deadline - time.monotonic(), 0.5))  # (time to stop after abort)
