@@ -180,7 +180,8 @@ def _worker(mode: str, settings: dict[str, Any]) -> None:
     ``produce``: add events n = start, start+1, ... forever, printing each n and the time
     (time.monotonic) once add_event returned (the parent kills the process). ``drain``: open
     the client (leftovers are sent), flush, close, print the stats. ``exit``: add ``count``
-    events and end without flushing. ``fork``: add events, fork, add other events in both
+    events and end without flushing. ``hold``: add ``count`` events, ``close`` the client if
+    asked, print "ready" and live on until stdin closes. ``fork``: add events, fork, add other events in both
     processes, print both stats.
     """
     import logging
@@ -217,6 +218,14 @@ def _worker(mode: str, settings: dict[str, Any]) -> None:
         ok = client.flush(20)
         print(json.dumps({"flushed": ok, "stats": client.stats()}), flush=True)
         client.close(1)
+    elif mode == "hold":
+        for n in range(settings["count"]):
+            client.add_event(collection, {"n": n})
+        if settings.get("close"):
+            client.close(0.3)
+        print("ready", flush=True)
+        sys.stdin.readline()  # (until the parent closes our stdin, or kills us)
+        os._exit(0)
     elif mode == "exit":
         for n in range(settings["count"]):
             client.add_event(collection, {"n": n})

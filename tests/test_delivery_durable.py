@@ -151,29 +151,49 @@ def test_stats_count_leftovers_and_their_age(path: Path) -> None:
         second.close(0.05)
 
 
-def test_only_rows_of_processes_that_are_gone_are_adopted(path: Path) -> None:
-    from keen._delivery._durable import _start_time
+def test_only_rows_whose_lease_nobody_holds_are_adopted(path: Path) -> None:
+    from keen._delivery._durable import _lease_path, _take_lease
 
     _durable(FakeApi(), path).close(0)  # creates the file
-    parent = os.getppid()
-    alive = f"{parent}:{_start_time(parent) or '-'}:aaaa"  # a live process (our parent)
-    reused = f"{parent}:1:bbbb"  # the same pid, another start time: a reused pid
-    dead = "999999999:-:cccc"  # no such process
+    held = _take_lease(str(path), "1-held")  # a live client's lease (a descriptor held here)
+    released = _lease_path(str(path), "2-released")  # a lease file nobody holds any more
+    assert released is not None
+    Path(released).touch()
     conn = sqlite3.connect(str(path))
     with conn:
         conn.executemany(
             "INSERT INTO events (collection, body, created, origin) VALUES (?, ?, 0, ?)",
             [("c", json.dumps({"n": n}), origin)
-             for n, origin in enumerate([alive, reused, dead, alive])],
+             for n, origin in enumerate(["1-held", "2-released", "3-no-lease-file", "1-held"])],
         )
     conn.close()
     api = FakeApi()
-    target = _durable(api, path)
-    assert target.flush(5)
-    target.close(1)
-    expected = [2] if _start_time(parent) is None else [1, 2]
-    assert sorted(api.stored_values()) == expected
+    try:
+        target = _durable(api, path)
+        assert target.flush(5)
+        target.close(1)
+    finally:
+        os.close(held)
+    assert sorted(api.stored_values()) == [1, 2]
     assert sorted(event["n"] for event in _rows(path)) == [0, 3]
+    assert not os.path.exists(released)  # cleaned up with its rows
+
+
+def test_rows_of_a_closed_client_are_taken_over_in_the_same_process(path: Path) -> None:
+    down = FakeApi()
+    down.failure = KeenConnectionError("refused", request_sent=False)
+    first = _durable(down, path)
+    for n in range(10):
+        add(first, COLLECTION, {"n": n})
+    first.close(0.05)
+    up = FakeApi()
+    second = _durable(up, path)
+    try:
+        assert second.stats()["pending"] == 10
+        assert second.flush(5)
+    finally:
+        second.close(1)
+    assert sorted(up.stored_values()) == list(range(10))
 
 
 # ------------------------------------------------------------------ other processes
@@ -247,6 +267,69 @@ def test_producer_killed_mid_stream_then_restarted(server: LocalKeenServer, path
     assert not lost, f"lost: {sorted(lost)[:10]} ({len(lost)} in all)"
     assert len(must) > 100
     assert _rows(path) == []
+
+
+def _holder(server: LocalKeenServer, path: Path, *, close: bool) -> Any:
+    """Process A: queues 100 events in the file (the server is down), closes its client if
+    asked, and lives on until its stdin is closed."""
+    holder = run_worker("hold", _settings(server, path=str(path), durability="process",
+                                          count=100, close=close),
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                        stderr=subprocess.DEVNULL, text=True)
+    assert holder.stdout.readline().strip() == "ready"
+    assert len(_rows(path)) == 100
+    return holder
+
+
+def test_rows_left_by_a_close_are_taken_over_while_that_process_lives(
+        server: LocalKeenServer, path: Path) -> None:
+    server.stop()
+    holder = _holder(server, path, close=True)
+    try:
+        server.start()
+        result = _drain(server, path=str(path))  # process B
+        assert holder.poll() is None  # A still runs
+        assert result["flushed"] and result["stats"]["sent"] == 100, result
+        assert_exactly_once(server, COLLECTION, range(100))
+        assert _rows(path) == []
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
+
+
+@pytest.mark.skipif(not hasattr(os, "waitid"), reason="needs waitid")
+def test_rows_of_a_killed_process_are_taken_over_before_it_is_reaped(
+        server: LocalKeenServer, path: Path) -> None:
+    server.stop()
+    holder = _holder(server, path, close=False)
+    try:
+        holder.send_signal(signal.SIGKILL)
+        # dead but not reaped (a zombie: its pid and start time still exist)
+        os.waitid(os.P_PID, holder.pid, os.WEXITED | os.WNOWAIT)
+        server.start()
+        result = _drain(server, path=str(path))
+        assert result["flushed"] and result["stats"]["sent"] == 100, result
+        assert_exactly_once(server, COLLECTION, range(100))
+        assert _rows(path) == []
+    finally:
+        holder.kill()
+        holder.stdin.close()
+        holder.wait(30)
+
+
+def test_rows_of_a_live_client_in_another_process_are_left_to_it(
+        server: LocalKeenServer, path: Path) -> None:
+    server.stop()
+    holder = _holder(server, path, close=False)
+    try:
+        server.start()
+        result = _drain(server, path=str(path))
+        assert result["flushed"] and result["stats"]["queued"] == 0, result  # A's, not B's
+        wait_until(lambda: _rows(path) == [])  # A sends them itself
+        assert_exactly_once(server, COLLECTION, range(100))
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
 
 
 def test_events_queued_at_interpreter_exit_are_flushed(server: LocalKeenServer) -> None:

@@ -10,11 +10,15 @@ One table; each row is one encoded event with the process ("origin") that will s
   commits before add_event returns (threads arriving together share one commit).
 * Sending: the sender reads its own rows in id order, posts them, and deletes a row only once the
   server confirmed the event (or rejected it for good).
-* Restarting: rows whose origin process is gone (it crashed, was killed, or closed before
-  sending) are adopted by the next queue opened on the file, and sent. Several live processes may
-  share the file (e.g. after a fork): each sends only its own rows, so nothing is sent twice.
-  Whether an origin is gone is known from its process id (POSIX); elsewhere only rows left by
-  this same process are adopted.
+* Restarting and taking over: each open queue holds a lease, an exclusive ``flock`` on its own
+  file in ``<path>.owners/``, for as long as it is open. The kernel releases it when the queue
+  is closed or its process ends, however it ends (a crash, ``kill -9``, even a zombie not yet
+  reaped, since a dead process holds no files). A queue opening the file adopts the rows of every
+  origin whose lease nobody holds, and sends them; rows of an origin whose lease is held (a live
+  client, in this process or another) are left to it, so nothing is sent twice. After a fork
+  the child closes its copy of the parent's lease (the parent's death must release it) and
+  takes its own. Without ``fcntl`` (Windows) the lease is the open file itself: a file that can
+  be removed is not open any more.
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ from keen._delivery import DurableDelivery
 from keen._delivery._queue import EventQueue, Item
 from keen.exceptions import NotDeliveredError
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = ["DurableQueue"]
 
 log = logging.getLogger("keen.delivery")
@@ -47,59 +56,89 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_origin ON events (origin, id);
 """
 
-#: Origins of the durable queues alive in this process (see _origin_gone).
-_LIVE_ORIGINS: set[str] = set()
 #: Connections inherited from a parent process: never used nor closed in the child (closing one
 #: could make SQLite treat the parent's WAL as abandoned), just kept.
 _INHERITED: list[sqlite3.Connection] = []
 
 
-def _start_time(pid: int) -> str | None:
-    """When process ``pid`` started (Linux: clock ticks since boot), None if unknown or gone.
-
-    With the pid it names one process: a pid reused later (after a reboot, say) differs.
-    """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rpartition(b")")[2].split()
-    except OSError:
-        return None
-    return fields[19].decode() if len(fields) > 19 else None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _new_origin() -> str:
-    """This process's name in the file: pid, start time (where known), and a random part."""
-    pid = os.getpid()
-    return f"{pid}:{_start_time(pid) or '-'}:{os.urandom(6).hex()}"
+    """A name for one open queue in the file (and its lease file): the pid, to help a reader,
+    and a random part, so that it names nothing else."""
+    return f"{os.getpid()}-{os.urandom(8).hex()}"
 
 
-def _origin_gone(origin: str) -> bool:
-    """Whether the process that queued rows under ``origin`` no longer exists."""
-    if origin in _LIVE_ORIGINS:
-        return False
-    pid_text, _, rest = origin.partition(":")
-    started = rest.partition(":")[0]
-    try:
-        pid = int(pid_text)
-    except ValueError:
+def _lease_dir(path: str) -> str:
+    return path + ".owners"
+
+
+def _lease_path(path: str, origin: str) -> str | None:
+    """The lease file of ``origin``; None for a name that is no lease (a hand-made row)."""
+    if not origin or os.sep in origin or "/" in origin or origin.startswith("."):
+        return None
+    return os.path.join(_lease_dir(path), origin + ".lock")
+
+
+def _take_lease(path: str, origin: str) -> int:
+    """Create and lock the lease file of ``origin``; its descriptor (held until release)."""
+    lease = _lease_path(path, origin)
+    assert lease is not None
+    os.makedirs(_lease_dir(path), exist_ok=True)
+    while True:
+        fd = os.open(lease, os.O_RDWR | os.O_CREAT, 0o600)  # (not inherited by exec'd children)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            # another queue's cleanup may have removed the file between our open and lock: then
+            # ours is locked but nameless, so make it again
+            if os.path.samestat(os.fstat(fd), os.stat(lease)):
+                return fd
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def _release_lease(path: str, origin: str, fd: int | None) -> None:
+    """Give up a lease: remove the file, then unlock (in that order: a queue that finds the file
+    gone, or unlocked, adopts the rows; they are no longer ours)."""
+    if fd is None:
+        return
+    lease = _lease_path(path, origin)
+    if lease is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(lease)
+    os.close(fd)
+
+
+def _lease_free(path: str, origin: str) -> bool:
+    """Whether nobody holds the lease of ``origin`` (then its file is removed)."""
+    lease = _lease_path(path, origin)
+    if lease is None:
         return True
-    if pid == os.getpid():
-        return True  # an earlier process with our pid, or a queue of ours that was closed
-    if started != "-" and os.path.isdir("/proc"):
-        return _start_time(pid) != started
-    if os.name != "posix":
-        return False  # no safe liveness check (os.kill would terminate it on Windows)
-    return not _pid_alive(pid)
+    if fcntl is None:  # an open file cannot be removed: one that can was released
+        try:
+            os.unlink(lease)
+        except FileNotFoundError:
+            return True
+        except PermissionError:
+            return False
+        return True
+    try:
+        fd = os.open(lease, os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        with contextlib.suppress(OSError):
+            os.unlink(lease)
+        return True
+    finally:
+        os.close(fd)
 
 
 class DurableQueue(EventQueue):
@@ -125,12 +164,16 @@ class DurableQueue(EventQueue):
         self._writer: threading.Thread | None = None
         self._writer_conn: sqlite3.Connection | None = None
         self._sender_conn: sqlite3.Connection | None = None
+        self._lease: int | None = None  # the descriptor of our lease file, while open
 
     def after_fork_in_child(self) -> None:
         """In a forked child: keep the parent's connections unused, start afresh."""
         for conn in (self._writer_conn, self._sender_conn):
             if conn is not None:
                 _INHERITED.append(conn)
+        if self._lease is not None:  # the parent's: its death must release it, so let go
+            with contextlib.suppress(OSError):
+                os.close(self._lease)
         self._reset()
         self._open()
 
@@ -153,17 +196,17 @@ class DurableQueue(EventQueue):
             ) from error
 
     def _open_file(self) -> None:
-        """Open the file, adopt the rows of gone processes, count what there is to send."""
+        """Open the file, adopt the rows nobody holds, count what there is to send."""
         conn = self._writer_conn = self._connect()
         self._sender_conn = self._connect()
         conn.executescript(_SCHEMA)
-        _LIVE_ORIGINS.add(self._origin)
+        self._lease = _take_lease(self._path, self._origin)  # (before any row is ours)
         with self._db_lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 origins = [row[0] for row in conn.execute("SELECT DISTINCT origin FROM events")]
                 for origin in origins:
-                    if _origin_gone(origin):
+                    if origin != self._origin and _lease_free(self._path, origin):
                         conn.execute(
                             "UPDATE events SET origin = ? WHERE origin = ?", (self._origin, origin)
                         )
@@ -179,6 +222,15 @@ class DurableQueue(EventQueue):
             self._pending += count
             self._admitted += count
             self._ready += count
+        self._sweep_leases()
+
+    def _sweep_leases(self) -> None:
+        """Remove the lease files nobody holds (left by crashed clients that had no rows)."""
+        with contextlib.suppress(OSError):
+            for name in os.listdir(_lease_dir(self._path)):
+                origin = name[: -len(".lock")]
+                if name.endswith(".lock") and origin != self._origin:
+                    _lease_free(self._path, origin)
 
     @property
     def leftovers(self) -> int:
@@ -370,12 +422,13 @@ class DurableQueue(EventQueue):
         """Close the connections; rows still in the file are adopted by the next open."""
         if self._writer is not None:
             self._writer.join(1.0)  # it stops once the buffer is written (we are closing)
-        _LIVE_ORIGINS.discard(self._origin)
         with self._db_lock:
             for conn in (self._writer_conn, self._sender_conn):
                 if conn is not None:
                     conn.close()
             self._writer_conn = self._sender_conn = None
+            lease, self._lease = self._lease, None
+            _release_lease(self._path, self._origin, lease)  # others may take the rows now
 
     def _oldest_row_age(self) -> float | None:
         with self._db_lock:
