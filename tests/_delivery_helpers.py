@@ -177,8 +177,9 @@ def run_worker(mode: str, settings: dict[str, Any], **popen: Any) -> Any:
 def _worker(mode: str, settings: dict[str, Any]) -> None:
     """What the subprocesses of the delivery tests do.
 
-    ``produce``: add events n = start, start+1, ... forever, printing each n and the time
-    (time.monotonic) once add_event returned (the parent kills the process). ``drain``: open
+    ``produce``: add events n = start, start+1, ... forever, printing, once add_event
+    returned, n, the time then and the time the call began (time.monotonic; the parent kills
+    the process). ``drain``: open
     the client (leftovers are sent), flush, close, print the stats. ``exit``: add ``count``
     events and end without flushing. ``hold``: add ``count`` events, ``close`` the client if
     asked, print "ready" and live on until stdin closes. ``fork``: add events, fork, add other events in both
@@ -194,8 +195,9 @@ def _worker(mode: str, settings: dict[str, Any]) -> None:
     delivery: BackgroundDelivery
     options = {"retry": QUICK_RETRY, "flush_interval": settings.get("flush_interval", 0.01),
                "batch_size": settings.get("batch_size", 50)}
-    if "exit_timeout" in settings:
-        options["exit_timeout"] = settings["exit_timeout"]
+    for name in ("exit_timeout", "block_timeout"):
+        if name in settings:
+            options[name] = settings[name]
     if settings.get("path"):
         delivery = DurableDelivery(path=settings["path"],
                                    durability=settings.get("durability", "group"), **options)
@@ -209,8 +211,9 @@ def _worker(mode: str, settings: dict[str, Any]) -> None:
     if mode == "produce":
         n = settings["start"]
         while True:
+            began = time.monotonic()
             client.add_event(collection, {"n": n})
-            print(n, time.monotonic(), flush=True)
+            print(n, time.monotonic(), began, flush=True)
             n += 1
     elif mode == "drain":
         for n in settings.get("extra", []):

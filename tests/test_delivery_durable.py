@@ -7,6 +7,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,6 +137,39 @@ def test_group_durability_commits_within_the_commit_interval(path: Path) -> None
         target.close(5)
 
 
+def test_group_add_event_waits_for_a_writer_that_fell_behind(path: Path) -> None:
+    """The loss bound of "group": when add_event returns, no event older than commit_interval
+    is unwritten. A writer that cannot keep up (here: held off the file) makes add_event wait
+    for it instead of letting the unwritten backlog, and what a crash would lose, grow."""
+    api = FakeApi()
+    api.gate.clear()  # nothing leaves the file meanwhile
+    target = _durable(api, path, commit_interval=0.05, block_timeout=30)
+    queue: Any = target._queue
+    now = [1_000_000.0]
+    queue.clock = lambda: now[0]  # the queue's clock, moved by hand
+    try:
+        queue._db_lock.acquire()  # the writer falls behind: it cannot reach the file
+        try:
+            add(target, COLLECTION, {"n": 0})
+            now[0] += 0.04  # within the bound: add_event returns at once
+            add(target, COLLECTION, {"n": 1})
+            now[0] += 0.02  # event 0 is now 0.06 s old and unwritten
+            late = threading.Thread(target=add, args=(target, COLLECTION, {"n": 2}))
+            late.start()
+            late.join(0.3)
+            assert late.is_alive(), "add_event returned with an event unwritten for too long"
+            assert _rows(path) == []
+        finally:
+            queue._db_lock.release()
+        late.join(10)
+        assert not late.is_alive()
+        assert sorted(event["n"] for event in _rows(path)) == [0, 1, 2]  # (written before)
+    finally:
+        api.gate.set()
+        target.close(5)
+    assert sorted(api.stored_values()) == [0, 1, 2]
+
+
 def test_stats_count_leftovers_and_their_age(path: Path) -> None:
     down = FakeApi()
     down.failure = KeenConnectionError("refused", request_sent=False)
@@ -225,43 +259,61 @@ def _drain(server: LocalKeenServer, **more: Any) -> dict[str, Any]:
 def test_producer_killed_mid_stream_then_restarted(server: LocalKeenServer, path: Path,
                                                    durability: str) -> None:
     """Nothing is stored twice; every event whose add_event returned before the kill is stored
-    ("process"), or every one that returned a commit interval before it ("group")."""
+    ("process"), or ("group") every one queued a commit interval (0.05 s) before the last
+    add_event that returned began: the README's loss bound, under a producer adding as fast as
+    it can."""
     server.faults.slow_next(2, seconds=0.2)  # some batches are in flight at the kill
     producer = run_worker("produce", _settings(server, path=str(path), durability=durability,
-                                               start=0),
+                                               start=0, block_timeout=60),
                           stdout=subprocess.PIPE, text=True)
     assert producer.stdout is not None
     lines: list[str] = []
-    try:
+    enough = threading.Event()
+
+    def read() -> None:  # all along: a producer blocked on a full pipe would add nothing
+        assert producer.stdout is not None
         for line in producer.stdout:
             lines.append(line)
             if len(lines) == 600:
-                break
+                enough.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        assert enough.wait(30)
         wait_until(lambda: server.storage.count_events(server.project_id) > 0)
         if durability == "group":
-            time.sleep(0.5)  # let the first events become older than the commit interval
+            time.sleep(0.2)  # let the first events become older than the commit interval
         killed_at = time.monotonic()
         producer.send_signal(signal.SIGKILL)
     finally:
         producer.kill()
-        rest = producer.stdout.read()  # (what the loop above had buffered is in here too)
         producer.wait(30)
+        reader.join(30)
         producer.stdout.close()
-    # "n time" per line; the kill may cut the last line short (its event counts as last + 1)
-    fields = [line.split() for line in [*lines, *rest.splitlines()]]
-    returned = {float(n): float(when) for n, when in (f for f in fields if len(f) == 2)}
+    # "n returned began" per line; the kill may cut the last line short (its event counts as
+    # last + 1)
+    fields = [line.split() for line in lines]
+    complete = [(int(n), float(when), float(began)) for n, when, began in
+                (f for f in fields if len(f) == 3)]
+    returned = {n: when for n, when, _began in complete}
+    began = {n: start for n, _when, start in complete}
     assert producer.returncode == -signal.SIGKILL
     assert len(returned) >= 600
 
-    result = _drain(server, path=str(path), extra=[10**6, 10**6 + 1])
+    result = _drain(server, path=str(path), extra=[10**6, 10**6 + 1], batch_size=500)
     assert result["flushed"]
     stored = [event["n"] for event in stored_events(server, COLLECTION)]
     assert len(stored) == len(set(stored)), "an event was stored twice"
     # add_event may have committed one more event before the kill stopped its print
     last = int(max(returned))
     assert set(stored) <= {*map(int, returned), last + 1, 10**6, 10**6 + 1}
-    margin = 0.0 if durability == "process" else 0.25  # (commit_interval is 0.05)
-    must = {int(n) for n, when in returned.items() if when <= killed_at - margin}
+    if durability == "process":
+        must = {n for n, when in returned.items() if when <= killed_at}
+    else:  # event n was queued before n + 1 began; the last add_event's check came after it
+        # began (0.005 s: time.time against time.monotonic)
+        horizon = began[last] - 0.05 - 0.005
+        must = {n for n in returned if n + 1 in began and began[n + 1] <= horizon}
     must |= {10**6, 10**6 + 1}
     lost = must - set(stored)
     assert not lost, f"lost: {sorted(lost)[:10]} ({len(lost)} in all)"

@@ -6,7 +6,12 @@ One table; each row is one encoded event with the process ("origin") that will s
 
 * Adding: in ``"group"`` durability, add_event appends to an in-memory buffer (the in-memory
   queue of :mod:`._queue`, with its bound and overflow policy) and a writer thread commits the
-  buffer every ``commit_interval``. In ``"process"`` and ``"full"`` durability the calling thread
+  buffer once its oldest event is half a ``commit_interval`` old. The loss bound: when
+  add_event returns, no event older than ``commit_interval`` is left unwritten. A producer that
+  finds one (the writer fell behind: a slow disk, a starved thread, a burst) wakes the writer
+  and waits for it to catch up (up to ``block_timeout``: a file that cannot be written at all
+  must not hang the application), so the writer's lag turns into back-pressure, not loss.
+  In ``"process"`` and ``"full"`` durability the calling thread
   commits before add_event returns (threads arriving together share one commit).
 * Sending: the sender reads its own rows in id order, posts them, and deletes a row only once the
   server confirmed the event (or rejected it for good).
@@ -162,6 +167,10 @@ class DurableQueue(EventQueue):
         self._cursor = 0  # the highest row id handed to the sender
         self._db_lock = threading.RLock()  # the writing connection (producers, writer thread)
         self._writer: threading.Thread | None = None
+        #: the queue time of the oldest event the writer is committing (None: not writing)
+        self._writing_oldest: float | None = None
+        self._behind = 0  # producers waiting for the writer (group durability)
+        self._written = threading.Condition(self._lock)  # wakes them: a commit ended
         self._writer_conn: sqlite3.Connection | None = None
         self._sender_conn: sqlite3.Connection | None = None
         self._lease: int | None = None  # the descriptor of our lease file, while open
@@ -244,6 +253,22 @@ class DurableQueue(EventQueue):
         dropped = super().put(collection, text)
         if not self._group:
             self._commit_now([text])
+            return dropped
+        # the loss bound, checked without the lock (a deque's ends are read atomically; the
+        # writer marks what it writes before it takes it off the buffer): the newest event is
+        # about now; is the oldest unwritten one more than the bound older?
+        items = self._items
+        try:
+            newest: float | None = items[-1][3]
+            oldest: float | None = items[0][3]
+        except IndexError:  # (the writer took the buffer meanwhile)
+            newest = oldest = None
+        writing = self._writing_oldest
+        if writing is not None:
+            oldest = writing
+            newest = newest or self.clock()
+        if oldest is not None and newest is not None and newest - oldest > self._commit_interval:
+            self._wait_for_writer()
         return dropped
 
     def put_many(self, events: Iterable[tuple[str, str]]) -> list[Item]:
@@ -251,7 +276,42 @@ class DurableQueue(EventQueue):
         dropped = super().put_many(events)
         if not self._group:
             self._commit_now([text for _collection, text in events])
+        else:
+            self._wait_for_writer()
         return dropped
+
+    def _oldest_unwritten(self) -> float | None:
+        """The queue time of the oldest event not yet committed (lock held)."""
+        if self._writing_oldest is not None:
+            return self._writing_oldest
+        return self._items[0][3] if self._items else None
+
+    def _wait_for_writer(self) -> None:
+        """Wait until no event older than commit_interval is unwritten (group durability),
+        block_timeout at most."""
+        with self._lock:
+            oldest = self._oldest_unwritten()
+            now = self.clock()
+            if oldest is None or now - oldest <= self._commit_interval:
+                return
+            deadline = now + self.config.block_timeout
+            self._behind += 1
+            self._wake.notify_all()  # the writer: commit now
+            try:
+                while not self._closing:
+                    oldest = self._oldest_unwritten()
+                    now = self.clock()
+                    if oldest is None or now - oldest <= self._commit_interval:
+                        return
+                    if now >= deadline:
+                        log.warning(
+                            "the queue file %r has not taken events for %.1f s; add_event "
+                            "goes on, and a crash now would lose them", self._path, now - oldest,
+                        )
+                        return
+                    self._written.wait(deadline - now)
+            finally:
+                self._behind -= 1
 
     def _commit_now(self, texts: list[str]) -> None:
         """Commit before add_event returns ("process", "full"). If the file cannot take them
@@ -280,10 +340,11 @@ class DurableQueue(EventQueue):
             if conn is None:  # closed: nothing can be written any more
                 return 0
             with self._lock:
+                if not self._items:
+                    return 0
+                self._writing_oldest = self._items[0][3]  # (first: put reads it unlocked)
                 items = list(self._items)
                 self._items.clear()
-            if not items:
-                return 0
             try:
                 conn.execute("BEGIN")
                 conn.executemany(
@@ -296,10 +357,13 @@ class DurableQueue(EventQueue):
                     conn.execute("ROLLBACK")
                 with self._lock:
                     self._items.extendleft(reversed(items))
+                    self._writing_oldest = None
                 raise
-        with self._lock:
-            self._ready += len(items)
-            self._rows_ready.notify()
+            with self._lock:
+                self._writing_oldest = None
+                self._ready += len(items)
+                self._rows_ready.notify()
+                self._written.notify_all()
         return len(items)
 
     def start(self) -> None:
@@ -311,16 +375,24 @@ class DurableQueue(EventQueue):
             self._writer.start()
 
     def _write_loop(self) -> None:
-        """Commit the buffer every commit_interval (at once during a flush) until close()
-        begins; close() writes what is left itself (drain)."""
+        """Commit the buffer once its oldest event is half a commit_interval old (so that the
+        commit ends before it is a whole one old), at once during a flush or when a producer
+        waits for it, until close() begins; close() writes what is left itself (drain)."""
+        due = self._commit_interval / 2
         while True:
             with self._lock:
-                while not self._items and not self._closing:
-                    self._wake.wait()
-                if self._closing:
-                    return
-                if not self._flushing:
-                    self._wake.wait(self._commit_interval)
+                while True:
+                    if self._closing:
+                        return
+                    if self._items:
+                        if self._flushing or self._behind:
+                            break
+                        timeout = self._items[0][3] + due - self.clock()
+                        if timeout <= 0:
+                            break
+                        self._wake.wait(timeout)
+                    else:
+                        self._wake.wait()
             try:
                 self._commit_buffer()
             except Exception:
@@ -336,6 +408,7 @@ class DurableQueue(EventQueue):
     def _notify_all_workers(self) -> None:
         self._wake.notify_all()
         self._rows_ready.notify_all()
+        self._written.notify_all()
 
     def next_batch(self) -> list[Item] | None:
         with self._lock:
