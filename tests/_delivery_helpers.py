@@ -182,8 +182,8 @@ def _worker(mode: str, settings: dict[str, Any]) -> None:
     the process). ``drain``: open
     the client (leftovers are sent), flush, close, print the stats. ``exit``: add ``count``
     events and end without flushing. ``hold``: add ``count`` events, ``close`` the client if
-    asked, print "ready" and live on until stdin closes. ``fork``: add events, fork, add other events in both
-    processes, print both stats.
+    asked, print "ready" and live on until stdin closes. ``fork``: add events, fork, add other
+    events in both processes, print both stats.
     """
     import logging
     import os
@@ -191,7 +191,8 @@ def _worker(mode: str, settings: dict[str, Any]) -> None:
 
     from keen._delivery import DurableDelivery
 
-    logging.basicConfig(level=logging.WARNING)  # (the application's choice: on stderr)
+    if not settings.get("no_logging"):
+        logging.basicConfig(level=logging.WARNING)  # (the application's choice: on stderr)
     delivery: BackgroundDelivery
     options = {"retry": QUICK_RETRY, "flush_interval": settings.get("flush_interval", 0.01),
                "batch_size": settings.get("batch_size", 50)}

@@ -403,6 +403,21 @@ def test_exit_is_bounded_when_the_server_is_down(server: LocalKeenServer,
     assert "10 event(s)" in err and "not delivered" in err  # the loss is logged
 
 
+def test_events_lost_at_exit_are_said_on_stderr_without_any_logging(
+        server: LocalKeenServer) -> None:
+    settings = _settings(server, count=10, flush_interval=60, exit_timeout=0.2,
+                         no_logging=True)
+    server.stop()
+    worker = run_worker("exit", settings, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        text=True)
+    out, err = worker.communicate(timeout=30)
+    assert worker.returncode == 0 and out.strip() == "queued"
+    (line,) = err.strip().splitlines()  # one line: how many, why, what to do
+    assert line.startswith("keen: 10 event(s) not delivered at exit, within exit_timeout=0.2 s")
+    assert "KeenConnectionError" in line and "DurableDelivery" in line and "flush" in line
+    assert server.write_key not in err
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 @pytest.mark.parametrize("durable", [False, True])
 def test_a_forked_child_sends_only_its_own_events(server: LocalKeenServer, path: Path,

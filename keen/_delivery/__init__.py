@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Union
 
 from keen._retry import RetryPolicy
+from keen.exceptions import InvalidDeliveryError
 
 if TYPE_CHECKING:
     from keen._delivery._strategy import QueuedPersistenceStrategy
@@ -69,12 +70,13 @@ ErrorCallback = Callable[[list[tuple[str, dict[str, Any]]], BaseException], None
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int, {minimum} or more; got {value!r}")
+        raise InvalidDeliveryError(f"{name} must be an int, {minimum} or more; got {value!r}")
 
 
 def _check_seconds(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{name} must be a number of seconds, 0 or more; got {value!r}")
+        raise InvalidDeliveryError(
+            f"{name} must be a number of seconds, 0 or more; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -118,19 +120,20 @@ class BackgroundDelivery:
     def __post_init__(self) -> None:
         _check_int("max_queue_size", self.max_queue_size, 1)
         if self.overflow not in OVERFLOW_POLICIES:
-            raise ValueError(
+            raise InvalidDeliveryError(
                 f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}; got {self.overflow!r}"
             )
         _check_seconds("block_timeout", self.block_timeout)
         _check_int("batch_size", self.batch_size, 1)
         _check_int("max_batch_bytes", self.max_batch_bytes, 1024)
         if self.max_batch_bytes > MAX_REQUEST_BYTES:
-            raise ValueError(f"max_batch_bytes must be at most {MAX_REQUEST_BYTES} (Keen's limit)")
+            raise InvalidDeliveryError(
+                f"max_batch_bytes must be at most {MAX_REQUEST_BYTES} (Keen's limit)")
         _check_seconds("flush_interval", self.flush_interval)
         if not isinstance(self.retry, RetryPolicy):
-            raise TypeError("retry must be a keen._retry.RetryPolicy")
+            raise InvalidDeliveryError("retry must be a keen._retry.RetryPolicy")
         if self.on_error is not None and not callable(self.on_error):
-            raise TypeError("on_error must be callable: on_error(events, error)")
+            raise InvalidDeliveryError("on_error must be callable: on_error(events, error)")
         if self.exit_timeout is not None:
             _check_seconds("exit_timeout", self.exit_timeout)
 
@@ -173,12 +176,14 @@ class DurableDelivery(BackgroundDelivery):
 
     def __post_init__(self) -> None:
         if isinstance(self.max_queue_size, (str, os.PathLike)):
-            raise TypeError("give the queue file by keyword: DurableDelivery(path=...)")
+            raise InvalidDeliveryError(
+                "give the queue file by keyword: DurableDelivery(path=...)")
         super().__post_init__()
         if not isinstance(self.path, (str, os.PathLike)) or not os.fspath(self.path):
-            raise ValueError("DurableDelivery needs the queue file: DurableDelivery(path=...)")
+            raise InvalidDeliveryError(
+                "DurableDelivery needs the queue file: DurableDelivery(path=...)")
         if self.durability not in DURABILITY_LEVELS:
-            raise ValueError(
+            raise InvalidDeliveryError(
                 f"durability must be one of {', '.join(DURABILITY_LEVELS)}; "
                 f"got {self.durability!r}"
             )
@@ -197,7 +202,7 @@ def resolve(delivery: DeliverySetting) -> BackgroundDelivery | None:
     if delivery is None or isinstance(delivery, BackgroundDelivery):
         return delivery
     if not isinstance(delivery, str):
-        raise TypeError(
+        raise InvalidDeliveryError(
             "delivery must be 'direct', 'background', 'durable', a BackgroundDelivery or a "
             f"DurableDelivery; got {type(delivery).__name__}"
         )
@@ -209,13 +214,19 @@ def resolve(delivery: DeliverySetting) -> BackgroundDelivery | None:
     if name == "durable":
         path = os.environ.get("KEEN_DELIVERY_PATH", "")
         if not path:
-            raise ValueError(
+            raise InvalidDeliveryError(
                 "durable delivery needs a queue file: set KEEN_DELIVERY_PATH, or pass "
                 "delivery=DurableDelivery(path=...)"
             )
         return DurableDelivery(path=path)
-    raise ValueError(
-        f"delivery must be 'direct', 'background' or 'durable'; got {delivery!r}"
+    if delivery == os.environ.get("KEEN_DELIVERY"):
+        raise InvalidDeliveryError(
+            f"KEEN_DELIVERY={delivery!r} is not a delivery mode: set it to 'direct', "
+            "'background' or 'durable' (or unset it for direct delivery)"
+        )
+    raise InvalidDeliveryError(
+        f"delivery must be 'direct', 'background' or 'durable' (or a BackgroundDelivery or "
+        f"DurableDelivery); got {delivery!r}"
     )
 
 

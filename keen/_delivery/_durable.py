@@ -39,7 +39,7 @@ from collections.abc import Iterable
 
 from keen._delivery import DurableDelivery
 from keen._delivery._queue import EventQueue, Item
-from keen.exceptions import NotDeliveredError
+from keen.exceptions import InvalidDeliveryError, NotDeliveredError
 
 try:
     import fcntl
@@ -196,6 +196,16 @@ class DurableQueue(EventQueue):
 
     def _open(self) -> None:
         """Open the file (an error names it: not a database, locked, unwritable...)."""
+        folder = os.path.dirname(os.path.abspath(self._path))
+        if not os.path.isdir(folder):
+            raise InvalidDeliveryError(
+                f"the durable delivery queue file {self._path!r} cannot be created: its folder "
+                f"{folder!r} does not exist (create it, or give another path)"
+            )
+        if os.path.isdir(self._path):
+            raise InvalidDeliveryError(
+                f"the durable delivery queue file {self._path!r} is a folder: give a file path"
+            )
         try:
             self._open_file()
         except sqlite3.Error as error:

@@ -98,6 +98,9 @@ class Sender:
         self.abort = threading.Event()
         #: set by stop() and hurry(): end the wait before the next retry
         self._interrupt = threading.Event()
+        #: the transient failure the batch in hand met last (None once a request succeeded):
+        #: why events are still undelivered, said when they are given up at exit
+        self.last_error: BaseException | None = None
 
     def hurry(self) -> None:
         """Retry now rather than after the pending wait (once: close() gives a last chance)."""
@@ -183,6 +186,7 @@ class Sender:
                     "sending %d event(s) failed (%s), retry %d in %.2f s",
                     len(part), type(error).__name__, attempt, wait,
                 )
+                self.last_error = error
                 self.queue.add_retried(len(part))
                 self._pause(wait)
                 continue
@@ -190,6 +194,7 @@ class Sender:
                 log.exception("sending %d event(s) failed unexpectedly", len(part))
                 self._fail(part, error)
                 return []
+            self.last_error = None
             self._settle(part, answer, len(body), time.monotonic() - started)
             return []
 

@@ -15,6 +15,7 @@ import atexit
 import itertools
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -274,9 +275,41 @@ def _close_all_at_exit() -> None:
     for strategy in list(_LIVE):
         budget = strategy.config.exit_timeout or 0.0
         try:
+            before = strategy._queue.stats()["dropped"] or 0
             strategy.close(max(budget - (time.monotonic() - started), 0.0))
+            lost = int(strategy._queue.stats()["dropped"] or 0) - int(before)
+            if lost > 0:
+                _say_lost_at_exit(strategy, lost)
         except Exception:
             log.exception("flushing keen events at exit failed")
+
+
+def _logging_configured(logger: logging.Logger) -> bool:
+    """Whether a record of ``logger`` reaches a handler of the application's (our NullHandler
+    is none): if not, Python shows nothing."""
+    current: logging.Logger | None = logger
+    while current is not None:
+        if any(not isinstance(h, logging.NullHandler) for h in current.handlers):
+            return True
+        current = current.parent if current.propagate else None
+    return False
+
+
+def _say_lost_at_exit(strategy: QueuedPersistenceStrategy, lost: int) -> None:
+    """One line on stderr for events lost at exit, when no logging shows the warnings."""
+    if _logging_configured(log) and log.isEnabledFor(logging.WARNING):
+        return  # (said by the log already)
+    error = strategy._sender.last_error
+    if error is None:
+        why = "the sender did not finish in time"
+    else:
+        text = str(error).strip().splitlines()
+        why = f"last failure: {type(error).__name__}: {text[0] if text else '-'}"
+    sys.stderr.write(
+        f"keen: {lost} event(s) not delivered at exit, within exit_timeout="
+        f"{strategy.config.exit_timeout or 0:g} s ({why}). To keep them: call "
+        "client.flush(timeout) before exiting, raise exit_timeout, or use DurableDelivery.\n"
+    )
 
 
 def _after_fork_in_child() -> None:
