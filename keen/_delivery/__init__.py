@@ -90,12 +90,14 @@ class BackgroundDelivery:
         ``block_timeout`` seconds for room, then drops the event; ``"drop_newest"`` drops the new
         event; ``"drop_oldest"`` drops the oldest waiting one. Dropped events are counted
         (``stats()["dropped"]``), logged and passed to ``on_error``.
-    :param block_timeout: see ``overflow``.
+    :param block_timeout: see ``overflow``; with ``DurableDelivery(durability="group")`` also
+        the longest ``add_event`` waits for a writer thread that fell behind.
     :param batch_size: events per request at most.
     :param max_batch_bytes: request body size at most (Keen refuses more than 10 MB).
     :param flush_interval: seconds an event waits at most for a batch to fill up.
     :param retry: the sender's :class:`keen._retry.RetryPolicy` (default :data:`DELIVERY_RETRY`:
-        retry transient failures until delivered).
+        retry transient failures until delivered, after the server's ``Retry-After`` or a
+        backoff of at most 5 s).
     :param on_error: ``on_error(events, error)`` is called with the events that cannot be
         delivered (rejected by the server, dropped when the queue was full, or left unsent at
         close) as ``(collection, body)`` pairs, and the exception saying why. It runs on the
@@ -143,20 +145,22 @@ class DurableDelivery(BackgroundDelivery):
     """Like :class:`BackgroundDelivery`, with the queue in a SQLite file (WAL mode).
 
     Give the file by keyword: ``DurableDelivery(path="events.sqlite3")``. Events leave the file
-    only when the server has confirmed them (or rejected them for good); events left by an
-    earlier run (a crash, a kill, a close before they were sent) are sent when the next client
-    using the file starts. Several processes may share one file: each event is sent by one of
-    them.
+    only when the server has confirmed them (or rejected them for good). Each open client holds
+    a lease (an OS file lock in ``<path>.owners/``) released at close and when its process
+    ends; the next client that opens the file sends the events nobody holds (left by a crash,
+    a kill, or a close before they were sent). Several processes may share one file: each
+    event is sent by one of them.
 
     :param path: the SQLite file (created if missing).
     :param durability: what is on disk when ``add_event`` returns:
 
         * ``"group"`` (default, fastest): nothing yet. The event is in memory; a writer thread
-          commits waiting events to the file every ``commit_interval`` seconds (and always
-          before sending them). A process crash loses at most the events added in the last
-          ``commit_interval``; committed events survive a crash or kill of the process (an OS
-          crash or power loss may also lose the last committed transactions: WAL with
-          ``synchronous=NORMAL``).
+          commits it to the file within ``commit_interval`` seconds (and always before sending
+          it), and ``add_event`` waits for the writer when it falls behind (``block_timeout``
+          at most). A process crash loses at most the events added in the last
+          ``commit_interval`` before the last ``add_event`` returned; committed events survive
+          a crash or kill of the process (an OS crash or power loss may also lose the last
+          committed transactions: WAL with ``synchronous=NORMAL``).
         * ``"process"``: the event is committed before ``add_event`` returns
           (``synchronous=NORMAL``): everything survives a crash or kill of the process; an OS
           crash or power loss may lose the last events.
