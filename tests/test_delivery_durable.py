@@ -198,7 +198,8 @@ def test_only_rows_whose_lease_nobody_holds_are_adopted(path: Path) -> None:
         conn.executemany(
             "INSERT INTO events (collection, body, created, origin) VALUES (?, ?, 0, ?)",
             [("c", json.dumps({"n": n}), origin)
-             for n, origin in enumerate(["1-held", "2-released", "3-no-lease-file", "1-held"])],
+             for n, origin in enumerate(["1-held", "2-released", "3-no-lease-file", "1-held",
+                                         "../../not-a-lease", "nul\0byte", ""])],
         )
     conn.close()
     api = FakeApi()
@@ -208,7 +209,8 @@ def test_only_rows_whose_lease_nobody_holds_are_adopted(path: Path) -> None:
         target.close(1)
     finally:
         os.close(held)
-    assert sorted(api.stored_values()) == [1, 2]
+    # (origins that name no lease file, however odd, are nobody's: adopted, no file touched)
+    assert sorted(api.stored_values()) == [1, 2, 4, 5, 6]
     assert sorted(event["n"] for event in _rows(path)) == [0, 3]
     assert not os.path.exists(released)  # cleaned up with its rows
 

@@ -78,7 +78,7 @@ def _lease_dir(path: str) -> str:
 
 def _lease_path(path: str, origin: str) -> str | None:
     """The lease file of ``origin``; None for a name that is no lease (a hand-made row)."""
-    if not origin or os.sep in origin or "/" in origin or origin.startswith("."):
+    if not origin or any(c in origin for c in (os.sep, "/", "\0")) or origin.startswith("."):
         return None
     return os.path.join(_lease_dir(path), origin + ".lock")
 
@@ -208,7 +208,7 @@ class DurableQueue(EventQueue):
             )
         try:
             self._open_file()
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OSError) as error:  # (OSError: the lease file)
             self.close()
             raise type(error)(
                 f"cannot use {self._path!r} as the keen delivery queue: {error}"
