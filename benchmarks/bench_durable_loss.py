@@ -5,11 +5,12 @@ Run: ``python benchmarks/bench_durable_loss.py`` (``--runs 20``, ``--load 2``).
 Each run starts a producer process that adds events as fast as it can to
 ``DurableDelivery(path=..., durability="group")`` with the server unreachable (so every event it
 committed stays in the file), printing for each ``add_event`` that returned its number and the
-time the call began. After a random 0.2-0.6 s the parent kills it with SIGKILL, reads the file,
-and counts the events that returned but are not in it. Reported per run: how many were lost,
-and how long before the last ``add_event`` began the oldest lost one began. The README's bound
-is ``commit_interval`` (0.05 s). ``--load N`` keeps N busy processes running meanwhile (CPU
-contention, as on a loaded host), which is what made the writer thread fall behind.
+time the call began. A random 0.2-0.6 s after its first event the parent kills it with SIGKILL,
+reads the file, and counts the events that returned but are not in it. Reported: how many were
+lost per run, and how long before the last ``add_event`` began the oldest lost one began. The
+README's bound is ``commit_interval`` (0.05 s). ``--load N`` keeps N busy processes running
+meanwhile (CPU contention, as on a loaded host), which is what made the writer thread fall
+behind.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def one_run(workdir: str, index: int) -> tuple[int, int, float]:
     producer = subprocess.Popen([sys.executable, __file__, "--produce", path],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     began: dict[int, float] = {}
+    started = threading.Event()
 
     def read() -> None:
         assert producer.stdout is not None
@@ -66,9 +68,11 @@ def one_run(workdir: str, index: int) -> tuple[int, int, float]:
             fields = line.split()
             if len(fields) == 2:
                 began[int(fields[0])] = float(fields[1])
+                started.set()
 
     reader = threading.Thread(target=read)
     reader.start()
+    assert started.wait(60), "the producer did not start"
     time.sleep(random.uniform(0.2, 0.6))  # (the producer runs meanwhile; when it dies is random)
     producer.send_signal(signal.SIGKILL)
     producer.wait(30)
