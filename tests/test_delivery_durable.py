@@ -137,6 +137,34 @@ def test_group_durability_commits_within_the_commit_interval(path: Path) -> None
         target.close(5)
 
 
+def test_a_client_already_open_takes_over_what_another_leaves_at_close(
+        path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from keen._delivery import _durable as durable_module
+
+    monkeypatch.setattr(durable_module, "TAKE_OVER_INTERVAL", 0.05)  # (5 s by default)
+    up = FakeApi()
+    second = _durable(up, path)  # open first, idle
+    down = FakeApi()
+    down.failure = KeenConnectionError("refused", request_sent=False)
+    first = _durable(down, path)
+    try:
+        for n in range(20):
+            add(first, COLLECTION, {"n": n})
+        assert first.flush(0.1) is False
+        assert up.stored == []  # the rows are first's while it is open
+        first.close(0.05)
+        wait_until(lambda: len(up.stored) == 20)
+        add(second, COLLECTION, {"n": 20})  # its own events go on as before
+        assert second.flush(5)
+        stats = second.stats()
+    finally:
+        second.close(1)
+    check_counters(stats)
+    assert stats["queued"] == stats["sent"] == 21
+    assert sorted(up.stored_values()) == list(range(21))
+    assert _rows(path) == []
+
+
 def test_group_add_event_waits_for_a_writer_that_fell_behind(path: Path) -> None:
     """The loss bound of "group": when add_event returns, no event older than commit_interval
     is unwritten. A writer that cannot keep up (here: held off the file) makes add_event wait

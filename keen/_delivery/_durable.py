@@ -19,8 +19,10 @@ One table; each row is one encoded event with the process ("origin") that will s
   file in ``<path>.owners/``, for as long as it is open. The kernel releases it when the queue
   is closed or its process ends, however it ends (a crash, ``kill -9``, even a zombie not yet
   reaped, since a dead process holds no files). A queue opening the file adopts the rows of every
-  origin whose lease nobody holds, and sends them; rows of an origin whose lease is held (a live
-  client, in this process or another) are left to it, so nothing is sent twice. After a fork
+  origin whose lease nobody holds, and sends them; an open queue whose sender has been idle for
+  ``TAKE_OVER_INTERVAL`` (5 s) looks again (rows released since, by a close or a death). Rows
+  of an origin whose lease is held (a live client, in this process or another) are left to it,
+  so nothing is sent twice. After a fork
   the child closes its copy of the parent's lease (the parent's death must release it) and
   takes its own. Without ``fcntl`` (Windows) the lease is the open file itself: a file that can
   be removed is not open any more.
@@ -64,6 +66,8 @@ CREATE INDEX IF NOT EXISTS events_by_origin ON events (origin, id);
 #: Connections inherited from a parent process: never used nor closed in the child (closing one
 #: could make SQLite treat the parent's WAL as abandoned), just kept.
 _INHERITED: list[sqlite3.Connection] = []
+#: Seconds an idle sender waits before it looks for rows released by other clients of the file.
+TAKE_OVER_INTERVAL = 5.0
 
 
 def _new_origin() -> str:
@@ -223,12 +227,10 @@ class DurableQueue(EventQueue):
         with self._db_lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                origins = [row[0] for row in conn.execute("SELECT DISTINCT origin FROM events")]
-                for origin in origins:
-                    if origin != self._origin and _lease_free(self._path, origin):
-                        conn.execute(
-                            "UPDATE events SET origin = ? WHERE origin = ?", (self._origin, origin)
-                        )
+                for origin in self._unheld_origins(conn):
+                    conn.execute(
+                        "UPDATE events SET origin = ? WHERE origin = ?", (self._origin, origin)
+                    )
                 (count,) = conn.execute(
                     "SELECT count(*) FROM events WHERE origin = ?", (self._origin,)
                 ).fetchone()
@@ -242,6 +244,55 @@ class DurableQueue(EventQueue):
             self._admitted += count
             self._ready += count
         self._sweep_leases()
+
+    def _unheld_origins(self, conn: sqlite3.Connection) -> list[str]:
+        """The origins of rows in the file whose lease nobody holds (one index seek each)."""
+        found: list[str] = []
+        row = conn.execute("SELECT origin FROM events ORDER BY origin LIMIT 1").fetchone()
+        while row is not None:
+            origin = row[0]
+            if origin != self._origin and _lease_free(self._path, origin):
+                found.append(origin)
+            row = conn.execute(
+                "SELECT origin FROM events WHERE origin > ? ORDER BY origin LIMIT 1", (origin,)
+            ).fetchone()
+        return found
+
+    def _take_over(self) -> int:
+        """While this queue is open (idle): make ours the rows whose lease was released since
+        (a client of the file closed, or its process ended); how many. They are moved to new
+        rows, after ours: the sender reads rows above the last one it took."""
+        with self._db_lock:
+            conn = self._writer_conn
+            if conn is None:
+                return 0
+            origins = self._unheld_origins(conn)
+            if not origins:
+                return 0
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                moved = 0
+                for origin in origins:  # (none if another client took them first)
+                    moved += conn.execute(
+                        "INSERT INTO events (collection, body, created, origin) SELECT "
+                        "collection, body, created, ? FROM events WHERE origin = ? ORDER BY id",
+                        (self._origin, origin),
+                    ).rowcount
+                    conn.execute("DELETE FROM events WHERE origin = ?", (origin,))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        if moved:
+            log.info("took over %d event(s) left in %r by a closed or ended client",
+                     moved, self._path)
+            with self._lock:
+                self.queued += moved
+                self._pending += moved
+                self._admitted += moved
+                self._ready += moved
+        return moved
 
     def _sweep_leases(self) -> None:
         """Remove the lease files nobody holds (left by crashed clients that had no rows)."""
@@ -415,23 +466,41 @@ class DurableQueue(EventQueue):
         self._rows_ready.notify_all()
         self._written.notify_all()
 
-    def next_batch(self) -> list[Item] | None:
+    def _wait_for_rows(self) -> bool | None:
+        """Wait until a batch is ready (True); None when closing with nothing left; False after
+        TAKE_OVER_INTERVAL seconds with nothing of ours to send (time to look for rows to take
+        over)."""
         with self._lock:
             waited_since = self.clock()
             while True:
                 ready = self._ready
                 if ready >= self._batch_size or (ready and (self._flushing or self._closing)):
-                    break
+                    return True
                 if self._closing and not self._items:
                     return None
                 if ready:
                     timeout = waited_since + self._interval - self.clock()
                     if timeout <= 0:
-                        break
+                        return True
                     self._rows_ready.wait(timeout)
+                elif self._closing:
+                    self._rows_ready.wait(0.05)
                 else:
-                    self._rows_ready.wait(None if not self._closing else 0.05)
+                    if not self._rows_ready.wait(TAKE_OVER_INTERVAL) and not self._ready:
+                        return False
                     waited_since = self.clock()
+
+    def next_batch(self) -> list[Item] | None:
+        while True:
+            state = self._wait_for_rows()
+            if state is None:
+                return None
+            if state:
+                break
+            try:
+                self._take_over()  # (without the queue lock: the database lock comes first)
+            except sqlite3.Error:
+                log.exception("could not take over the events left in %r", self._path)
         conn = self._sender_conn
         try:
             if conn is None:

@@ -113,7 +113,9 @@ class QueuedPersistenceStrategy(BasePersistenceStrategy):
         #: that the closing flush was not waiting for
         self._closing = False
         _LIVE.add(self)
-        if self._queue.stats()["pending"]:  # left in the durable file by an earlier run
+        if isinstance(config, DurableDelivery):
+            # at once, even with nothing of ours to send: rows left in the file by an earlier
+            # run, or released later by another client of the file, are ours to send
             self._start()
 
     def __repr__(self) -> str:
