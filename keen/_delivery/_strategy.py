@@ -299,8 +299,8 @@ def _logging_configured(logger: logging.Logger) -> bool:
 
 def _say_lost_at_exit(strategy: QueuedPersistenceStrategy, lost: int) -> None:
     """One line on stderr for events lost at exit, when no logging shows the warnings."""
-    if _logging_configured(log) and log.isEnabledFor(logging.WARNING):
-        return  # (said by the log already)
+    if sys.stderr is None or (_logging_configured(log) and log.isEnabledFor(logging.WARNING)):
+        return  # (no stderr, as under pythonw; or said by the log already)
     error = strategy._sender.last_error
     if error is None:
         why = "the sender did not finish in time"
