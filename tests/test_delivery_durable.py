@@ -198,6 +198,41 @@ def test_group_add_event_waits_for_a_writer_that_fell_behind(path: Path) -> None
     assert sorted(api.stored_values()) == [0, 1, 2]
 
 
+def test_group_add_event_stops_waiting_for_a_stuck_writer_after_block_timeout(
+        path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A file that takes nothing (locked, full) must not hang the application: after
+    block_timeout add_event returns, and says that the bound no longer holds."""
+    api = FakeApi()
+    api.gate.clear()
+    target = _durable(api, path, commit_interval=0.05, block_timeout=2)
+    queue: Any = target._queue
+    now = [1_000_000.0]
+    queue.clock = lambda: now[0]
+    try:
+        queue._db_lock.acquire()  # the writer is stuck
+        try:
+            add(target, COLLECTION, {"n": 0})
+            now[0] += 0.06
+            late = threading.Thread(target=add, args=(target, COLLECTION, {"n": 1}))
+            late.start()
+            late.join(0.2)
+            assert late.is_alive()
+            now[0] += 2  # block_timeout passes
+            with queue._lock:
+                queue._written.notify_all()  # (what the clock cannot do: wake it to look)
+            late.join(10)
+            assert not late.is_alive()  # returned, the writer still stuck
+        finally:
+            queue._db_lock.release()
+        wait_until(lambda: len(_rows(path)) == 2)  # written once the file takes them
+    finally:
+        api.gate.set()
+        target.close(5)
+    warnings = [r for r in caplog.records if "has not taken events" in r.getMessage()]
+    assert len(warnings) == 1, [r.getMessage() for r in caplog.records]
+    assert sorted(api.stored_values()) == [0, 1]
+
+
 def test_stats_count_leftovers_and_their_age(path: Path) -> None:
     down = FakeApi()
     down.failure = KeenConnectionError("refused", request_sent=False)

@@ -174,6 +174,7 @@ class DurableQueue(EventQueue):
         #: the queue time of the oldest event the writer is committing (None: not writing)
         self._writing_oldest: float | None = None
         self._behind = 0  # producers waiting for the writer (group durability)
+        self._warned_at = float("-inf")  # when add_event last said it stopped waiting for it
         self._written = threading.Condition(self._lock)  # wakes them: a commit ended
         self._writer_conn: sqlite3.Connection | None = None
         self._sender_conn: sqlite3.Connection | None = None
@@ -360,10 +361,13 @@ class DurableQueue(EventQueue):
                     if oldest is None or now - oldest <= self._commit_interval:
                         return
                     if now >= deadline:
-                        log.warning(
-                            "the queue file %r has not taken events for %.1f s; add_event "
-                            "goes on, and a crash now would lose them", self._path, now - oldest,
-                        )
+                        if now - self._warned_at >= 60:  # (once a minute at most)
+                            self._warned_at = now
+                            log.warning(
+                                "the queue file %r has not taken events for %.1f s; add_event "
+                                "goes on, and a crash now would lose them",
+                                self._path, now - oldest,
+                            )
                         return
                     self._written.wait(deadline - now)
             finally:
