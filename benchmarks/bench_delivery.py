@@ -9,7 +9,12 @@ with one success per event and stores nothing (so the figures measure the client
   included; for direct delivery that includes the HTTP round trip);
 * events delivered per second, from the first ``add_event`` until ``flush()`` returned, next to
   synchronous ``add_event`` and synchronous ``add_events`` (batches of 500) of the same events;
-* a burst of 100,000 events with default ``BackgroundDelivery()`` settings, delivered completely.
+* a burst of 100,000 events with default ``BackgroundDelivery()`` settings, delivered completely;
+* recovery after an outage: 20,000 events queued while the stand-in is down (5 s: its process
+  is stopped, so connections are refused), then restarted on the same port answering its first
+  11 requests with 503 and ``Retry-After: 1``; reported is the time from the moment it answers
+  2xx again (its 11th refusal) until ``flush()`` returned with everything delivered, and the time
+  from its restart to the client's first try.
 """
 
 from __future__ import annotations
@@ -45,9 +50,35 @@ class _Answers(BaseHTTPRequestHandler):
     received = 0
     lock = threading.Lock()
     cache: ClassVar[dict[int, bytes]] = {}
+    #: refuse this many requests first (503, with Retry-After when retry_after is set)
+    refuse = 0
+    retry_after: str | None = None
+    refused = 0
+    first_request_at: float | None = None
+    healthy_since: float | None = None  # when the last refusal was answered
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with self.lock:
+            if _Answers.first_request_at is None:
+                _Answers.first_request_at = time.time()
+            refuse = _Answers.refused < _Answers.refuse
+            if refuse:
+                _Answers.refused += 1
+        if refuse:
+            self.send_response(503)
+            if self.retry_after is not None:
+                self.send_header("Retry-After", self.retry_after)
+            payload = b'{"message": "overloaded", "error_code": "ServiceUnavailable"}'
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            self.wfile.flush()
+            with self.lock:
+                if _Answers.refused == _Answers.refuse:
+                    _Answers.healthy_since = time.time()
+            return
         if self.path.endswith("/events"):
             count = body.count(b'"n": ')  # every benchmark event has an "n" property
             answer = self.cache.get(count)
@@ -63,7 +94,11 @@ class _Answers(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         with self.lock:
-            self._reply(200, json.dumps({"received": _Answers.received}).encode())
+            self._reply(200, json.dumps({
+                "received": _Answers.received, "refused": _Answers.refused,
+                "first_request_at": _Answers.first_request_at,
+                "healthy_since": _Answers.healthy_since,
+            }).encode())
 
     def _reply(self, status: int, payload: bytes) -> None:
         self.send_response(status)
@@ -76,17 +111,36 @@ class _Answers(BaseHTTPRequestHandler):
         pass
 
 
-def serve() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+def serve(port: int = 0, refuse: int = 0, retry_after: str | None = None) -> None:
+    _Answers.refuse, _Answers.retry_after = refuse, retry_after
+    server = ThreadingHTTPServer(("127.0.0.1", port), _Answers)
     server.daemon_threads = True
     print(server.server_address[1], flush=True)
     server.serve_forever()
 
 
-def received(url: str) -> int:
+def start_stand_in(*options: str) -> tuple[subprocess.Popen[str], str]:
+    """The stand-in server in a process of its own, and its URL."""
+    process = subprocess.Popen([sys.executable, __file__, "--serve", *options],
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    return process, f"http://127.0.0.1:{int(process.stdout.readline())}"
+
+
+def stop_stand_in(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    process.wait(10)
+
+
+def counts(url: str) -> dict[str, Any]:
     import requests
 
-    return int(requests.get(url + "/count", timeout=10).json()["received"])
+    answer: dict[str, Any] = requests.get(url + "/count", timeout=10).json()
+    return answer
+
+
+def received(url: str) -> int:
+    return int(counts(url)["received"])
 
 
 # ------------------------------------------------------------------ measurements
@@ -150,24 +204,47 @@ def sync_add_events_per_second(url: str, count: int, batch: int = 500) -> tuple[
     return count / seconds, seconds / count * 1e6
 
 
+def recovery_after_outage(count: int, outage: float) -> tuple[int, float, float, float]:
+    """(events, outage s, restart -> first try s, healthy -> all delivered s)."""
+    stand_in, url = start_stand_in()
+    port = url.rsplit(":", 1)[1]
+    client = client_for(url, BackgroundDelivery())
+    try:
+        client.add_event(COLLECTION, event(0))
+        assert client.flush(30), client.stats()
+        stop_stand_in(stand_in)  # the outage: connections refused
+        for n in range(1, count + 1):
+            client.add_event(COLLECTION, event(n))
+        time.sleep(outage)
+        stand_in, url = start_stand_in("--port", port, "--refuse", "11", "--retry-after", "1")
+        restarted = time.time()
+        assert client.flush(600), client.stats()
+        delivered = time.time()
+        seen = counts(url)
+        assert seen["received"] == count and seen["refused"] == 11, seen
+    finally:
+        client.close(5)
+        stop_stand_in(stand_in)
+    return count, outage, seen["first_request_at"] - restarted, delivered - seen["healthy_since"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--refuse", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--retry-after", default=None, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.serve:
-        serve()
+        serve(options.port, options.refuse, options.retry_after)
         return
     scale = 10 if options.quick else 1
-    stand_in = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE,
-                                text=True)
+    stand_in, url = start_stand_in()
     try:
-        assert stand_in.stdout is not None
-        url = f"http://127.0.0.1:{int(stand_in.stdout.readline())}"
         run(url, scale)
     finally:
-        stand_in.terminate()
-        stand_in.wait(10)
+        stop_stand_in(stand_in)
 
 
 def run(url: str, scale: int) -> None:
@@ -216,6 +293,15 @@ def run(url: str, scale: int) -> None:
     rate, stats = delivered_per_second(url, BackgroundDelivery(), burst)
     rows.append(("burst, BackgroundDelivery() defaults", f"{rate:,.0f}/s",
                  f"{stats['sent']:,}/{burst:,} delivered, {stats['dropped']} dropped"))
+
+    # 4. recovery after an outage (a stand-in of its own, stopped and restarted)
+    queued, outage, first_try, recovery = recovery_after_outage(20_000 // scale,
+                                                                5.0 if scale == 1 else 2.0)
+    rows.append(("recovery: healthy again -> all delivered", f"{recovery:.2f} s",
+                 f"{queued:,} events queued in a {outage:g} s outage, then 11 x 503 "
+                 "Retry-After: 1"))
+    rows.append(("recovery: restarted -> first try", f"{first_try:.2f} s",
+                 "(the backoff cap: 5 s at most)"))
 
     width = max(len(row[0]) for row in rows)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; stand-in server: {url}")

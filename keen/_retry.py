@@ -11,8 +11,10 @@ The rules:
   refused the request (429 Too Many Requests, 503 Service Unavailable).
 * Waits grow exponentially from ``backoff_base`` and are capped at ``backoff_cap``, with full
   jitter (a uniformly random wait between 0 and that bound), so that many clients recovering from
-  one outage do not return in lockstep. A ``Retry-After`` the server sent is honoured (capped at
-  the deadline).
+  one outage do not return in lockstep.
+* A ``Retry-After`` the server sent is the wait, whether shorter or longer than the backoff would
+  be (the server knows when it can take the request again; a long backoff must not outlast its
+  recovery), capped at ``retry_after_cap`` and at the deadline.
 * No retry starts once ``deadline`` seconds have passed since the first attempt, so a synchronous
   call never hangs for minutes because of retries (each attempt still has its own timeout).
 """
@@ -53,19 +55,22 @@ class RetryPolicy:
     :param backoff_base: the wait bound before the first retry, in seconds; doubled for each
         retry after it.
     :param backoff_cap: the largest wait bound, in seconds.
+    :param retry_after_cap: the longest ``Retry-After`` honoured, in seconds (a longer one is
+        waited for this long).
     """
 
     max_retries: int = 3
     deadline: float = 30.0
     backoff_base: float = 0.2
     backoff_cap: float = 8.0
+    retry_after_cap: float = 60.0
 
     def __post_init__(self) -> None:
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
             raise InvalidConfigurationError("max_retries must be an int")
         if self.max_retries < 0:
             raise InvalidConfigurationError("max_retries must be 0 or more")
-        for name in ("deadline", "backoff_base", "backoff_cap"):
+        for name in ("deadline", "backoff_base", "backoff_cap", "retry_after_cap"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise InvalidConfigurationError(f"{name} must be a number of seconds, 0 or more")
@@ -109,15 +114,14 @@ def delay(
 ) -> float:
     """Seconds to wait before retry number ``attempt`` (1 = the first retry).
 
-    Full jitter over a capped exponential bound; a server's ``Retry-After`` wins when it is longer,
-    but never beyond the policy's deadline.
+    The server's ``Retry-After`` when it sent one (at most ``retry_after_cap`` and the deadline);
+    otherwise full jitter over a capped exponential bound.
     """
+    if retry_after is not None and retry_after >= 0:
+        return float(min(retry_after, policy.retry_after_cap, policy.deadline))
     exponent = min(max(attempt - 1, 0), 62)
     bound = min(policy.backoff_cap, policy.backoff_base * (2**exponent))
-    wait = bound * rand()
-    if retry_after is not None and retry_after > wait:
-        wait = min(retry_after, policy.deadline)
-    return float(max(wait, 0.0))
+    return float(max(bound * rand(), 0.0))
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -311,3 +311,17 @@ class EventRejectedError(BadRequestError):
                 "error_code": error.get("name"),
             }
         )
+
+
+# -- delivery settings (kept at the end of the file)
+
+
+class InvalidDeliveryError(InvalidConfigurationError):
+    """The delivery setting cannot work: a mode that does not exist (``delivery=``,
+    ``keen.delivery`` or ``KEEN_DELIVERY``), durable delivery without a queue file, a queue file
+    whose folder does not exist, an option of ``BackgroundDelivery``/``DurableDelivery`` out of
+    range. Raised when the setting is made or the client built, before any event is queued.
+    Also a ``ValueError`` and a ``TypeError``, which these raised before."""
+
+
+__all__ += ["InvalidDeliveryError"]

@@ -177,11 +177,13 @@ def run_worker(mode: str, settings: dict[str, Any], **popen: Any) -> Any:
 def _worker(mode: str, settings: dict[str, Any]) -> None:
     """What the subprocesses of the delivery tests do.
 
-    ``produce``: add events n = start, start+1, ... forever, printing each n and the time
-    (time.monotonic) once add_event returned (the parent kills the process). ``drain``: open
+    ``produce``: add events n = start, start+1, ... forever, printing, once add_event
+    returned, n, the time then and the time the call began (time.monotonic; the parent kills
+    the process). ``drain``: open
     the client (leftovers are sent), flush, close, print the stats. ``exit``: add ``count``
-    events and end without flushing. ``fork``: add events, fork, add other events in both
-    processes, print both stats.
+    events and end without flushing. ``hold``: add ``count`` events, ``close`` the client if
+    asked, print "ready" and live on until stdin closes. ``fork``: add events, fork, add other
+    events in both processes, print both stats.
     """
     import logging
     import os
@@ -189,12 +191,14 @@ def _worker(mode: str, settings: dict[str, Any]) -> None:
 
     from keen._delivery import DurableDelivery
 
-    logging.basicConfig(level=logging.WARNING)  # (the application's choice: on stderr)
+    if not settings.get("no_logging"):
+        logging.basicConfig(level=logging.WARNING)  # (the application's choice: on stderr)
     delivery: BackgroundDelivery
     options = {"retry": QUICK_RETRY, "flush_interval": settings.get("flush_interval", 0.01),
                "batch_size": settings.get("batch_size", 50)}
-    if "exit_timeout" in settings:
-        options["exit_timeout"] = settings["exit_timeout"]
+    for name in ("exit_timeout", "block_timeout"):
+        if name in settings:
+            options[name] = settings[name]
     if settings.get("path"):
         delivery = DurableDelivery(path=settings["path"],
                                    durability=settings.get("durability", "group"), **options)
@@ -208,8 +212,9 @@ def _worker(mode: str, settings: dict[str, Any]) -> None:
     if mode == "produce":
         n = settings["start"]
         while True:
+            began = time.monotonic()
             client.add_event(collection, {"n": n})
-            print(n, time.monotonic(), flush=True)
+            print(n, time.monotonic(), began, flush=True)
             n += 1
     elif mode == "drain":
         for n in settings.get("extra", []):
@@ -217,6 +222,14 @@ def _worker(mode: str, settings: dict[str, Any]) -> None:
         ok = client.flush(20)
         print(json.dumps({"flushed": ok, "stats": client.stats()}), flush=True)
         client.close(1)
+    elif mode == "hold":
+        for n in range(settings["count"]):
+            client.add_event(collection, {"n": n})
+        if settings.get("close"):
+            client.close(0.3)
+        print("ready", flush=True)
+        sys.stdin.readline()  # (until the parent closes our stdin, or kills us)
+        os._exit(0)
     elif mode == "exit":
         for n in range(settings["count"]):
             client.add_event(collection, {"n": n})

@@ -343,16 +343,17 @@ SURFACE = {
     'keen.utilities.headers': 'api_key',
     'keen.utilities.requires_key': 'key_type',
     'keen.utilities.version': '',
-    'keen.NO_RETRY': '=RetryPolicy(max_retries=0, deadline=30.0, backoff_base=0.2, backoff_cap=8.0)',
-    'keen.BackgroundDelivery': "class(max_queue_size=100000, overflow='block', block_timeout=1.0, batch_size=500, max_batch_bytes=5000000, flush_interval=1.0, retry=RetryPolicy(max_retries=4611686018427387904, deadline=inf, backoff_base=0.2, backoff_cap=30.0), on_error=None, exit_timeout=5.0)",
-    'keen.DurableDelivery': "class(max_queue_size=1000000, overflow='block', block_timeout=1.0, batch_size=500, max_batch_bytes=5000000, flush_interval=1.0, retry=RetryPolicy(max_retries=4611686018427387904, deadline=inf, backoff_base=0.2, backoff_cap=30.0), on_error=None, exit_timeout=5.0, path='', durability='group', commit_interval=0.05)",
+    'keen.NO_RETRY': '=RetryPolicy(max_retries=0, deadline=30.0, backoff_base=0.2, backoff_cap=8.0, retry_after_cap=60.0)',
+    'keen.BackgroundDelivery': "class(max_queue_size=100000, overflow='block', block_timeout=1.0, batch_size=500, max_batch_bytes=5000000, flush_interval=1.0, retry=RetryPolicy(max_retries=4611686018427387904, deadline=inf, backoff_base=0.2, backoff_cap=5.0, retry_after_cap=60.0), on_error=None, exit_timeout=5.0)",
+    'keen.DurableDelivery': "class(max_queue_size=1000000, overflow='block', block_timeout=1.0, batch_size=500, max_batch_bytes=5000000, flush_interval=1.0, retry=RetryPolicy(max_retries=4611686018427387904, deadline=inf, backoff_base=0.2, backoff_cap=5.0, retry_after_cap=60.0), on_error=None, exit_timeout=5.0, path='', durability='group', commit_interval=0.05)",
     'keen.Event': 'class(project_id, event_collection, event_body, timestamp=None)',
     'keen.KeenClient': 'class(project_id=None, write_key=None, read_key=None, persistence_strategy=None, api_class=KeenApi, get_timeout=305, post_timeout=305, master_key=None, base_url=None, *session*=None, *retry*=None, *delivery*=None, *disabled*=False)',
-    'keen.RetryPolicy': 'class(max_retries=3, deadline=30.0, backoff_base=0.2, backoff_cap=8.0)',
+    'keen.RetryPolicy': 'class(max_retries=3, deadline=30.0, backoff_base=0.2, backoff_cap=8.0, retry_after_cap=60.0)',
     'keen.exceptions.DeliveryClosedError': 'class()',
     'keen.exceptions.EventRejectedError': 'class(item_error)',
     'keen.exceptions.NotDeliveredError': 'class()',
     'keen.exceptions.QueueFullError': 'class()',
+    'keen.exceptions.InvalidDeliveryError': 'class()',
 }
 
 #: 0.7.0 internals deliberately not kept (not part of compat-0.7.md).

@@ -165,3 +165,47 @@ def test_debug_log_lines_carry_no_key(server: LocalKeenServer, errors: Recorder,
     assert "posted" in text and "retry" in text
     for key in (server.write_key, server.read_key, server.master_key):
         assert key and key not in text
+
+
+# ------------------------------------------------------------------ recovery (issue 9)
+
+
+def _default_retry_client(server: LocalKeenServer, errors: Recorder) -> KeenClient:
+    """A client with the default retry policy (real backoff, real Retry-After)."""
+    return server.make_client(
+        delivery=BackgroundDelivery(flush_interval=0.01, batch_size=100, on_error=errors),
+        post_timeout=5,
+    )
+
+
+def test_delivery_resumes_as_retry_after_says_after_a_run_of_failures(
+        server: LocalKeenServer, errors: Recorder) -> None:
+    """An outage, then a run of 503s saying "Retry-After": each wait is what the server asked,
+    not a backoff grown to its cap, so the queue is delivered soon after the server is back."""
+    server.stop()
+    client = _default_retry_client(server, errors)
+    for n in range(500):
+        client.add_event(COLLECTION, {"n": n})
+    wait_until(lambda: client.stats()["retried"] >= 300)  # three refused connections
+    server.faults.fail_next(11, 503, retry_after=0.05)
+    server.start()
+    assert client.flush(8), client.stats()  # (the old backoff: ~30 s per try by the 11th)
+    assert server.faults.injected == 11
+    _finish(client, server, errors, range(500))
+
+
+def test_close_tries_at_once_instead_of_dropping_what_it_could_deliver(
+        server: LocalKeenServer, errors: Recorder) -> None:
+    """The sender waits out a long Retry-After; the server is back meanwhile. close(5) tries
+    again at once and delivers everything, rather than wait and then drop the queue."""
+    client = _default_retry_client(server, errors)
+    server.faults.fail_next(1, 503, retry_after=60)
+    for n in range(300):
+        client.add_event(COLLECTION, {"n": n})
+    wait_until(lambda: client.stats()["retried"] >= 100)  # the sender is waiting its 60 s
+    client.close(5)
+    stats = client.stats()
+    check_counters(stats)
+    assert stats["sent"] == 300 and stats["dropped"] == 0, stats
+    assert errors.calls == []
+    assert_exactly_once(server, COLLECTION, range(300))

@@ -28,6 +28,7 @@ from keen.exceptions import (
     AuthenticationError,
     DeliveryClosedError,
     EventRejectedError,
+    InvalidDeliveryError,
     InvalidEnvironmentError,
     InvalidEventError,
     KeenConnectionError,
@@ -225,20 +226,23 @@ def test_transient_failures_are_retried_until_delivered(error: Exception) -> Non
     assert all(body == api.bodies[0] for body in api.bodies)
 
 
-def test_the_wait_before_a_retry_honours_retry_after() -> None:
-    api = FakeApi(script=[RateLimitError({"message": "wait"}, 429, retry_after=0.25)])
+@pytest.mark.parametrize("retry_after", [0.25, 0.01])
+def test_the_wait_before_a_retry_is_the_servers_retry_after(retry_after: float) -> None:
+    # 0.01: shorter than the backoff (30 s here) would be: the server said when to come back
+    api = FakeApi(script=[RateLimitError({"message": "wait"}, 429, retry_after=retry_after)])
     waits: list[float] = []
-    with closing(strategy(api)) as target:
-        real_wait = target._sender.abort.wait
+    slow = RetryPolicy(max_retries=10, deadline=float("inf"), backoff_base=30, backoff_cap=30)
+    with closing(strategy(api, retry=slow)) as target:
+        real_wait = target._sender._interrupt.wait
 
         def recording_wait(timeout: float | None = None) -> bool:
             waits.append(timeout or 0.0)
             return real_wait(timeout)
 
-        target._sender.abort.wait = recording_wait  # type: ignore[method-assign]
+        target._sender._interrupt.wait = recording_wait  # type: ignore[method-assign]
         add(target, "c", {"n": 1})
         assert target.flush(5)
-    assert waits and waits[0] >= 0.25
+    assert waits == [retry_after]
 
 
 @pytest.mark.parametrize("error", [
@@ -571,31 +575,73 @@ def test_flush_from_a_signal_handler_does_not_deadlock() -> None:
 
 
 def test_delivery_settings_are_checked() -> None:
-    with pytest.raises(ValueError, match="overflow"):
+    # every one a keen.exceptions error (also the ValueError/TypeError they used to be)
+    with pytest.raises(InvalidDeliveryError, match="overflow"):
         BackgroundDelivery(overflow="ignore")
-    with pytest.raises(ValueError, match="max_queue_size"):
+    with pytest.raises(InvalidDeliveryError, match="max_queue_size"):
         BackgroundDelivery(max_queue_size=0)
-    with pytest.raises(ValueError, match="10000000"):
+    with pytest.raises(InvalidDeliveryError, match="10000000"):
         BackgroundDelivery(max_batch_bytes=20_000_000)
-    with pytest.raises(ValueError, match="path"):
+    with pytest.raises(InvalidDeliveryError, match="path"):
         DurableDelivery()
-    with pytest.raises(TypeError, match="by keyword"):
+    with pytest.raises(InvalidDeliveryError, match="by keyword"):
         DurableDelivery("events.sqlite3")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="durability"):
+    with pytest.raises(InvalidDeliveryError, match="durability"):
         DurableDelivery(path="x.db", durability="maybe")
-    with pytest.raises(TypeError, match="on_error"):
+    with pytest.raises(InvalidDeliveryError, match="on_error"):
         BackgroundDelivery(on_error="print")  # type: ignore[arg-type]
+    assert issubclass(InvalidDeliveryError, (ValueError, TypeError))
 
 
 def test_delivery_names_resolve(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     assert resolve("direct") is None and resolve(None) is None
     assert resolve("background") == BackgroundDelivery()
     monkeypatch.delenv("KEEN_DELIVERY_PATH", raising=False)
-    with pytest.raises(ValueError, match="KEEN_DELIVERY_PATH"):
+    monkeypatch.delenv("KEEN_DELIVERY", raising=False)
+    with pytest.raises(InvalidDeliveryError, match="KEEN_DELIVERY_PATH"):
         resolve("durable")
     monkeypatch.setenv("KEEN_DELIVERY_PATH", str(tmp_path / "q.db"))
     assert resolve("durable") == DurableDelivery(path=str(tmp_path / "q.db"))
-    with pytest.raises(ValueError, match="'direct', 'background' or 'durable'"):
+    with pytest.raises(InvalidDeliveryError, match="'direct', 'background' or 'durable'"):
         resolve("fast")
     with pytest.raises(ValueError):
         make_strategy(FakeApi(), "direct")
+
+
+def test_a_bad_keen_delivery_is_named_with_the_values_it_takes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import keen
+
+    for name in ("project_id", "write_key", "delivery"):
+        monkeypatch.setattr(keen, name, None)
+    monkeypatch.setenv("KEEN_PROJECT_ID", "5eb1f5c3d3a2b40001e0a1b2")
+    monkeypatch.setenv("KEEN_WRITE_KEY", "w")
+    monkeypatch.setenv("KEEN_BASE_URL", "http://127.0.0.1:9")  # (nothing is sent)
+    monkeypatch.setenv("KEEN_DELIVERY", "bakground")
+    keen.reset_client()
+    try:
+        with pytest.raises(InvalidDeliveryError,
+                           match=r"KEEN_DELIVERY='bakground'.*'direct', 'background' or 'durable'"):
+            keen.add_event("c", {"n": 1})
+    finally:
+        monkeypatch.delenv("KEEN_DELIVERY")
+        keen.reset_client()
+
+
+def test_a_durable_file_in_a_missing_folder_is_named(tmp_path: Any) -> None:
+    missing = tmp_path / "no-such-folder" / "queue.sqlite3"
+    with pytest.raises(InvalidDeliveryError, match=r"no-such-folder.*does not exist"):
+        QueuedPersistenceStrategy(FakeApi(), DurableDelivery(path=str(missing)))
+    with pytest.raises(InvalidDeliveryError, match="is a folder"):
+        QueuedPersistenceStrategy(FakeApi(), DurableDelivery(path=str(tmp_path)))
+    assert not missing.parent.exists()
+
+
+def test_the_default_sender_tries_again_within_5_seconds_however_long_the_outage() -> None:
+    """The backoff cap bounds how late the first try after a server recovers can come."""
+    from keen._delivery import DELIVERY_RETRY
+    from keen._retry import delay
+
+    waits = [delay(DELIVERY_RETRY, attempt, rand=lambda: 1.0) for attempt in range(1, 100)]
+    assert waits[0] == 0.2 and max(waits) == 5.0
+    assert delay(DELIVERY_RETRY, 50, retry_after=45.0) == 45.0  # what the server asked

@@ -54,10 +54,21 @@ def test_delay_is_full_jitter_over_a_capped_exponential() -> None:
     assert delay(POLICY, 1000, rand=lambda: 1.0) == 4.0  # no overflow for huge attempt numbers
 
 
-def test_retry_after_wins_when_longer_but_never_past_the_deadline() -> None:
-    assert delay(POLICY, 1, retry_after=3.0, rand=lambda: 1.0) == 3.0
-    assert delay(POLICY, 4, retry_after=1.0, rand=lambda: 1.0) == 4.0
-    assert delay(POLICY, 1, retry_after=3600.0, rand=lambda: 0.0) == 30.0
+def test_retry_after_is_the_wait_even_when_the_backoff_has_grown_longer() -> None:
+    # after a run of failures the backoff bound is at its cap: a server that says "retry in
+    # 1 s" is tried again in 1 s, not after up to the cap (issue 9)
+    assert delay(POLICY, 10, retry_after=1.0, rand=lambda: 1.0) == 1.0
+    assert delay(POLICY, 4, retry_after=0.0, rand=lambda: 1.0) == 0.0
+    assert delay(POLICY, 1, retry_after=3.0, rand=lambda: 0.0) == 3.0  # longer: waited for
+
+
+def test_retry_after_is_capped_by_retry_after_cap_and_the_deadline() -> None:
+    assert delay(POLICY, 1, retry_after=3600.0, rand=lambda: 0.0) == 30.0  # the deadline
+    capped = RetryPolicy(deadline=float("inf"), retry_after_cap=20.0)
+    assert delay(capped, 1, retry_after=3600.0) == 20.0
+    # a value that is no duration (negative, NaN) falls back to the backoff
+    assert delay(POLICY, 2, retry_after=-1.0, rand=lambda: 1.0) == 1.0
+    assert delay(POLICY, 2, retry_after=float("nan"), rand=lambda: 1.0) == 1.0
 
 
 def test_parse_retry_after_accepts_seconds_and_http_dates() -> None:
@@ -74,7 +85,8 @@ def test_parse_retry_after_accepts_seconds_and_http_dates() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"max_retries": -1}, {"deadline": -1.0}, {"backoff_base": "1"}, {"max_retries": 1.5}],
+    [{"max_retries": -1}, {"deadline": -1.0}, {"backoff_base": "1"}, {"max_retries": 1.5},
+     {"retry_after_cap": -1}],
 )
 def test_bad_policies_are_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises((TypeError, ValueError)):

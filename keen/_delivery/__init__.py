@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Union
 
 from keen._retry import RetryPolicy
+from keen.exceptions import InvalidDeliveryError
 
 if TYPE_CHECKING:
     from keen._delivery._strategy import QueuedPersistenceStrategy
@@ -48,11 +49,15 @@ OVERFLOW_POLICIES = ("block", "drop_newest", "drop_oldest")
 DURABILITY_LEVELS = ("group", "process", "full")
 
 #: The sender's retry policy: transient failures (connection errors, timeouts, 429, 5xx) are
-#: retried until the events are delivered, with capped exponential backoff and full jitter;
-#: the uniqueness tokens make every retry safe. A policy with a finite ``max_retries`` or
-#: ``deadline`` makes the sender give up and report the events to ``on_error`` instead.
+#: retried until the events are delivered, after the server's Retry-After (up to 60 s) or else
+#: a capped exponential backoff with full jitter; the uniqueness tokens make every retry safe.
+#: The cap (5 s) is short on purpose: it bounds how long after a server recovers the sender
+#: notices (one small request per client every 2.5 s on average during an outage). A policy
+#: with a finite ``max_retries`` or ``deadline`` makes the sender give up and report the
+#: events to ``on_error`` instead.
 DELIVERY_RETRY = RetryPolicy(
-    max_retries=2**62, deadline=math.inf, backoff_base=0.2, backoff_cap=30.0
+    max_retries=2**62, deadline=math.inf, backoff_base=0.2, backoff_cap=5.0,
+    retry_after_cap=60.0,
 )
 
 #: Keen's limits (keen-api.md section 17): a single event and a whole request body, in bytes.
@@ -65,12 +70,13 @@ ErrorCallback = Callable[[list[tuple[str, dict[str, Any]]], BaseException], None
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int, {minimum} or more; got {value!r}")
+        raise InvalidDeliveryError(f"{name} must be an int, {minimum} or more; got {value!r}")
 
 
 def _check_seconds(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ValueError(f"{name} must be a number of seconds, 0 or more; got {value!r}")
+        raise InvalidDeliveryError(
+            f"{name} must be a number of seconds, 0 or more; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -84,12 +90,14 @@ class BackgroundDelivery:
         ``block_timeout`` seconds for room, then drops the event; ``"drop_newest"`` drops the new
         event; ``"drop_oldest"`` drops the oldest waiting one. Dropped events are counted
         (``stats()["dropped"]``), logged and passed to ``on_error``.
-    :param block_timeout: see ``overflow``.
+    :param block_timeout: see ``overflow``; with ``DurableDelivery(durability="group")`` also
+        the longest ``add_event`` waits for a writer thread that fell behind.
     :param batch_size: events per request at most.
     :param max_batch_bytes: request body size at most (Keen refuses more than 10 MB).
     :param flush_interval: seconds an event waits at most for a batch to fill up.
     :param retry: the sender's :class:`keen._retry.RetryPolicy` (default :data:`DELIVERY_RETRY`:
-        retry transient failures until delivered).
+        retry transient failures until delivered, after the server's ``Retry-After`` or a
+        backoff of at most 5 s).
     :param on_error: ``on_error(events, error)`` is called with the events that cannot be
         delivered (rejected by the server, dropped when the queue was full, or left unsent at
         close) as ``(collection, body)`` pairs, and the exception saying why. It runs on the
@@ -114,19 +122,20 @@ class BackgroundDelivery:
     def __post_init__(self) -> None:
         _check_int("max_queue_size", self.max_queue_size, 1)
         if self.overflow not in OVERFLOW_POLICIES:
-            raise ValueError(
+            raise InvalidDeliveryError(
                 f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}; got {self.overflow!r}"
             )
         _check_seconds("block_timeout", self.block_timeout)
         _check_int("batch_size", self.batch_size, 1)
         _check_int("max_batch_bytes", self.max_batch_bytes, 1024)
         if self.max_batch_bytes > MAX_REQUEST_BYTES:
-            raise ValueError(f"max_batch_bytes must be at most {MAX_REQUEST_BYTES} (Keen's limit)")
+            raise InvalidDeliveryError(
+                f"max_batch_bytes must be at most {MAX_REQUEST_BYTES} (Keen's limit)")
         _check_seconds("flush_interval", self.flush_interval)
         if not isinstance(self.retry, RetryPolicy):
-            raise TypeError("retry must be a keen._retry.RetryPolicy")
+            raise InvalidDeliveryError("retry must be a keen._retry.RetryPolicy")
         if self.on_error is not None and not callable(self.on_error):
-            raise TypeError("on_error must be callable: on_error(events, error)")
+            raise InvalidDeliveryError("on_error must be callable: on_error(events, error)")
         if self.exit_timeout is not None:
             _check_seconds("exit_timeout", self.exit_timeout)
 
@@ -136,20 +145,22 @@ class DurableDelivery(BackgroundDelivery):
     """Like :class:`BackgroundDelivery`, with the queue in a SQLite file (WAL mode).
 
     Give the file by keyword: ``DurableDelivery(path="events.sqlite3")``. Events leave the file
-    only when the server has confirmed them (or rejected them for good); events left by an
-    earlier run (a crash, a kill, a close before they were sent) are sent when the next client
-    using the file starts. Several processes may share one file: each event is sent by one of
-    them.
+    only when the server has confirmed them (or rejected them for good). Each open client holds
+    a lease (an OS file lock in ``<path>.owners/``) released at close and when its process
+    ends; the next client that opens the file sends the events nobody holds (left by a crash,
+    a kill, or a close before they were sent). Several processes may share one file: each
+    event is sent by one of them.
 
     :param path: the SQLite file (created if missing).
     :param durability: what is on disk when ``add_event`` returns:
 
         * ``"group"`` (default, fastest): nothing yet. The event is in memory; a writer thread
-          commits waiting events to the file every ``commit_interval`` seconds (and always
-          before sending them). A process crash loses at most the events added in the last
-          ``commit_interval``; committed events survive a crash or kill of the process (an OS
-          crash or power loss may also lose the last committed transactions: WAL with
-          ``synchronous=NORMAL``).
+          commits it to the file within ``commit_interval`` seconds (and always before sending
+          it), and ``add_event`` waits for the writer when it falls behind (``block_timeout``
+          at most). A process crash loses at most the events added in the last
+          ``commit_interval`` before the last ``add_event`` returned; committed events survive
+          a crash or kill of the process (an OS crash or power loss may also lose the last
+          committed transactions: WAL with ``synchronous=NORMAL``).
         * ``"process"``: the event is committed before ``add_event`` returns
           (``synchronous=NORMAL``): everything survives a crash or kill of the process; an OS
           crash or power loss may lose the last events.
@@ -169,12 +180,14 @@ class DurableDelivery(BackgroundDelivery):
 
     def __post_init__(self) -> None:
         if isinstance(self.max_queue_size, (str, os.PathLike)):
-            raise TypeError("give the queue file by keyword: DurableDelivery(path=...)")
+            raise InvalidDeliveryError(
+                "give the queue file by keyword: DurableDelivery(path=...)")
         super().__post_init__()
         if not isinstance(self.path, (str, os.PathLike)) or not os.fspath(self.path):
-            raise ValueError("DurableDelivery needs the queue file: DurableDelivery(path=...)")
+            raise InvalidDeliveryError(
+                "DurableDelivery needs the queue file: DurableDelivery(path=...)")
         if self.durability not in DURABILITY_LEVELS:
-            raise ValueError(
+            raise InvalidDeliveryError(
                 f"durability must be one of {', '.join(DURABILITY_LEVELS)}; "
                 f"got {self.durability!r}"
             )
@@ -193,7 +206,7 @@ def resolve(delivery: DeliverySetting) -> BackgroundDelivery | None:
     if delivery is None or isinstance(delivery, BackgroundDelivery):
         return delivery
     if not isinstance(delivery, str):
-        raise TypeError(
+        raise InvalidDeliveryError(
             "delivery must be 'direct', 'background', 'durable', a BackgroundDelivery or a "
             f"DurableDelivery; got {type(delivery).__name__}"
         )
@@ -205,13 +218,19 @@ def resolve(delivery: DeliverySetting) -> BackgroundDelivery | None:
     if name == "durable":
         path = os.environ.get("KEEN_DELIVERY_PATH", "")
         if not path:
-            raise ValueError(
+            raise InvalidDeliveryError(
                 "durable delivery needs a queue file: set KEEN_DELIVERY_PATH, or pass "
                 "delivery=DurableDelivery(path=...)"
             )
         return DurableDelivery(path=path)
-    raise ValueError(
-        f"delivery must be 'direct', 'background' or 'durable'; got {delivery!r}"
+    if delivery == os.environ.get("KEEN_DELIVERY"):
+        raise InvalidDeliveryError(
+            f"KEEN_DELIVERY={delivery!r} is not a delivery mode: set it to 'direct', "
+            "'background' or 'durable' (or unset it for direct delivery)"
+        )
+    raise InvalidDeliveryError(
+        f"delivery must be 'direct', 'background' or 'durable' (or a BackgroundDelivery or "
+        f"DurableDelivery); got {delivery!r}"
     )
 
 

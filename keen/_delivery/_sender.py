@@ -8,11 +8,14 @@ For each batch:
   and the log, and not retried.
 * 413 (too large): the batch is split in two halves, each sent on its own; a single event the
   server finds too large is reported and dropped.
-* Transient failures (connection refused or reset, timeouts, 408, 429, 5xx) are retried, with
-  capped exponential backoff and full jitter from :mod:`keen._retry`, waiting at least as long as
-  the server's ``Retry-After``. Every event carries a ``keen.uniqueness_token``, so a retry after
-  a lost answer cannot store an event twice: this is why 500 is retried here although an
-  ordinary write without tokens is not (keen._retry.RETRY_STATUSES).
+* Transient failures (connection refused or reset, timeouts, 408, 429, 5xx) are retried: after
+  the server's ``Retry-After`` when it sent one, else after a capped exponential backoff with full
+  jitter (:mod:`keen._retry`; the cap, 5 s by default, is also how late at most the first try
+  after the server recovered comes, since the sender cannot know sooner). ``close()`` cuts the
+  wait short: it tries once more at once, so what a recovered server can take within the
+  close's timeout is delivered, not dropped. Every event carries a ``keen.uniqueness_token``,
+  so a retry after a lost answer cannot store an event twice: this is why 500 is retried here
+  although an ordinary write without tokens is not (keen._retry.RETRY_STATUSES).
 * Other answers (401, 403, 404, other 4xx) fail the whole batch: they are reported, not retried.
 """
 
@@ -93,6 +96,27 @@ class Sender:
         self.config = config
         #: set by close() when its time is up: stop waiting between retries
         self.abort = threading.Event()
+        #: set by stop() and hurry(): end the wait before the next retry
+        self._interrupt = threading.Event()
+        #: the transient failure the batch in hand met last (None once a request succeeded):
+        #: why events are still undelivered, said when they are given up at exit
+        self.last_error: BaseException | None = None
+
+    def hurry(self) -> None:
+        """Retry now rather than after the pending wait (once: close() gives a last chance)."""
+        self._interrupt.set()
+
+    def stop(self) -> None:
+        """Stop waiting and sending: what is not settled is abandoned."""
+        self.abort.set()
+        self._interrupt.set()
+
+    def _pause(self, seconds: float) -> None:
+        """Wait ``seconds`` before a retry; cut short by hurry(), ended by stop()."""
+        self._interrupt.wait(seconds)
+        if self.abort.is_set():
+            raise _Abandoned
+        self._interrupt.clear()
 
     def run(self) -> None:
         log.debug("sender thread started")
@@ -162,14 +186,15 @@ class Sender:
                     "sending %d event(s) failed (%s), retry %d in %.2f s",
                     len(part), type(error).__name__, attempt, wait,
                 )
+                self.last_error = error
                 self.queue.add_retried(len(part))
-                if self.abort.wait(wait):
-                    raise _Abandoned from None
+                self._pause(wait)
                 continue
             except Exception as error:  # not an answer we know: do not loop on it
                 log.exception("sending %d event(s) failed unexpectedly", len(part))
                 self._fail(part, error)
                 return []
+            self.last_error = None
             self._settle(part, answer, len(body), time.monotonic() - started)
             return []
 

@@ -15,6 +15,7 @@ import atexit
 import itertools
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -112,7 +113,9 @@ class QueuedPersistenceStrategy(BasePersistenceStrategy):
         #: that the closing flush was not waiting for
         self._closing = False
         _LIVE.add(self)
-        if self._queue.stats()["pending"]:  # left in the durable file by an earlier run
+        if isinstance(config, DurableDelivery):
+            # at once, even with nothing of ours to send: rows left in the file by an earlier
+            # run, or released later by another client of the file, are ours to send
             self._start()
 
     def __repr__(self) -> str:
@@ -222,11 +225,12 @@ class QueuedPersistenceStrategy(BasePersistenceStrategy):
             timeout = self.config.exit_timeout or 0.0
         deadline = time.monotonic() + timeout
         self._closing = True
+        self._sender.hurry()  # a sender waiting to retry tries now: the server may be back
         delivered = self.flush(timeout)
         self._closed = True
         self._queue.start_closing()
         if not delivered:
-            self._sender.abort.set()
+            self._sender.stop()
         thread = self._thread
         if thread is not None:
             thread.join(max(deadline - time.monotonic(), 0.5))  # (time to stop after abort)
@@ -273,9 +277,41 @@ def _close_all_at_exit() -> None:
     for strategy in list(_LIVE):
         budget = strategy.config.exit_timeout or 0.0
         try:
+            before = strategy._queue.stats()["dropped"] or 0
             strategy.close(max(budget - (time.monotonic() - started), 0.0))
+            lost = int(strategy._queue.stats()["dropped"] or 0) - int(before)
+            if lost > 0:
+                _say_lost_at_exit(strategy, lost)
         except Exception:
             log.exception("flushing keen events at exit failed")
+
+
+def _logging_configured(logger: logging.Logger) -> bool:
+    """Whether a record of ``logger`` reaches a handler of the application's (our NullHandler
+    is none): if not, Python shows nothing."""
+    current: logging.Logger | None = logger
+    while current is not None:
+        if any(not isinstance(h, logging.NullHandler) for h in current.handlers):
+            return True
+        current = current.parent if current.propagate else None
+    return False
+
+
+def _say_lost_at_exit(strategy: QueuedPersistenceStrategy, lost: int) -> None:
+    """One line on stderr for events lost at exit, when no logging shows the warnings."""
+    if sys.stderr is None or (_logging_configured(log) and log.isEnabledFor(logging.WARNING)):
+        return  # (no stderr, as under pythonw; or said by the log already)
+    error = strategy._sender.last_error
+    if error is None:
+        why = "the sender did not finish in time"
+    else:
+        text = str(error).strip().splitlines()
+        why = f"last failure: {type(error).__name__}: {text[0] if text else '-'}"
+    sys.stderr.write(
+        f"keen: {lost} event(s) not delivered at exit, within exit_timeout="
+        f"{strategy.config.exit_timeout or 0:g} s ({why}). To keep them: call "
+        "client.flush(timeout) before exiting, raise exit_timeout, or use DurableDelivery.\n"
+    )
 
 
 def _after_fork_in_child() -> None:
