@@ -2,8 +2,9 @@
 
 Every ``import`` counts, wherever it is (module level, inside a function, under
 ``TYPE_CHECKING``): a circle that only type checking or a late import hides still ties the
-layers together. One exception: a package's ``__init__`` may import its own submodules (that is
-how a package exposes its parts); its submodules importing names from it is the usual shape.
+layers together. A package's ``__init__`` that exposes its submodules' names counts too, so
+submodules never import from their own package's ``__init__`` (``keen._delivery``'s modules
+import ``keen._delivery._config``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ PACKAGE = Path(keen.__file__).parent
 
 def _modules() -> dict[str, Path]:
     found = {}
-    for path in [*PACKAGE.glob("*.py"), *PACKAGE.glob("_delivery/*.py")]:
+    for path in PACKAGE.rglob("*.py"):
         parts = ["keen", *path.relative_to(PACKAGE).with_suffix("").parts]
         if parts[-1] == "__init__":
             parts.pop()
@@ -35,9 +36,7 @@ def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
             for alias in node.names:
                 submodule = f"{node.module}.{alias.name}"
                 targets.add(submodule if submodule in modules else node.module)
-    is_package = path.name == "__init__.py"
-    return {t for t in targets if t in modules and t != name
-            and not (is_package and t.startswith(name + "."))}
+    return {t for t in targets if t in modules and t != name}
 
 
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:

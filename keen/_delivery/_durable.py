@@ -39,7 +39,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 
-from keen._delivery import DurableDelivery
+from keen._delivery._config import DurableDelivery
 from keen._delivery._queue import EventQueue, Item
 from keen.exceptions import InvalidDeliveryError, NotDeliveredError
 

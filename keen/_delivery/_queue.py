@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 
-from keen._delivery import BackgroundDelivery
+from keen._delivery._config import BackgroundDelivery
 
 __all__ = ["EventQueue", "Item"]
 

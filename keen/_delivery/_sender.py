@@ -28,7 +28,7 @@ import time
 from collections import deque
 from typing import Any
 
-from keen._delivery import BackgroundDelivery
+from keen._delivery._config import BackgroundDelivery
 from keen._delivery._queue import EventQueue, Item
 from keen._retry import NO_RETRY, RETRY_STATUSES, delay
 from keen.exceptions import (

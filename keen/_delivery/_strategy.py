@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from keen._delivery import MAX_EVENT_BYTES, BackgroundDelivery, DurableDelivery
+from keen._delivery._config import MAX_EVENT_BYTES, BackgroundDelivery, DurableDelivery
 from keen._delivery._queue import EventQueue, Item
 from keen._delivery._sender import Sender, report_failure
 from keen._encoding import encode_event, validate_collection_name

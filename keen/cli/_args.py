@@ -44,6 +44,10 @@ class UsageError(ValueError):
     """The command line is wrong; the message names the flag and says what is expected."""
 
 
+#: The timeframe of an export without --timeframe.
+ALL_TIME = {"start": "0001-01-01T00:00:00.000Z", "end": "9999-12-31T23:59:59.999Z"}
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a whole number of at least 1."""
     try:

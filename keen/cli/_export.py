@@ -50,6 +50,7 @@ from urllib.parse import quote
 
 from keen.cli import _args, _output
 from keen.cli._analyses import add_scope_arguments
+from keen.cli._args import ALL_TIME
 from keen.cli._resources import all_datasets
 from keen.cli._settings import Settings, build_client
 from keen.client import KeenClient
@@ -58,8 +59,6 @@ __all__ = ["ALL_TIME", "MAX_EXTRACTION", "ExportError", "export_windows", "regis
 
 #: The API's cap on the events one extraction returns.
 MAX_EXTRACTION = 100_000
-#: The timeframe of an export without --timeframe.
-ALL_TIME = {"start": "0001-01-01T00:00:00.000Z", "end": "9999-12-31T23:59:59.999Z"}
 MANIFEST_FORMAT = "keen-export"
 MANIFEST_VERSION = 1
 

@@ -287,12 +287,11 @@ def _scoped_decrypt(args: argparse.Namespace, settings: Settings) -> int:
 def _how_many(settings: Settings, collection: str, timeframe: Any, timezone: Any,
               filters: Any) -> str:
     """How many events a delete would remove, for the question ("the" when unknown)."""
-    from keen.cli._export import ALL_TIME  # (the export's definition of "all time")
 
     try:
         with build_client(settings) as client:
-            found = client.count(collection, timeframe=timeframe or ALL_TIME, timezone=timezone,
-                                 filters=filters)
+            found = client.count(collection, timeframe=timeframe or _args.ALL_TIME,
+                                 timezone=timezone, filters=filters)
     except exceptions.BaseKeenClientError:
         return "the"
     return f"the {found}"
