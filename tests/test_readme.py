@@ -100,3 +100,17 @@ def test_install_commands_install_this_version() -> None:
                 if line.startswith("    ") and "pip install" in line]
     assert commands, "the README shows how to install"
     assert [line for line in commands if PYPI_INSTALL.search(line)] == []
+
+
+@pytest.mark.parametrize("name", ["README.rst", "CHANGELOG.rst"])
+def test_the_document_renders_without_warnings(name: str) -> None:
+    """A malformed table or a broken directive renders as an error box on the package page."""
+    import io
+
+    import docutils.core
+
+    warnings = io.StringIO()
+    text = (README.parent / name).read_text(encoding="utf-8")
+    docutils.core.publish_doctree(text, settings_overrides={
+        "warning_stream": warnings, "report_level": 2, "halt_level": 5})
+    assert warnings.getvalue() == ""
