@@ -129,7 +129,7 @@ def test_help_lists_exactly_the_documented_options() -> None:
     assert result.returncode == 0
     options = {word.rstrip(",") for word in result.stdout.split() if word.startswith("--")}
     assert options == {"--help", "--host", "--port", "--db", "--project-id", "--master-key",
-                       "--read-key", "--write-key"}
+                       "--read-key", "--write-key", "--engine"}
 
 
 @pytest.mark.parametrize("option", ["--master", "--proj", "--write"])

@@ -30,7 +30,7 @@ from keen.server._http_errors import ADMIN_ONLY, ApiError, unauthorized
 from keen.server.config import ProjectConfig
 
 if TYPE_CHECKING:
-    from keen.server.storage import Storage
+    from keen.server.engines.base import EventStore as Storage
 
 ADMIN = "admin"
 WRITES = "writes"

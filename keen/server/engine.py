@@ -66,8 +66,8 @@ from typing import Any
 
 from keen.server import _engine_sql as sql
 from keen.server._errors import QueryError, bad_request
+from keen.server.engines.base import EventStore as Storage  # any engine of the server
 from keen.server.filters import MISSING, normalize_filters, sort_key, value_at
-from keen.server.storage import Storage
 from keen.server.timeframes import (
     format_timestamp,
     interval_buckets,
@@ -221,12 +221,11 @@ class _Analysis:
         self.percentile = _percentile(spec, what) if analysis == "percentile" else None
 
     def run(self, storage: Storage, scope: sql.Scope) -> dict[Key, Any]:
-        with storage.reading() as conn:
-            found = sql.aggregate(conn, scope, self.analysis, self.target, self.percentile)
-            if scope.group_by and self.analysis in ("median", "percentile", "select_unique"):
-                # Groups whose events hold no usable value still appear, with an empty result.
-                for key in sql.group_universe(conn, scope) - set(found):
-                    found[key] = None
+        found = storage.aggregate(scope, self.analysis, self.target, self.percentile)
+        if scope.group_by and self.analysis in ("median", "percentile", "select_unique"):
+            # Groups whose events hold no usable value still appear, with an empty result.
+            for key in storage.group_universe(scope) - set(found):
+                found[key] = None
         return {key: _finish(self.analysis, value) for key, value in found.items()}
 
 
@@ -379,9 +378,8 @@ def _extraction(
             raise _invalid(f"email must be an e-mail address, not {email!r}.")
         return {"result": EMAIL_EXTRACTION_RESULT}, scope
     limit = min(latest or MAX_EXTRACTION, MAX_EXTRACTION)
-    with storage.reading() as conn:
-        cursor = sql.select_bodies(conn, scope, newest_first=latest is not None, limit=limit)
-        events = [json.loads(body) for (body,) in cursor]
+    events = [json.loads(body) for body in
+              storage.event_bodies(scope, newest_first=latest is not None, limit=limit)]
     if latest is not None:
         events.reverse()
     if names is not None:
@@ -427,22 +425,18 @@ def _funnel(
     counts: list[int] = []
     actors: list[list[Any] | None] = []
     previous: str | None = None
-    with storage.reading() as conn:
-        sets = sql.ActorSets(conn)
-        try:
-            for echo, scope in zip(echoes, scopes):
-                did = sets.did(scope, echo["actor_property"])
-                current = did if previous is None else sets.combine(
-                    previous, did, inverted=echo["inverted"])
-                counts.append(sets.count(current))
-                actors.append(
-                    sorted(map(sql.decode_group_value, sets.actors(current)), key=sort_key)
-                    if echo["with_actors"] else None
-                )
-                if not echo["optional"]:
-                    previous = current
-        finally:
-            sets.drop()
+    with storage.actor_sets() as sets:
+        for echo, scope in zip(echoes, scopes):
+            did = sets.did(scope, echo["actor_property"])
+            current = did if previous is None else sets.combine(
+                previous, did, inverted=echo["inverted"])
+            counts.append(sets.count(current))
+            actors.append(
+                sorted(map(sql.decode_group_value, sets.actors(current)), key=sort_key)
+                if echo["with_actors"] else None
+            )
+            if not echo["optional"]:
+                previous = current
     body: dict[str, Any] = {"result": counts, "steps": echoes}
     if any(echo["with_actors"] for echo in echoes):
         body["actors"] = actors
@@ -490,8 +484,7 @@ def run_query(
 def _metadata(storage: Storage, scope: sql.Scope | None, elapsed: float) -> dict[str, Any]:
     scanned = per_event = 0
     if scope is not None:
-        with storage.reading() as conn:
-            scanned = sql.count_scanned(conn, scope)
+        scanned = storage.count_scanned(scope)
         schema = storage.collection(scope.project_id, scope.collection)
         per_event = len(schema["properties"]) if schema else 0
     return {

@@ -32,7 +32,15 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from keen.server._engine_sql import register_sql
+from keen.server._engine_sql import (
+    ActorSets,
+    Scope,
+    aggregate,
+    count_scanned,
+    group_universe,
+    register_sql,
+    select_bodies,
+)
 from keen.server._errors import QueryError
 from keen.server._events import EventError, collection_name_error, prepare_event
 from keen.server.filters import Column, compile_filters, normalize_filters, remove_sql
@@ -373,3 +381,34 @@ class Storage:
                 (project_id, kind, name),
             )
             return cursor.rowcount > 0
+
+    # ------------------------------------------------------------------ query primitives
+    # The EventStore interface (keen.server.engines.base): thin delegations to _engine_sql.
+
+    def aggregate(
+        self, scope: Scope, analysis: str, target: str | None, percentile: float | None,
+    ) -> dict[tuple[int, tuple[Any, ...]], Any]:
+        with self.reading() as conn:
+            return aggregate(conn, scope, analysis, target, percentile)
+
+    def group_universe(self, scope: Scope) -> set[tuple[int, tuple[Any, ...]]]:
+        with self.reading() as conn:
+            return group_universe(conn, scope)
+
+    def event_bodies(self, scope: Scope, *, newest_first: bool, limit: int | None) -> list[str]:
+        with self.reading() as conn:
+            cursor = select_bodies(conn, scope, newest_first=newest_first, limit=limit)
+            return [body for (body,) in cursor]
+
+    @contextmanager
+    def actor_sets(self) -> Iterator[ActorSets]:
+        with self.reading() as conn:
+            sets = ActorSets(conn)
+            try:
+                yield sets
+            finally:
+                sets.drop()
+
+    def count_scanned(self, scope: Scope) -> int:
+        with self.reading() as conn:
+            return count_scanned(conn, scope)
