@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from _engines import engine_fixture, open_store  # noqa: F401 (a fixture)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +21,7 @@ from keen.server.engine import (
     decode_query_params,
     run_query,
 )
-from keen.server.storage import Storage
+from keen.server.engines.base import EventStore as Storage
 
 UTC = timezone.utc
 NOW = datetime(2015, 3, 10, 12, 0, tzinfo=UTC)  # a Tuesday
@@ -42,8 +43,8 @@ STDDEV = math.sqrt(((10 - 21.375) ** 2 + (20 - 21.375) ** 2 + (30 - 21.375) ** 2
 
 
 @pytest.fixture(scope="module")
-def storage() -> Iterator[Storage]:
-    with Storage() as store:
+def storage(engine: str) -> Iterator[Storage]:
+    with open_store(engine) as store:
         assert all(r["success"] for r in store.insert_events("p", "purchases", PURCHASES, now=NOW))
         yield store
 
@@ -141,8 +142,8 @@ def test_group_by_several_properties(storage: Storage) -> None:
     ]
 
 
-def test_group_values_keep_their_json_types() -> None:
-    with Storage() as store:
+def test_group_values_keep_their_json_types(engine: str) -> None:
+    with open_store(engine) as store:
         store.insert_events("p", "c", [{"g": True}, {"g": 1}, {"g": "1"}, {"g": 1.0}, {}],
                             now=NOW)
         body = run_query(store, "p", "count",
@@ -158,8 +159,8 @@ def test_group_values_keep_their_json_types() -> None:
     ]
 
 
-def test_a_list_value_is_one_group_as_a_whole() -> None:
-    with Storage() as store:
+def test_a_list_value_is_one_group_as_a_whole(engine: str) -> None:
+    with open_store(engine) as store:
         store.insert_events("p", "c", [{"tags": ["a", "b"]}, {"tags": ["a"]}, {"tags": ["a"]},
                                        {"tags": "a"}], now=NOW)
         body = run_query(store, "p", "count",
@@ -245,11 +246,11 @@ def test_weekly_interval_this_month_is_clipped(storage: Storage) -> None:
     ]
 
 
-def test_a_dst_change_in_a_named_zone_versus_a_numeric_offset() -> None:
+def test_a_dst_change_in_a_named_zone_versus_a_numeric_offset(engine: str) -> None:
     # 2015-03-09T07:30Z is 00:30 on March 9 in Los Angeles (PDT, after the switch on March 8)
     # but still 23:30 on March 8 at a fixed UTC-8.
     now = datetime(2015, 3, 9, 20, 0, tzinfo=UTC)
-    with Storage() as store:
+    with open_store(engine) as store:
         store.insert_events("p", "c", [{"keen": {"timestamp": "2015-03-09T07:30:00Z"}}], now=now)
 
         def run(**params: Any) -> Any:
@@ -460,10 +461,10 @@ def _expected(analysis: str, values: list[Any], percentile: float) -> Any:
 @given(rows=_rows, analysis=st.sampled_from(
     ["count", "sum", "count_unique", "minimum", "maximum", "average", "standard_deviation",
      "median", "percentile"]), percentile=st.sampled_from([0, 10, 33.33, 50, 99.99, 100]))
-def test_grouped_aggregations_match_python(
+def test_grouped_aggregations_match_python(engine: str,
     rows: list[dict[str, Any]], analysis: str, percentile: float
 ) -> None:
-    with Storage() as store:
+    with open_store(engine) as store:
         store.insert_events("p", "gen", rows, now=NOW)
         body = run_query(store, "p", analysis, {
             "event_collection": "gen", "timeframe": "today", "target_property": "x",

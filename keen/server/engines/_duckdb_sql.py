@@ -1,0 +1,314 @@
+"""DuckDB SQL for the local server's queries: filters, group keys and aggregates over events
+whose body is JSON text.
+
+Every query reads ``events`` once: an inner select extracts, with one ``json_extract`` call per
+row (the body is parsed once), the JSON value of every property the query names; the outer
+expressions look at those small values. Semantics are those of :mod:`keen.server.filters` and
+:mod:`keen.server.engine` (JSON value equality: ``1`` equals ``1.0``, ``true`` is not ``1``,
+lists and objects compare as JSON, key order aside; a list property matches an operator when
+any element does; ``eq null`` also matches a missing property; ``ne`` is "not eq").
+
+Two Python functions are registered on every connection, evaluated only on the rows that need
+them (``CASE`` is lazy in DuckDB): ``keen_canon`` (the canonical JSON text of a list or object:
+sorted keys, integral floats as integers) and ``keen_regexp`` (Python :mod:`re` search, as the
+API's regex filter promises).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from keen.server._engine_sql import Scope
+from keen.server.filters import _EARTH_RADIUS_MILES, _geo_target, _timestamp_micros
+
+__all__ = ["Compiled", "canonical_text", "register_functions"]
+
+NUMERIC = "('BIGINT', 'UBIGINT', 'DOUBLE')"
+CONTAINER = "('ARRAY', 'OBJECT')"
+_ORDERING = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
+    return value
+
+
+def canonical_text(value: Any) -> str:
+    """One JSON text per JSON value: sorted keys, integral floats as integers, no spaces."""
+    return json.dumps(_normal(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _canon_sql(text: str | None) -> str | None:
+    return None if text is None else canonical_text(json.loads(text))
+
+
+def _value_sql(body: str | None, path_json: str | None) -> str | None:
+    if body is None or path_json is None:
+        return None
+    from keen.server.filters import MISSING, value_at
+
+    value = value_at(json.loads(body), json.loads(path_json))
+    return None if value is MISSING else json.dumps(value, ensure_ascii=False)
+
+
+def _regexp_sql(pattern: str | None, text: str | None) -> bool:
+    if pattern is None or text is None:
+        return False
+    return re.search(pattern, text) is not None
+
+
+def register_functions(connection: Any) -> None:
+    """Install ``keen_canon`` and ``keen_regexp`` on a DuckDB connection."""
+    import duckdb
+
+    varchar, boolean = duckdb.sqltype("VARCHAR"), duckdb.sqltype("BOOLEAN")
+    connection.create_function("keen_canon", _canon_sql, [varchar], varchar,
+                               null_handling="special", side_effects=False)
+    connection.create_function("keen_value", _value_sql, [varchar, varchar], varchar,
+                               null_handling="special", side_effects=False)
+    connection.create_function("keen_regexp", _regexp_sql, [varchar, varchar], boolean,
+                               null_handling="special", side_effects=False)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def pointer(path: str) -> str:
+    """The JSON pointer of a dotted property path (``a.b`` -> ``/a/b``)."""
+    return "".join("/" + part.replace("~", "~0").replace("/", "~1") for part in path.split("."))
+
+
+def _type(expr: str) -> str:
+    return f"json_type({expr})"
+
+
+def _number(expr: str) -> str:
+    return f"TRY_CAST({expr} AS DOUBLE)"
+
+
+def _string(expr: str) -> str:
+    return f"({expr} ->> '$')"
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join("?" * len(values))
+
+
+@dataclass
+class Compiled:
+    """SQL over one scope: the properties it reads become ``x[i]`` of the inner select."""
+
+    scope: Scope
+    paths: dict[str, int] = field(default_factory=dict)
+    odd: dict[str, int] = field(default_factory=dict)
+
+    def value(self, path: str) -> str:
+        """The JSON value (SQL NULL when missing) of a dotted property."""
+        if "\x00" in path:  # a SQL literal cannot hold NUL: extract in Python instead
+            if path not in self.odd:
+                self.odd[path] = len(self.odd)
+            return f"q.y{self.odd[path]}"
+        if path not in self.paths:
+            self.paths[path] = len(self.paths) + 1
+        return f"q.x[{self.paths[path]}]"
+
+    # ------------------------------------------------------------------ source
+
+    def source(self, where: str, where_params: list[Any]) -> tuple[str, list[Any]]:
+        """``FROM ... WHERE ...`` over the scope; columns ``q.ts``, ``q.seq``, ``q.b`` (bucket
+        index), ``q.x`` (extracted values) and ``q.token``. Call after compiling expressions."""
+        scope = self.scope
+        extract = ""
+        if self.paths:
+            pointers = ", ".join(_literal(pointer(p)) for p in self.paths)
+            extract = f", json_extract(e.body, [{pointers}]) AS x"
+        for path, index in self.odd.items():
+            name = _literal(json.dumps(path))
+            extract += f", CAST(keen_value(e.body, {name}) AS JSON) AS y{index}"
+        params: list[Any] = []
+        if scope.buckets is None:
+            bucket, join, bounds = "0 AS b", "", "e.ts >= ? AND e.ts < ?"
+            params += [scope.start, scope.end]
+            inner_where = f"{bounds} AND e.project = ? AND e.collection = ?"
+        else:
+            bucket = "k.i AS b"
+            join = (", (SELECT unnest(?::BIGINT[]) AS lo, unnest(?::BIGINT[]) AS hi, "
+                    "unnest(range(?)) AS i) AS k")
+            params += [[lo for lo, _ in scope.buckets], [hi for _, hi in scope.buckets],
+                       len(scope.buckets)]
+            inner_where = ("e.ts >= k.lo AND e.ts < k.hi AND e.ts >= ? AND e.ts < ? "
+                           "AND e.project = ? AND e.collection = ?")
+            params += [scope.start, scope.end]
+        params += [scope.project_id, scope.collection]
+        sql = (f"FROM (SELECT e.ts, e.seq, e.token, e.body, {bucket}{extract} "  # noqa: S608
+               f"FROM events AS e{join} WHERE {inner_where}) AS q WHERE {where}")
+        return sql, [*params, *where_params]
+
+    # ------------------------------------------------------------------ filters
+
+    def filters(self, filters: Sequence[dict[str, Any]]) -> tuple[str, list[Any]]:
+        """One boolean SQL expression (never NULL) for the AND of normalised filters."""
+        if not filters:
+            return "true", []
+        parts = [self._one(flt) for flt in filters]
+        return " AND ".join(sql for sql, _ in parts), [p for _, ps in parts for p in ps]
+
+    def _one(self, flt: dict[str, Any]) -> tuple[str, list[Any]]:
+        operator = flt["operator"]
+        if operator == "or":
+            if not flt["operands"]:
+                return "false", []
+            parts = [self._one(op) for op in flt["operands"]]
+            return ("(" + " OR ".join(sql for sql, _ in parts) + ")",
+                    [p for _, ps in parts for p in ps])
+        name, wanted = flt["property_name"], flt["property_value"]
+        if name == "keen.timestamp":
+            special = _timestamp_filter(operator, wanted)
+            if special is not None:
+                return special
+        value = self.value(name)
+        if operator == "exists":
+            return f"({value} IS {'NOT ' if wanted else ''}NULL)", []
+        if operator == "within":
+            target = _geo_target(wanted)
+            assert target is not None  # checked by normalize_filters
+            return _within(value, target), []
+        negate = operator in ("ne", "not_contains")
+        positive = str({"ne": "eq", "not_contains": "contains"}.get(operator, operator))
+        sql, params = _any_element(positive, wanted, value)
+        choices = wanted if positive == "in" else [wanted]
+        if positive in ("eq", "in") and any(c is None for c in choices):
+            sql = f"({value} IS NULL OR {sql})"
+        sql = f"coalesce({sql}, false)"
+        return (f"(NOT {sql})" if negate else sql), params
+
+    # ------------------------------------------------------------------ keys
+
+    def key(self, path: str, *, null: str | None = "'null'") -> tuple[str, str]:
+        """Two SQL columns identifying a property's value as JSON does: the number (a DOUBLE,
+        NULL unless a number) and the canonical JSON text (NULL for numbers; ``null`` stands
+        for null and missing, both NULL when ``null`` is None)."""
+        value = self.value(path)
+        kind = _type(value)
+        number = f"(CASE WHEN {kind} IN {NUMERIC} THEN {_number(value)} END)"
+        text = (
+            f"(CASE WHEN {value} IS NULL OR {kind} = 'NULL' THEN {null or 'NULL'} "
+            f"WHEN {kind} IN {NUMERIC} THEN NULL "
+            f"WHEN {kind} IN {CONTAINER} THEN keen_canon(CAST({value} AS VARCHAR)) "
+            f"ELSE CAST({value} AS VARCHAR) END)"
+        )
+        return number, text
+
+
+def _timestamp_filter(operator: str, wanted: Any) -> tuple[str, list[Any]] | None:
+    """``keen.timestamp`` compared as an instant (its ``ts`` column) when the value is ISO."""
+    if operator in ("eq", "ne", *_ORDERING):
+        micros = _timestamp_micros(wanted)
+        if micros is None:
+            return None
+        symbol = {"eq": "=", "ne": "<>", **_ORDERING}[operator]
+        return f"(q.ts {symbol} ?)", [micros]
+    if operator == "in" and isinstance(wanted, list):
+        instants = [_timestamp_micros(v) for v in wanted]
+        if any(m is None for m in instants):
+            return None  # a value that is no instant: compare as JSON values instead
+        if not instants:
+            return "false", []
+        return f"(q.ts IN ({_marks(instants)}))", instants
+    return None
+
+
+def _scalar(operator: str, wanted: Any, value: str, *, element: bool) -> tuple[str, list[Any]]:
+    """SQL true when one JSON value (``value``, not looking into lists) passes the test; may be
+    NULL when the value is missing."""
+    kind = _type(value)
+    if operator in ("eq", "in"):
+        choices = wanted if operator == "in" else [wanted]
+        parts: list[str] = []
+        params: list[Any] = []
+        strings = [c for c in choices if isinstance(c, str)]
+        numbers = [float(c) for c in choices
+                   if isinstance(c, (int, float)) and not isinstance(c, bool)]
+        booleans = sorted({c for c in choices if isinstance(c, bool)})
+        containers = [c for c in choices if isinstance(c, (list, dict))]
+        if strings:
+            parts.append(f"({kind} = 'VARCHAR' AND {_string(value)} IN ({_marks(strings)}))")
+            params += strings
+        if numbers:
+            parts.append(f"({kind} IN {NUMERIC} AND {_number(value)} IN ({_marks(numbers)}))")
+            params += numbers
+        if booleans:
+            texts = ", ".join(_literal("true" if b else "false") for b in booleans)
+            parts.append(f"({kind} = 'BOOLEAN' AND CAST({value} AS VARCHAR) IN ({texts}))")
+        if any(c is None for c in choices):
+            # an element that is JSON null reads as SQL NULL inside a list
+            parts.append(f"({value} IS NULL OR {kind} = 'NULL')" if element
+                         else f"({kind} = 'NULL')")
+        if containers:
+            canonical = [canonical_text(c) for c in containers]
+            parts.append(f"(CASE WHEN {kind} IN {CONTAINER} THEN "
+                         f"keen_canon(CAST({value} AS VARCHAR)) IN ({_marks(canonical)}) "
+                         "ELSE false END)")
+            params += canonical
+        return ("(" + " OR ".join(parts) + ")" if parts else "false"), params
+    if operator in _ORDERING:
+        symbol = _ORDERING[operator]
+        if isinstance(wanted, str):
+            return f"({kind} = 'VARCHAR' AND {_string(value)} {symbol} ?)", [wanted]
+        return f"({kind} IN {NUMERIC} AND {_number(value)} {symbol} ?)", [float(wanted)]
+    if operator == "contains":
+        eq_sql, eq_params = _scalar("eq", wanted, value, element=element)
+        if not isinstance(wanted, str):
+            return eq_sql, eq_params
+        return (f"({eq_sql} OR ({kind} = 'VARCHAR' AND contains({_string(value)}, ?)))",
+                [*eq_params, wanted])
+    if operator == "regex":
+        return (f"(CASE WHEN {kind} = 'VARCHAR' THEN keen_regexp(?, {_string(value)}) "
+                "ELSE false END)", [wanted])
+    raise AssertionError(operator)  # pragma: no cover - callers pass only these
+
+
+def _any_element(operator: str, wanted: Any, value: str) -> tuple[str, list[Any]]:
+    """The property passes, or (a list) one of its elements does; ``contains`` on the
+    property itself is only the substring test."""
+    if operator == "contains":
+        if isinstance(wanted, str):
+            direct = f"({_type(value)} = 'VARCHAR' AND contains({_string(value)}, ?))"
+            direct_params: list[Any] = [wanted]
+        else:
+            direct, direct_params = "false", []
+    else:
+        direct, direct_params = _scalar(operator, wanted, value, element=False)
+    inner, inner_params = _scalar(operator, wanted, "el", element=True)
+    sql = (f"({direct} OR (CASE WHEN {_type(value)} = 'ARRAY' THEN "
+           f"len(list_filter(CAST({value} AS JSON[]), lambda el: coalesce({inner}, false))) > 0 "
+           "ELSE false END))")
+    return sql, [*direct_params, *inner_params]
+
+
+def _within(value: str, target: tuple[float, float, float]) -> str:
+    """Great-circle distance of ``[lon, lat]`` to the target at most its miles (the formula of
+    ``keen.server.filters``; the target's numbers are written into the SQL as literals)."""
+    lon1 = "radians(" + _number(f"json_extract({value}, '$[0]')") + ")"
+    lat1 = "radians(" + _number(f"json_extract({value}, '$[1]')") + ")"
+    lon2, lat2, miles = (f"radians({target[0]!r})", f"radians({target[1]!r})",
+                         repr(target[2]))
+    half = (f"(pow(sin(({lat2} - {lat1}) / 2), 2) "
+            f"+ cos({lat1}) * cos({lat2}) * pow(sin(({lon2} - {lon1}) / 2), 2))")
+    distance = f"(2 * {_EARTH_RADIUS_MILES!r} * asin(least(1.0, sqrt({half}))))"
+    return (
+        f"coalesce((CASE WHEN {_type(value)} = 'ARRAY' AND json_array_length({value}) = 2 "
+        f"AND json_type({value}, '$[0]') IN {NUMERIC} "
+        f"AND json_type({value}, '$[1]') IN {NUMERIC} "
+        f"THEN {distance} <= {miles} ELSE false END), false)"
+    )

@@ -1,0 +1,586 @@
+"""The DuckDB engine of the local server: events in a columnar table, queries answered by DuckDB.
+
+Layout (one DuckDB database: a file, or memory when ``path`` is None):
+
+* ``events``: ``project``, ``collection``, ``ts`` (``keen.timestamp`` as integer UTC
+  microseconds), ``seq`` (insertion number), ``token`` (``keen.uniqueness_token``) and ``body``
+  (the stored event as JSON text, exactly as the SQLite engine stores it). Columns are
+  compressed per column (dictionary, FSST, bit packing) and ``ts`` carries min/max zone maps,
+  so a timeframe skips row groups.
+* ``tokens``: the uniqueness tokens per project and collection (a primary key), so a repeated
+  token is refused by an index probe instead of a scan.
+* ``properties`` and ``documents``: the inferred schemas and the JSON documents (saved queries,
+  datasets, access keys), as in the SQLite engine.
+
+Queries are compiled by :mod:`keen.server.engines._duckdb_sql`; their meaning is decided in
+:mod:`keen.server.engine`, shared with the SQLite engine.
+
+An existing SQLite database of the ``sqlite`` engine given as ``path`` is **migrated**: the
+first open copies its events, schemas and documents into a DuckDB database beside it
+(``PATH.duckdb``), which is used from then on; the SQLite file is left untouched.
+
+Thread safety: writes go through one connection under a lock; every read uses its own cursor
+(DuckDB runs reads concurrently with writes, each seeing the last committed state).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import duckdb
+
+from keen.server._errors import QueryError
+from keen.server._events import EventError, collection_name_error, prepare_event
+from keen.server.engines import DatabaseError
+from keen.server.engines._duckdb_sql import Compiled, register_functions
+from keen.server.filters import normalize_filters
+from keen.server.timeframes import format_timestamp, resolve_timeframe, to_micros
+
+__all__ = ["DuckDBStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    project VARCHAR NOT NULL,
+    collection VARCHAR NOT NULL,
+    ts BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    token VARCHAR,
+    body VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    project VARCHAR NOT NULL,
+    collection VARCHAR NOT NULL,
+    token VARCHAR NOT NULL,
+    PRIMARY KEY (project, collection, token)
+);
+CREATE TABLE IF NOT EXISTS properties (
+    project VARCHAR NOT NULL,
+    collection VARCHAR NOT NULL,
+    path VARCHAR NOT NULL,
+    type VARCHAR NOT NULL,
+    PRIMARY KEY (project, collection, path)
+);
+CREATE TABLE IF NOT EXISTS documents (
+    project VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    body VARCHAR NOT NULL,
+    PRIMARY KEY (project, kind, name)
+);
+"""
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_IMPORT_BATCH = 20_000
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _is_sqlite(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(16) == _SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def _key(number: Any, text: Any) -> Any:
+    """A group key in the shared convention (a number, else JSON text)."""
+    return number if number is not None else text
+
+
+class DuckDBStore:
+    """Events and documents of every project in one DuckDB database (``path`` None = memory)."""
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._closed = False
+        migrate_from: str | None = None
+        target = ":memory:" if path is None or path == ":memory:" else path
+        if target != ":memory:" and _is_sqlite(target):
+            migrate_from, target = target, target + ".duckdb"
+            if os.path.exists(target):
+                migrate_from = None  # migrated on an earlier start
+        try:
+            self._con = duckdb.connect(target)
+            register_functions(self._con)
+            self._con.execute(_SCHEMA)
+            row = self._con.execute("SELECT max(seq) FROM events").fetchone()
+        except duckdb.Error as exc:
+            raise DatabaseError(f"cannot open the DuckDB database {target!r}: {exc}") from None
+        self._next_seq = 0 if row is None or row[0] is None else int(row[0]) + 1
+        self.database = target
+        if migrate_from is not None:
+            self._import_sqlite(migrate_from)
+
+    # ------------------------------------------------------------------ connections
+
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
+        with self._lock:
+            self._check_open()
+            con = self._con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[Any]:
+        with self._lock:
+            self._check_open()
+            cursor = self._con.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this DuckDBStore is closed")
+
+    def close(self) -> None:
+        """Close the database (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._con.close()
+
+    def __enter__(self) -> DuckDBStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ events
+
+    def insert_events(
+        self,
+        project_id: str,
+        collection: str,
+        events: list[Any],
+        *,
+        now: datetime,
+        autofill: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Validate, enrich and store ``events``; one result per event (as the SQLite
+        engine's ``insert_events``). The whole batch is one transaction."""
+        problem = collection_name_error(collection)
+        if problem is not None:
+            return [EventError("InvalidCollectionNameError", problem).as_item() for _ in events]
+        now_text = format_timestamp(now)
+        stamps: list[int] = []
+        tokens: list[str | None] = []
+        bodies: list[str] = []
+        results: list[dict[str, Any]] = []
+        schema: dict[str, str] = {}
+        for event in events:
+            try:
+                stored, ts, token, types = prepare_event(
+                    event, now=now, now_text=now_text, autofill=autofill
+                )
+            except EventError as exc:
+                results.append(exc.as_item())
+                continue
+            stamps.append(ts)
+            tokens.append(token)
+            bodies.append(_dumps(stored))
+            for path, kind in types.items():
+                if schema.get(path, "null") == "null":
+                    schema[path] = kind
+            results.append({"success": True})
+        if bodies:
+            with self._write() as con:
+                self._store(con, project_id, collection, stamps, tokens, bodies, schema)
+        return results
+
+    def _store(
+        self, con: Any, project_id: str, collection: str, stamps: list[int],
+        tokens: list[str | None], bodies: list[str], schema: Mapping[str, str],
+    ) -> None:
+        """Append prepared events (inside the caller's write transaction), skipping those
+        whose uniqueness token is already stored (or repeated earlier in the batch)."""
+        named = [t for t in tokens if t is not None]
+        if named:
+            fresh = {
+                row[0] for row in con.execute(
+                    "INSERT INTO tokens SELECT ?, ?, unnest(?::VARCHAR[]) "
+                    "ON CONFLICT DO NOTHING RETURNING token",
+                    [project_id, collection, list(dict.fromkeys(named))],
+                ).fetchall()
+            }
+            keep = []
+            for index, token in enumerate(tokens):
+                if token is None:
+                    keep.append(index)
+                elif token in fresh:
+                    fresh.discard(token)  # the first event with the token wins
+                    keep.append(index)
+            if len(keep) < len(tokens):
+                stamps = [stamps[i] for i in keep]
+                tokens = [tokens[i] for i in keep]
+                bodies = [bodies[i] for i in keep]
+        if bodies:
+            first = self._next_seq
+            con.execute(
+                "INSERT INTO events SELECT ?, ?, unnest(?::BIGINT[]), unnest(range(?, ?)), "
+                "unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
+                [project_id, collection, stamps, first, first + len(bodies), tokens, bodies],
+            )
+            self._next_seq = first + len(bodies)
+        if schema:
+            con.executemany(
+                "INSERT INTO properties VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (project, collection, path) DO UPDATE SET type = excluded.type "
+                "WHERE properties.type = 'null'",
+                [[project_id, collection, path, kind] for path, kind in schema.items()],
+            )
+
+    def delete_events(
+        self,
+        project_id: str,
+        collection: str,
+        *,
+        timeframe: Any = None,
+        timezone: Any = None,
+        filters: Any = None,
+        now: datetime,
+    ) -> int:
+        """Delete the events of a collection matching ``timeframe``/``filters`` (all when both
+        are absent, which also forgets the collection's schema); returns how many."""
+        from keen.server._engine_sql import Scope
+
+        start, end = -(2**63), 2**63 - 1
+        if timeframe is not None:
+            lo, hi = resolve_timeframe(timeframe, timezone, now)
+            start, end = to_micros(lo), to_micros(hi)
+        checked = normalize_filters(filters)
+        compiled = Compiled(Scope(project_id, collection, start, end, None, checked))
+        where, params = compiled.filters(checked)
+        source, params = compiled.source(where, params)
+        chosen = f"SELECT q.seq {source}"
+        with self._write() as con:
+            con.execute(
+                "DELETE FROM tokens WHERE project = ? AND collection = ? AND token IN "  # noqa: S608
+                f"(SELECT q.token {source} AND q.token IS NOT NULL)",
+                [project_id, collection, *params],
+            )
+            row = con.execute(
+                f"DELETE FROM events WHERE seq IN ({chosen}) RETURNING 1", params  # noqa: S608
+            ).fetchall()
+            if timeframe is None and not checked:
+                con.execute("DELETE FROM properties WHERE project = ? AND collection = ?",
+                            [project_id, collection])
+        return len(row)
+
+    def delete_property(self, project_id: str, collection: str, name: str) -> int:
+        """Remove the dotted property ``name`` from every event of a collection and from its
+        schema; returns how many events held it. ``keen.*`` is refused (403)."""
+        from keen.server.filters import _sql_remove
+
+        if name == "keen" or name.startswith("keen."):
+            raise QueryError(403, "ForbiddenError", "Properties of 'keen' cannot be deleted.")
+        from keen.server.engines._duckdb_sql import _literal, pointer
+
+        path_json = json.dumps(name)
+        changed = 0
+        with self._write() as con:
+            rows = con.execute(
+                "SELECT seq, body FROM events WHERE project = ? AND collection = ? "  # noqa: S608
+                f"AND json_extract(body, {_literal(pointer(name))}) IS NOT NULL",
+                [project_id, collection],
+            ).fetchall()
+            for offset in range(0, len(rows), _IMPORT_BATCH):
+                chunk = rows[offset:offset + _IMPORT_BATCH]
+                con.execute(
+                    "UPDATE events SET body = u.body FROM (SELECT unnest(?::BIGINT[]) AS seq, "
+                    "unnest(?::VARCHAR[]) AS body) AS u WHERE events.seq = u.seq",
+                    [[seq for seq, _ in chunk],
+                     [_sql_remove(body, path_json) for _, body in chunk]],
+                )
+            changed = len(rows)
+            con.execute(
+                "DELETE FROM properties WHERE project = ? AND collection = ? "
+                "AND (path = ? OR starts_with(path, ? || '.'))",
+                [project_id, collection, name, name],
+            )
+        return changed
+
+    def count_events(self, project_id: str, collection: str | None = None) -> int:
+        """How many events are stored for a project (or one of its collections)."""
+        sql = "SELECT count(*) FROM events WHERE project = ?"
+        params: list[Any] = [project_id]
+        if collection is not None:
+            sql += " AND collection = ?"
+            params.append(collection)
+        with self._read() as cur:
+            return int(cur.execute(sql, params).fetchone()[0])
+
+    # ------------------------------------------------------------------ schemas
+
+    def collections(self, project_id: str) -> list[dict[str, Any]]:
+        """Every collection of a project as ``{"name", "properties", "url"}``, by name."""
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT collection, path, type FROM properties WHERE project = ? "
+                "ORDER BY collection, path", [project_id],
+            ).fetchall()
+        by_name: dict[str, dict[str, str]] = {}
+        for name, path, kind in rows:
+            by_name.setdefault(name, {})[path] = kind
+        return [self._describe(project_id, name, props) for name, props in by_name.items()]
+
+    def collection(self, project_id: str, name: str) -> dict[str, Any] | None:
+        """One collection's ``{"name", "properties", "url"}``, or None if it has no events."""
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT path, type FROM properties WHERE project = ? AND collection = ? "
+                "ORDER BY path", [project_id, name],
+            ).fetchall()
+        if not rows:
+            return None
+        return self._describe(project_id, name, dict(rows))
+
+    @staticmethod
+    def _describe(project_id: str, name: str, properties: dict[str, str]) -> dict[str, Any]:
+        return {
+            "name": name,
+            "properties": properties,
+            "url": f"/3.0/projects/{quote(project_id, safe='')}/events/{quote(name, safe='')}",
+        }
+
+    # ------------------------------------------------------------------ documents
+
+    def put_doc(self, project_id: str, kind: str, name: str, doc: Mapping[str, Any]) -> None:
+        """Create or replace a JSON document."""
+        with self._write() as con:
+            con.execute("INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?)",
+                        [project_id, kind, name, _dumps(doc)])
+
+    def get_doc(self, project_id: str, kind: str, name: str) -> dict[str, Any] | None:
+        """A stored document, or None."""
+        with self._read() as cur:
+            row = cur.execute(
+                "SELECT body FROM documents WHERE project = ? AND kind = ? AND name = ?",
+                [project_id, kind, name],
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def list_docs(self, project_id: str, kind: str) -> list[dict[str, Any]]:
+        """Every document of a kind in a project, sorted by name."""
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT body FROM documents WHERE project = ? AND kind = ? ORDER BY name",
+                [project_id, kind],
+            ).fetchall()
+        return [dict(json.loads(body)) for (body,) in rows]
+
+    def delete_doc(self, project_id: str, kind: str, name: str) -> bool:
+        """Delete a document; False when there was none."""
+        with self._write() as con:
+            rows = con.execute(
+                "DELETE FROM documents WHERE project = ? AND kind = ? AND name = ? RETURNING 1",
+                [project_id, kind, name],
+            ).fetchall()
+        return bool(rows)
+
+    # ------------------------------------------------------------------ query primitives
+
+    def _groups(self, compiled: Compiled) -> list[str]:
+        columns: list[str] = []
+        for name in compiled.scope.group_by:
+            columns += compiled.key(name)
+        return columns
+
+    def aggregate(
+        self, scope: Any, analysis: str, target: str | None, percentile: float | None,
+    ) -> dict[tuple[int, tuple[Any, ...]], Any]:
+        """``{(bucket, group_key): raw value}`` (see ``keen.server.engines.base``)."""
+        compiled = Compiled(scope)
+        groups = self._groups(compiled)
+        result_sql: list[str]
+        extra_where = ""
+        if analysis == "count":
+            result_sql = ["count(*)"]
+        else:
+            assert target is not None
+            value = compiled.value(target)
+            kind = f"json_type({value})"
+            number = (f"(CASE WHEN {kind} IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
+                      f"THEN TRY_CAST({value} AS DOUBLE) END)")
+            if analysis == "sum":
+                result_sql = [
+                    f"sum(CASE WHEN {kind} IN ('BIGINT', 'UBIGINT') "
+                    f"THEN TRY_CAST({value} AS HUGEINT) END)",
+                    f"sum(CASE WHEN {kind} = 'DOUBLE' THEN TRY_CAST({value} AS DOUBLE) END)",
+                ]
+            elif analysis in ("minimum", "maximum", "average", "standard_deviation"):
+                function = {"minimum": "min", "maximum": "max", "average": "avg",
+                            "standard_deviation": "stddev_pop"}[analysis]
+                result_sql = [f"{function}({number})"]
+            elif analysis in ("median", "percentile"):
+                rank = round((50.0 if analysis == "median" else float(percentile or 0)) * 100)
+                result_sql = [
+                    f"list_sort(list({number}) FILTER (WHERE {number} IS NOT NULL))"
+                    f"[greatest(1, ({rank} * count({number}) + 9999) // 10000)]"
+                ]
+                extra_where = f" AND {number} IS NOT NULL"
+            elif analysis in ("count_unique", "select_unique"):
+                number_key, text_key = compiled.key(target, null=None)
+                if analysis == "count_unique":
+                    result_sql = [f"count(DISTINCT {number_key}) + count(DISTINCT {text_key})"]
+                else:
+                    return self._select_unique(compiled, groups, number_key, text_key)
+            else:  # pragma: no cover - the engine validates analysis names
+                raise AssertionError(analysis)
+        where, params = compiled.filters(scope.filters)
+        source, params = compiled.source(where + extra_where, params)
+        keys = ", ".join(["q.b", *groups])
+        positions = ", ".join(str(i + 1) for i in range(len(groups) + 1))
+        sql = f"SELECT {keys}, {', '.join(result_sql)} {source} GROUP BY {positions}"
+        found: dict[tuple[int, tuple[Any, ...]], Any] = {}
+        with self._read() as cur:
+            for row in cur.execute(sql, params).fetchall():
+                key = self._row_key(row, len(groups))
+                if analysis == "sum":
+                    whole, fraction = row[-2], row[-1]
+                    found[key] = None if whole is None and fraction is None else (
+                        int(whole) if fraction is None else
+                        fraction if whole is None else int(whole) + fraction)
+                else:
+                    found[key] = row[-1]
+        return found
+
+    @staticmethod
+    def _row_key(row: Any, width: int) -> tuple[int, tuple[Any, ...]]:
+        group = tuple(_key(row[1 + i], row[2 + i]) for i in range(0, width, 2))
+        return int(row[0]), group
+
+    def _select_unique(
+        self, compiled: Compiled, groups: list[str], number_key: str, text_key: str,
+    ) -> dict[tuple[int, tuple[Any, ...]], Any]:
+        from keen.server._engine_sql import decode_group_value
+
+        where, params = compiled.filters(compiled.scope.filters)
+        source, params = compiled.source(
+            f"{where} AND ({number_key} IS NOT NULL OR {text_key} IS NOT NULL)", params)
+        keys = ", ".join(["q.b", *groups])
+        sql = f"SELECT DISTINCT {keys}, {number_key}, {text_key} {source}"
+        found: dict[tuple[int, tuple[Any, ...]], Any] = {}
+        with self._read() as cur:
+            for row in cur.execute(sql, params).fetchall():
+                value = decode_group_value(_key(row[-2], row[-1]))
+                found.setdefault(self._row_key(row[:-2], len(groups)), []).append(value)
+        return found
+
+    def group_universe(self, scope: Any) -> set[tuple[int, tuple[Any, ...]]]:
+        """Every (bucket, group) that has at least one matching event."""
+        return set(self.aggregate(scope, "count", None, None))
+
+    def event_bodies(self, scope: Any, *, newest_first: bool, limit: int | None) -> list[str]:
+        """The JSON texts of matching events by (timestamp, insertion order)."""
+        compiled = Compiled(scope)
+        where, params = compiled.filters(scope.filters)
+        source, params = compiled.source(where, params)
+        order = "DESC" if newest_first else "ASC"
+        sql = f"SELECT q.body {source} ORDER BY q.ts {order}, q.seq {order}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self._read() as cur:
+            return [body for (body,) in cur.execute(sql, params).fetchall()]
+
+    @contextmanager
+    def actor_sets(self) -> Iterator[_ActorSets]:
+        """Funnel actor sets as temporary tables of one cursor (dropped with it)."""
+        with self._read() as cur:
+            yield _ActorSets(cur)
+
+    def count_scanned(self, scope: Any) -> int:
+        """Events of the collection in the timeframe, before filters."""
+        with self._read() as cur:
+            row = cur.execute(
+                "SELECT count(*) FROM events WHERE project = ? AND collection = ? "
+                "AND ts >= ? AND ts < ?",
+                [scope.project_id, scope.collection, scope.start, scope.end],
+            ).fetchone()
+        return int(row[0])
+
+    # ------------------------------------------------------------------ migration
+
+    def _import_sqlite(self, sqlite_path: str) -> None:
+        """Copy the events, schemas and documents of a SQLite engine's database."""
+        source = sqlite3.connect(f"file:{quote(sqlite_path)}?mode=ro", uri=True)
+        try:
+            with self._write() as con:
+                events = source.execute(
+                    "SELECT project, collection, ts, seq, token, body FROM events ORDER BY seq")
+                while True:
+                    chunk = events.fetchmany(_IMPORT_BATCH)
+                    if not chunk:
+                        break
+                    columns = list(zip(*chunk))
+                    con.execute(
+                        "INSERT INTO events SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+                        "unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::VARCHAR[]), "
+                        "unnest(?::VARCHAR[])", [list(c) for c in columns],
+                    )
+                con.execute("INSERT INTO tokens SELECT project, collection, token FROM events "
+                            "WHERE token IS NOT NULL ON CONFLICT DO NOTHING")
+                for table, width in (("properties", 4), ("documents", 4)):
+                    rows = source.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608
+                    if rows:
+                        marks = ", ".join("?" * width)
+                        con.executemany(f"INSERT INTO {table} VALUES ({marks})",  # noqa: S608
+                                        [list(r) for r in rows])
+                row = con.execute("SELECT max(seq) FROM events").fetchone()
+                self._next_seq = 0 if row is None or row[0] is None else int(row[0]) + 1
+        finally:
+            source.close()
+
+
+class _ActorSets:
+    """Funnel actor sets as DuckDB temporary tables of one cursor (see ``EventStore``)."""
+
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+        self.count_tables = 0
+
+    def _new(self, select: str, params: list[Any]) -> str:
+        name = f"keen_actors_{self.count_tables}"  # our own name: nothing from the query
+        self.count_tables += 1
+        self.cursor.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select}", params)
+        return name
+
+    def did(self, scope: Any, actor: str) -> str:
+        compiled = Compiled(scope)
+        number, text = compiled.key(actor, null=None)
+        where, params = compiled.filters(scope.filters)
+        source, params = compiled.source(
+            f"{where} AND ({number} IS NOT NULL OR {text} IS NOT NULL)", params)
+        return self._new(f"SELECT DISTINCT {number} AS n, {text} AS t {source}", params)
+
+    def combine(self, previous: str, did: str, *, inverted: bool) -> str:
+        operator = "EXCEPT" if inverted else "INTERSECT"
+        return self._new(
+            f"SELECT n, t FROM {previous} {operator} SELECT n, t FROM {did}", [])  # noqa: S608
+
+    def count(self, table: str) -> int:
+        return int(self.cursor.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+
+    def actors(self, table: str) -> list[Any]:
+        rows = self.cursor.execute(f"SELECT n, t FROM {table}").fetchall()  # noqa: S608
+        return [_key(n, t) for n, t in rows]
