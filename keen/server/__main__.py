@@ -117,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     keys = {"write_key": primary.write_key, "read_key": primary.read_key,
             "master_key": primary.master_key}
+    migrated = getattr(server.storage, "migrated_from", None)
+    if migrated is not None:
+        print(f"Copied the SQLite database {migrated} into {server.storage.database} "  # type: ignore[attr-defined]
+              "(the SQLite file is unchanged).", flush=True)
     print(banner(server.url, primary.project_id, keys, [p.project_id for p in projects[1:]]),
           flush=True)
     try:

@@ -119,6 +119,7 @@ class DuckDBStore:
             raise DatabaseError(f"cannot open the DuckDB database {target!r}: {exc}") from None
         self._next_seq = 0 if row is None or row[0] is None else int(row[0]) + 1
         self.database = target
+        self.migrated_from = migrate_from
         if migrate_from is not None:
             self._import_sqlite(migrate_from)
 
