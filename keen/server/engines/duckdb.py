@@ -29,7 +29,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -40,7 +40,7 @@ import duckdb
 from keen.server._errors import QueryError
 from keen.server._events import EventError, collection_name_error, prepare_event
 from keen.server.engines import DatabaseError
-from keen.server.engines._duckdb_sql import Compiled, register_functions
+from keen.server.engines._duckdb_sql import Compiled, Typed, register_functions
 from keen.server.filters import normalize_filters
 from keen.server.timeframes import format_timestamp, resolve_timeframe, to_micros
 
@@ -53,7 +53,15 @@ CREATE TABLE IF NOT EXISTS events (
     ts BIGINT NOT NULL,
     seq BIGINT NOT NULL,
     token VARCHAR,
-    body VARCHAR NOT NULL
+    body VARCHAR NOT NULL USING COMPRESSION zstd
+);
+CREATE TABLE IF NOT EXISTS typed_columns (
+    project VARCHAR NOT NULL,
+    collection VARCHAR NOT NULL,
+    path VARCHAR NOT NULL,
+    id INTEGER NOT NULL,
+    kinds VARCHAR NOT NULL,
+    PRIMARY KEY (project, collection, path)
 );
 CREATE TABLE IF NOT EXISTS tokens (
     project VARCHAR NOT NULL,
@@ -78,6 +86,31 @@ CREATE TABLE IF NOT EXISTS documents (
 """
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _IMPORT_BATCH = 20_000
+MAX_TYPED_PATHS = 64  # per collection; further properties are read from the JSON body only
+_SCALARS = frozenset("sifb")
+_COLUMN_TYPES = {"s": "VARCHAR", "i": "BIGINT", "f": "DOUBLE", "b": "BOOLEAN"}
+
+
+def _leaves(event: Mapping[str, Any], prefix: str, out: list[tuple[str, str, Any]]) -> None:
+    """``(dotted path, kind, value)`` of every property, objects entered (not lists); kinds:
+    ``s``tring, ``i``nteger, ``f``loat, ``b``oolean, ``n``ull, ``l``ist, ``o``bject."""
+    for name, value in event.items():
+        path = prefix + name
+        if isinstance(value, dict):
+            out.append((path, "o", None))
+            _leaves(value, path + ".", out)
+        elif isinstance(value, list):
+            out.append((path, "l", None))
+        elif value is None:
+            out.append((path, "n", None))
+        elif isinstance(value, bool):
+            out.append((path, "b", value))
+        elif isinstance(value, int):
+            out.append((path, "i", value))
+        elif isinstance(value, float):
+            out.append((path, "f", value))
+        else:
+            out.append((path, "s", value))
 
 
 def _dumps(value: Any) -> str:
@@ -118,10 +151,71 @@ class DuckDBStore:
         except duckdb.Error as exc:
             raise DatabaseError(f"cannot open the DuckDB database {target!r}: {exc}") from None
         self._next_seq = 0 if row is None or row[0] is None else int(row[0]) + 1
+        self._load_typed()
         self.database = target
         self.migrated_from = migrate_from
         if migrate_from is not None:
             self._import_sqlite(migrate_from)
+
+    # ------------------------------------------------------------------ typed columns
+
+    def _load_typed(self) -> None:
+        """Which properties of each collection have typed columns (see ``Typed``)."""
+        self._typed: dict[tuple[str, str], dict[str, tuple[int, str]]] = {}
+        self._next_column = 0
+        for project, collection, path, column, kinds in self._con.execute(
+                "SELECT project, collection, path, id, kinds FROM typed_columns").fetchall():
+            self._typed.setdefault((project, collection), {})[path] = (int(column), kinds)
+            self._next_column = max(self._next_column, int(column) + 1)
+
+    def _typed_for(self, project_id: str, collection: str) -> dict[str, Typed]:
+        known = self._typed.get((project_id, collection), {})
+        return {
+            path: Typed(column, frozenset(kinds)) for path, (column, kinds) in list(known.items())
+            if column >= 0 and kinds and set(kinds) <= _SCALARS
+        }
+
+    def _compiled(self, scope: Any) -> Compiled:
+        return Compiled(scope, self._typed_for(scope.project_id, scope.collection))
+
+    def _shred(
+        self, con: Any, project_id: str, collection: str, events: Sequence[Mapping[str, Any]],
+    ) -> dict[str, list[Any]]:
+        """The typed column values of ``events`` (inside the write transaction): records the
+        kinds of every property seen, adding columns for new ones."""
+        known = self._typed.setdefault((project_id, collection), {})
+        changed: dict[str, tuple[int, str]] = {}
+        columns: dict[str, list[Any]] = {}
+        count = len(events)
+        for row, event in enumerate(events):
+            leaves: list[tuple[str, str, Any]] = []
+            _leaves({k: v for k, v in event.items() if k != "keen"}, "", leaves)
+            for path, kind, value in leaves:
+                column, kinds = known.get(path, (None, ""))
+                if column is None:
+                    typed_paths = sum(1 for c, _ in known.values() if c >= 0)
+                    column = self._next_column if typed_paths < MAX_TYPED_PATHS else -1
+                    if column >= 0:
+                        self._next_column += 1
+                if kind not in kinds:
+                    kinds += kind
+                    if column >= 0 and kind in _SCALARS:
+                        con.execute(f"ALTER TABLE events ADD COLUMN p{column}_{kind} "
+                                    f"{_COLUMN_TYPES[kind]}")
+                    known[path] = changed[path] = (column, kinds)
+                if column >= 0 and kind in _SCALARS:
+                    name = f"p{column}_{kind}"
+                    values = columns.get(name)
+                    if values is None:
+                        values = columns[name] = [None] * count
+                    values[row] = value
+        if changed:
+            con.executemany(
+                "INSERT OR REPLACE INTO typed_columns VALUES (?, ?, ?, ?, ?)",
+                [[project_id, collection, path, column, kinds]
+                 for path, (column, kinds) in changed.items()],
+            )
+        return columns
 
     # ------------------------------------------------------------------ connections
 
@@ -135,6 +229,7 @@ class DuckDBStore:
                 yield con
             except BaseException:
                 con.execute("ROLLBACK")
+                self._load_typed()  # forget columns the rollback took away
                 raise
             con.execute("COMMIT")
 
@@ -153,12 +248,16 @@ class DuckDBStore:
             raise RuntimeError("this DuckDBStore is closed")
 
     def close(self) -> None:
-        """Close the database (idempotent)."""
+        """Close the database (idempotent); a file database is checkpointed first."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            self._con.close()
+            try:
+                if self.database != ":memory:":
+                    self._con.execute("CHECKPOINT")
+            finally:
+                self._con.close()
 
     def __enter__(self) -> DuckDBStore:
         return self
@@ -186,6 +285,7 @@ class DuckDBStore:
         stamps: list[int] = []
         tokens: list[str | None] = []
         bodies: list[str] = []
+        parsed: list[dict[str, Any]] = []
         results: list[dict[str, Any]] = []
         schema: dict[str, str] = {}
         for event in events:
@@ -199,18 +299,20 @@ class DuckDBStore:
             stamps.append(ts)
             tokens.append(token)
             bodies.append(_dumps(stored))
+            parsed.append(stored)
             for path, kind in types.items():
                 if schema.get(path, "null") == "null":
                     schema[path] = kind
             results.append({"success": True})
         if bodies:
             with self._write() as con:
-                self._store(con, project_id, collection, stamps, tokens, bodies, schema)
+                self._store(con, project_id, collection, stamps, tokens, bodies, parsed, schema)
         return results
 
     def _store(
         self, con: Any, project_id: str, collection: str, stamps: list[int],
-        tokens: list[str | None], bodies: list[str], schema: Mapping[str, str],
+        tokens: list[str | None], bodies: list[str], parsed: list[dict[str, Any]],
+        schema: Mapping[str, str],
     ) -> None:
         """Append prepared events (inside the caller's write transaction), skipping those
         whose uniqueness token is already stored (or repeated earlier in the batch)."""
@@ -234,12 +336,18 @@ class DuckDBStore:
                 stamps = [stamps[i] for i in keep]
                 tokens = [tokens[i] for i in keep]
                 bodies = [bodies[i] for i in keep]
+                parsed = [parsed[i] for i in keep]
         if bodies:
+            typed = self._shred(con, project_id, collection, parsed)
             first = self._next_seq
+            names = "".join(f", {name}" for name in typed)
+            values = "".join(f", unnest(?::{_COLUMN_TYPES[name[-1]]}[])" for name in typed)
             con.execute(
-                "INSERT INTO events SELECT ?, ?, unnest(?::BIGINT[]), unnest(range(?, ?)), "
-                "unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
-                [project_id, collection, stamps, first, first + len(bodies), tokens, bodies],
+                f"INSERT INTO events (project, collection, ts, seq, token, body{names}) "
+                "SELECT ?, ?, unnest(?::BIGINT[]), unnest(range(?, ?)), "
+                f"unnest(?::VARCHAR[]), unnest(?::VARCHAR[]){values}",
+                [project_id, collection, stamps, first, first + len(bodies), tokens, bodies,
+                 *typed.values()],
             )
             self._next_seq = first + len(bodies)
         if schema:
@@ -269,7 +377,7 @@ class DuckDBStore:
             lo, hi = resolve_timeframe(timeframe, timezone, now)
             start, end = to_micros(lo), to_micros(hi)
         checked = normalize_filters(filters)
-        compiled = Compiled(Scope(project_id, collection, start, end, None, checked))
+        compiled = self._compiled(Scope(project_id, collection, start, end, None, checked))
         where, params = compiled.filters(checked)
         source, params = compiled.source(where, params)
         chosen = f"SELECT q.seq {source}"
@@ -304,10 +412,17 @@ class DuckDBStore:
                 f"AND json_extract(body, {_literal(pointer(name))}) IS NOT NULL",
                 [project_id, collection],
             ).fetchall()
+            cleared = "".join(
+                f", p{column}_{kind} = NULL"
+                for path, (column, kinds) in self._typed.get((project_id, collection), {}).items()
+                if column >= 0 and (path == name or path.startswith(name + "."))
+                for kind in kinds if kind in _SCALARS
+            )
             for offset in range(0, len(rows), _IMPORT_BATCH):
                 chunk = rows[offset:offset + _IMPORT_BATCH]
                 con.execute(
-                    "UPDATE events SET body = u.body FROM (SELECT unnest(?::BIGINT[]) AS seq, "
+                    f"UPDATE events SET body = u.body{cleared} "  # noqa: S608
+                    "FROM (SELECT unnest(?::BIGINT[]) AS seq, "
                     "unnest(?::VARCHAR[]) AS body) AS u WHERE events.seq = u.seq",
                     [[seq for seq, _ in chunk],
                      [_sql_remove(body, path_json) for _, body in chunk]],
@@ -400,51 +515,40 @@ class DuckDBStore:
 
     # ------------------------------------------------------------------ query primitives
 
-    def _groups(self, compiled: Compiled) -> list[str]:
-        columns: list[str] = []
-        for name in compiled.scope.group_by:
-            columns += compiled.key(name)
-        return columns
-
     def aggregate(
         self, scope: Any, analysis: str, target: str | None, percentile: float | None,
     ) -> dict[tuple[int, tuple[Any, ...]], Any]:
         """``{(bucket, group_key): raw value}`` (see ``keen.server.engines.base``)."""
-        compiled = Compiled(scope)
-        groups = self._groups(compiled)
-        result_sql: list[str]
+        compiled = self._compiled(scope)
+        groups: list[str] = []
+        decoders: list[tuple[int, Callable[[Sequence[Any]], Any]]] = []
+        for name in scope.group_by:
+            columns, decode = compiled.group_columns(name)
+            groups += columns
+            decoders.append((len(columns), decode))
         extra_where = ""
         if analysis == "count":
             result_sql = ["count(*)"]
         else:
             assert target is not None
-            value = compiled.value(target)
-            kind = f"json_type({value})"
-            number = (f"(CASE WHEN {kind} IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
-                      f"THEN TRY_CAST({value} AS DOUBLE) END)")
+            number, integers, floats = compiled.number(target)
             if analysis == "sum":
-                result_sql = [
-                    f"sum(CASE WHEN {kind} IN ('BIGINT', 'UBIGINT') "
-                    f"THEN TRY_CAST({value} AS HUGEINT) END)",
-                    f"sum(CASE WHEN {kind} = 'DOUBLE' THEN TRY_CAST({value} AS DOUBLE) END)",
-                ]
+                result_sql = [f"sum({integers})" if integers else "NULL",
+                              f"sum({floats})" if floats else "NULL"]
             elif analysis in ("minimum", "maximum", "average", "standard_deviation"):
                 function = {"minimum": "min", "maximum": "max", "average": "avg",
                             "standard_deviation": "stddev_pop"}[analysis]
                 result_sql = [f"{function}({number})"]
             elif analysis in ("median", "percentile"):
+                # nearest rank: the ceil(p/100 * n)-th smallest value (at least the first)
                 rank = round((50.0 if analysis == "median" else float(percentile or 0)) * 100)
-                result_sql = [
-                    f"list_sort(list({number}) FILTER (WHERE {number} IS NOT NULL))"
-                    f"[greatest(1, ({rank} * count({number}) + 9999) // 10000)]"
-                ]
+                result_sql = [f"list_sort(list({number}))"
+                              f"[greatest(1, ({rank} * count(*) + 9999) // 10000)]"]
                 extra_where = f" AND {number} IS NOT NULL"
-            elif analysis in ("count_unique", "select_unique"):
-                number_key, text_key = compiled.key(target, null=None)
-                if analysis == "count_unique":
-                    result_sql = [f"count(DISTINCT {number_key}) + count(DISTINCT {text_key})"]
-                else:
-                    return self._select_unique(compiled, groups, number_key, text_key)
+            elif analysis == "count_unique":
+                result_sql = [compiled.distinct_count(target)]
+            elif analysis == "select_unique":
+                return self._select_unique(compiled, groups, decoders, target)
             else:  # pragma: no cover - the engine validates analysis names
                 raise AssertionError(analysis)
         where, params = compiled.filters(scope.filters)
@@ -455,7 +559,7 @@ class DuckDBStore:
         found: dict[tuple[int, tuple[Any, ...]], Any] = {}
         with self._read() as cur:
             for row in cur.execute(sql, params).fetchall():
-                key = self._row_key(row, len(groups))
+                key = self._row_key(row, decoders)
                 if analysis == "sum":
                     whole, fraction = row[-2], row[-1]
                     found[key] = None if whole is None and fraction is None else (
@@ -466,25 +570,31 @@ class DuckDBStore:
         return found
 
     @staticmethod
-    def _row_key(row: Any, width: int) -> tuple[int, tuple[Any, ...]]:
-        group = tuple(_key(row[1 + i], row[2 + i]) for i in range(0, width, 2))
-        return int(row[0]), group
+    def _row_key(
+        row: Sequence[Any], decoders: Sequence[tuple[int, Callable[[Sequence[Any]], Any]]],
+    ) -> tuple[int, tuple[Any, ...]]:
+        group = []
+        position = 1
+        for width, decode in decoders:
+            group.append(decode(row[position:position + width]))
+            position += width
+        return int(row[0]), tuple(group)
 
     def _select_unique(
-        self, compiled: Compiled, groups: list[str], number_key: str, text_key: str,
+        self, compiled: Compiled, groups: list[str],
+        decoders: Sequence[tuple[int, Callable[[Sequence[Any]], Any]]], target: str,
     ) -> dict[tuple[int, tuple[Any, ...]], Any]:
-        from keen.server._engine_sql import decode_group_value
-
+        present, columns, value = compiled.present_value(target)
         where, params = compiled.filters(compiled.scope.filters)
-        source, params = compiled.source(
-            f"{where} AND ({number_key} IS NOT NULL OR {text_key} IS NOT NULL)", params)
-        keys = ", ".join(["q.b", *groups])
-        sql = f"SELECT DISTINCT {keys}, {number_key}, {text_key} {source}"
+        source, params = compiled.source(f"{where} AND {present}", params)
+        keys = ", ".join(["q.b", *groups, *columns])
+        sql = f"SELECT DISTINCT {keys} {source}"
         found: dict[tuple[int, tuple[Any, ...]], Any] = {}
+        width = len(columns)
         with self._read() as cur:
             for row in cur.execute(sql, params).fetchall():
-                value = decode_group_value(_key(row[-2], row[-1]))
-                found.setdefault(self._row_key(row[:-2], len(groups)), []).append(value)
+                key = self._row_key(row[:-width], decoders)
+                found.setdefault(key, []).append(value(row[-width:]))
         return found
 
     def group_universe(self, scope: Any) -> set[tuple[int, tuple[Any, ...]]]:
@@ -493,7 +603,7 @@ class DuckDBStore:
 
     def event_bodies(self, scope: Any, *, newest_first: bool, limit: int | None) -> list[str]:
         """The JSON texts of matching events by (timestamp, insertion order)."""
-        compiled = Compiled(scope)
+        compiled = self._compiled(scope)
         where, params = compiled.filters(scope.filters)
         source, params = compiled.source(where, params)
         order = "DESC" if newest_first else "ASC"
@@ -508,7 +618,7 @@ class DuckDBStore:
     def actor_sets(self) -> Iterator[_ActorSets]:
         """Funnel actor sets as temporary tables of one cursor (dropped with it)."""
         with self._read() as cur:
-            yield _ActorSets(cur)
+            yield _ActorSets(cur, self._compiled)
 
     def count_scanned(self, scope: Any) -> int:
         """Events of the collection in the timeframe, before filters."""
@@ -556,8 +666,9 @@ class DuckDBStore:
 class _ActorSets:
     """Funnel actor sets as DuckDB temporary tables of one cursor (see ``EventStore``)."""
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, compile: Callable[[Any], Compiled]) -> None:
         self.cursor = cursor
+        self.compile = compile
         self.count_tables = 0
 
     def _new(self, select: str, params: list[Any]) -> str:
@@ -567,11 +678,10 @@ class _ActorSets:
         return name
 
     def did(self, scope: Any, actor: str) -> str:
-        compiled = Compiled(scope)
-        number, text = compiled.key(actor, null=None)
+        compiled = self.compile(scope)
+        present, number, text = compiled.actor_columns(actor)
         where, params = compiled.filters(scope.filters)
-        source, params = compiled.source(
-            f"{where} AND ({number} IS NOT NULL OR {text} IS NOT NULL)", params)
+        source, params = compiled.source(f"{where} AND {present}", params)
         return self._new(f"SELECT DISTINCT {number} AS n, {text} AS t {source}", params)
 
     def combine(self, previous: str, did: str, *, inverted: bool) -> str:
