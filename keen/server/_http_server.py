@@ -63,6 +63,9 @@ class _BadLength(Exception):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm holds the
+    # body until the client's delayed ACK (~40 ms on Linux), on every keep-alive request.
+    disable_nagle_algorithm = True
     server: _Server
 
     def version_string(self) -> str:
