@@ -364,7 +364,11 @@ def _typed_scalar(operator: str, wanted: Any, typed: Typed) -> tuple[str, list[A
     kinds, col = typed.kinds, typed.col
     parts: list[str] = []
     params: list[Any] = []
-    if operator in ("eq", "in", "contains"):
+    if operator == "contains":  # on a property that is no list: a substring test only
+        if isinstance(wanted, str) and "s" in kinds:
+            parts.append(f"contains({col('s')}, ?)")
+            params.append(wanted)
+    elif operator in ("eq", "in"):
         choices = wanted if operator == "in" else [wanted]
         strings = [c for c in choices if isinstance(c, str)]
         numbers = [c for c in choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
@@ -382,9 +386,6 @@ def _typed_scalar(operator: str, wanted: Any, typed: Typed) -> tuple[str, list[A
             params += [float(n) for n in numbers]
         if booleans and "b" in kinds:
             parts.append(f"{col('b')} IN ({', '.join('true' if b else 'false' for b in booleans)})")
-        if operator == "contains" and isinstance(wanted, str) and "s" in kinds:
-            parts.append(f"contains({col('s')}, ?)")
-            params.append(wanted)
     elif operator in _ORDERING:
         symbol = _ORDERING[operator]
         if isinstance(wanted, str):
