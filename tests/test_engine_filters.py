@@ -3,6 +3,7 @@ null and missing properties; the SQL the engine runs agrees with the Python refe
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -217,6 +218,9 @@ def _filters(draw: st.DrawFn) -> dict[str, Any]:
     return f(prop, op, value)
 
 
+_EXAMPLES = itertools.count()
+
+
 def _scalars_only(value: Any) -> Any:
     """``value`` without nulls and lists (objects kept): what the DuckDB engine keeps in typed
     columns."""
@@ -229,15 +233,15 @@ def _scalars_only(value: Any) -> Any:
 @settings(max_examples=150, deadline=None)
 @given(events=_events, flt=_filters(), scalars_only=st.booleans())
 def test_sql_and_python_evaluators_agree(
-    engine: str, events: list[dict[str, Any]], flt: dict[str, Any], scalars_only: bool
+    storage: Storage, events: list[dict[str, Any]], flt: dict[str, Any], scalars_only: bool
 ) -> None:
     if scalars_only:
         events = [_scalars_only(event) for event in events]
-    with open_store(engine) as store:
-        tagged = [{**event, "i": index} for index, event in enumerate(events)]
-        store.insert_events("p", "gen", tagged, now=NOW)
-        body = run_query(store, "p", "extraction",
-                         {"event_collection": "gen", "timeframe": TF, "filters": [flt]}, now=NOW)
+    collection = f"gen{next(_EXAMPLES)}"  # one store, a new collection per example
+    tagged = [{**event, "i": index} for index, event in enumerate(events)]
+    storage.insert_events("p", collection, tagged, now=NOW)
+    body = run_query(storage, "p", "extraction",
+                     {"event_collection": collection, "timeframe": TF, "filters": [flt]}, now=NOW)
     got = sorted(event["i"] for event in body["result"])
     checked = normalize_filters([flt])
     assert got == [e["i"] for e in tagged if event_matches(e, checked)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import statistics
@@ -426,6 +427,7 @@ def test_dataset_results_are_the_query_per_index_value(storage: Storage) -> None
 
 # --- aggregations agree with a plain Python computation on generated data ------------------
 
+_EXAMPLES = itertools.count()
 _g_values = st.sampled_from([None, "a", "b", 1, True])
 _x_values = st.one_of(st.integers(-50, 50), st.floats(-10, 10, allow_nan=False).map(
     lambda v: round(v, 2)), st.sampled_from(["s", None, True]))
@@ -463,17 +465,17 @@ def _expected(analysis: str, values: list[Any], percentile: float) -> Any:
      "median", "percentile"]), percentile=st.sampled_from([0, 10, 33.33, 50, 99.99, 100]),
     scalars_only=st.booleans())
 def test_grouped_aggregations_match_python(
-    engine: str, rows: list[dict[str, Any]], analysis: str, percentile: float,
+    storage: Storage, rows: list[dict[str, Any]], analysis: str, percentile: float,
     scalars_only: bool,
 ) -> None:
     """``scalars_only`` leaves out nulls: the DuckDB engine then reads the typed columns."""
     if scalars_only:
         rows = [{k: v for k, v in row.items() if v is not None} for row in rows]
-    with open_store(engine) as store:
-        store.insert_events("p", "gen", rows, now=NOW)
-        body = run_query(store, "p", analysis, {
-            "event_collection": "gen", "timeframe": "today", "target_property": "x",
-            "percentile": percentile, "group_by": "g"}, now=NOW)
+    collection = f"gen{next(_EXAMPLES)}"  # one store, a new collection per example
+    storage.insert_events("p", collection, rows, now=NOW)
+    body = run_query(storage, "p", analysis, {
+        "event_collection": collection, "timeframe": "today", "target_property": "x",
+        "percentile": percentile, "group_by": "g"}, now=NOW)
     groups: dict[str, list[Any]] = {}
     for row in rows:
         groups.setdefault(json.dumps(row.get("g")), []).append(row.get("x"))
