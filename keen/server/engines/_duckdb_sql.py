@@ -191,7 +191,7 @@ class Compiled:
             bucket, join, bounds = "0 AS b", "", "e.ts >= ? AND e.ts < ?"
             params += [scope.start, scope.end]
             inner_where = f"{bounds} AND e.project = ? AND e.collection = ?"
-        else:
+        elif not _tiles(scope):
             bucket = "k.i AS b"
             join = (", (SELECT unnest(?::BIGINT[]) AS lo, unnest(?::BIGINT[]) AS hi, "
                     "unnest(range(?)) AS i) AS k")
@@ -199,6 +199,15 @@ class Compiled:
                        len(scope.buckets)]
             inner_where = ("e.ts >= k.lo AND e.ts < k.hi AND e.ts >= ? AND e.ts < ? "
                            "AND e.project = ? AND e.collection = ?")
+            params += [scope.start, scope.end]
+        else:
+            # The buckets tile [start, end) without gaps: an event's bucket is the last one
+            # starting at or before it (an ASOF join, one sort-merge pass).
+            bucket = "k.i AS b"
+            join = (" ASOF JOIN (SELECT unnest(?::BIGINT[]) AS lo, unnest(range(?)) AS i) AS k "
+                    "ON e.ts >= k.lo")
+            params += [[lo for lo, _ in scope.buckets], len(scope.buckets)]
+            inner_where = "e.ts >= ? AND e.ts < ? AND e.project = ? AND e.collection = ?"
             params += [scope.start, scope.end]
         params += [scope.project_id, scope.collection]
         sql = (f"FROM (SELECT e.*, {bucket}{extract} "  # noqa: S608
@@ -341,6 +350,13 @@ def _timestamp_filter(operator: str, wanted: Any) -> tuple[str, list[Any]] | Non
             return "false", []
         return f"(q.ts IN ({_marks(instants)}))", instants
     return None
+
+
+def _tiles(scope: Scope) -> bool:
+    """True when the interval buckets cover ``[start, end)`` end to end without gaps."""
+    buckets = scope.buckets or []
+    return bool(buckets) and buckets[0][0] == scope.start and buckets[-1][1] == scope.end and all(
+        left[1] == right[0] for left, right in zip(buckets, buckets[1:]))
 
 
 def _typed_filter(operator: str, wanted: Any, typed: Typed) -> tuple[str, list[Any]]:
