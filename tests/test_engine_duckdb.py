@@ -65,6 +65,11 @@ def test_a_sqlite_database_is_copied_into_a_duckdb_database_beside_it(tmp_path: 
                                    now=NOW) == [{"success": True}]
         assert store.count_events("p", "buys") == 3
         store.insert_events("p", "buys", [{"price": 1}], now=NOW)
+        # the copied events are in the typed columns too: price is now read from them
+        assert _ask(store, "sum", {"target_property": "price"}) == {"result": 13.5}
+        assert _ask(store, "count", {"filters": [
+            {"property_name": "user.country", "operator": "eq", "property_value": "FR"}]}) == {
+            "result": 1}
     assert _digest(path) == before  # the SQLite file is left as it was
     assert (tmp_path / "keen.db.duckdb").exists()
     with open_engine("duckdb", str(path)) as store:  # copied once, then used as it is

@@ -541,9 +541,12 @@ class DuckDBStore:
                 result_sql = [f"{function}({number})"]
             elif analysis in ("median", "percentile"):
                 # nearest rank: the ceil(p/100 * n)-th smallest value (at least the first)
+                # DuckDB's quantile_disc(q) is the ceil(q * n)-th value; q is nudged down by
+                # 1e-14 so that float rounding of q * n never crosses an integer (exact for
+                # n up to 10**10, checked against the integer formula of the SQLite engine).
                 rank = round((50.0 if analysis == "median" else float(percentile or 0)) * 100)
-                result_sql = [f"list_sort(list({number}))"
-                              f"[greatest(1, ({rank} * count(*) + 9999) // 10000)]"]
+                fraction = max(0.0, rank / 10_000 - 1e-14)
+                result_sql = [f"quantile_disc({number}, {fraction!r})"]
                 extra_where = f" AND {number} IS NOT NULL"
             elif analysis == "count_unique":
                 result_sql = [compiled.distinct_count(target)]
@@ -638,27 +641,25 @@ class DuckDBStore:
         try:
             with self._write() as con:
                 events = source.execute(
-                    "SELECT project, collection, ts, seq, token, body FROM events ORDER BY seq")
+                    "SELECT project, collection, ts, token, body FROM events ORDER BY seq")
                 while True:
                     chunk = events.fetchmany(_IMPORT_BATCH)
                     if not chunk:
                         break
-                    columns = list(zip(*chunk))
-                    con.execute(
-                        "INSERT INTO events SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
-                        "unnest(?::BIGINT[]), unnest(?::BIGINT[]), unnest(?::VARCHAR[]), "
-                        "unnest(?::VARCHAR[])", [list(c) for c in columns],
-                    )
-                con.execute("INSERT INTO tokens SELECT project, collection, token FROM events "
-                            "WHERE token IS NOT NULL ON CONFLICT DO NOTHING")
+                    groups: dict[tuple[str, str], list[Any]] = {}
+                    for project, collection, ts, token, body in chunk:
+                        groups.setdefault((project, collection), []).append((ts, token, body))
+                    for (project, collection), rows in groups.items():
+                        # through the typed columns, as if the events were sent again
+                        self._store(con, project, collection, [r[0] for r in rows],
+                                    [r[1] for r in rows], [r[2] for r in rows],
+                                    [json.loads(r[2]) for r in rows], {})
                 for table, width in (("properties", 4), ("documents", 4)):
                     rows = source.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608
                     if rows:
                         marks = ", ".join("?" * width)
                         con.executemany(f"INSERT INTO {table} VALUES ({marks})",  # noqa: S608
                                         [list(r) for r in rows])
-                row = con.execute("SELECT max(seq) FROM events").fetchone()
-                self._next_seq = 0 if row is None or row[0] is None else int(row[0]) + 1
         finally:
             source.close()
 
