@@ -174,6 +174,49 @@ def test_a_list_value_is_one_group_as_a_whole(engine: str) -> None:
     ]
 
 
+def test_objects_compare_as_json_values_whatever_their_key_order(
+    engine: str, request: pytest.FixtureRequest
+) -> None:
+    """An object property is one value whatever the order of its keys and 1 versus 1.0, in
+    group_by, count_unique, select_unique and eq filters; extraction gives the events back
+    whole (the DuckDB engine keeps the scalars of objects in typed columns)."""
+    if engine == "sqlite":
+        request.applymarker(pytest.mark.xfail(
+            reason="the sqlite engine compares objects by their stored text until the "
+                   "semantics fix (JSON equality of objects and lists) lands", strict=False))
+    events = [{"u": {"id": 1, "n": "x"}, "k": 1}, {"u": {"n": "x", "id": 1.0}, "k": 2},
+              {"u": {"id": 2, "n": "x", "deep": {"z": True}}, "k": 3}, {"u": {}, "k": 4},
+              {"u": None, "k": 5}, {"k": 6}]
+    with open_store(engine) as store:
+        store.insert_events("p", "c", events, now=NOW)
+        params = {"event_collection": "c", "timeframe": "today"}
+        groups = run_query(store, "p", "count", {**params, "group_by": "u"}, now=NOW)
+        distinct = run_query(store, "p", "count_unique", {**params, "target_property": "u"},
+                             now=NOW)
+        values = run_query(store, "p", "select_unique", {**params, "target_property": "u"},
+                           now=NOW)
+        matched = run_query(store, "p", "count", {**params, "filters": [
+            {"property_name": "u", "operator": "eq", "property_value": {"n": "x", "id": 1}}]},
+            now=NOW)
+        nested = run_query(store, "p", "count", {**params, "filters": [
+            {"property_name": "u.deep", "operator": "eq", "property_value": {"z": True}}]},
+            now=NOW)
+        present = run_query(store, "p", "count", {**params, "filters": [
+            {"property_name": "u", "operator": "exists", "property_value": True}]}, now=NOW)
+        whole = run_query(store, "p", "extraction", params, now=NOW)["result"]
+    assert [event["k"] for event in whole] == [1, 2, 3, 4, 5, 6]
+    assert [{k: v for k, v in event.items() if k != "keen"} for event in whole] == events
+    assert [type(event["u"]["id"]) for event in whole[:2]] == [int, float]
+    # objects sort by their JSON text with sorted keys: '{"d' < '{"i' < '{}'
+    assert groups["result"] == [
+        {"u": None, "result": 2}, {"u": {"deep": {"z": True}, "id": 2, "n": "x"}, "result": 1},
+        {"u": {"id": 1, "n": "x"}, "result": 2}, {"u": {}, "result": 1},
+    ]
+    assert distinct["result"] == 3
+    assert values["result"] == [{"deep": {"z": True}, "id": 2, "n": "x"}, {"id": 1, "n": "x"}, {}]
+    assert (matched["result"], nested["result"], present["result"]) == (2, 1, 5)
+
+
 def test_order_by_and_limit(storage: Storage) -> None:
     rows = result(storage, "count", group_by="user",
                   order_by=[{"property_name": "result", "direction": "DESC"}], limit=2)
@@ -485,3 +528,37 @@ def test_grouped_aggregations_match_python(
     }
     got = {json.dumps(item["g"]): item["result"] for item in body["result"]}
     assert got == pytest.approx(expected)
+
+
+def test_a_property_that_changes_kind_keeps_every_value(engine: str) -> None:
+    """A property first seen as scalars, later as null, a list and an object (the DuckDB
+    engine moves it from its typed columns to the JSON body): every query sees every value,
+    also after a property delete."""
+    with open_store(engine) as store:
+        params = {"event_collection": "c", "timeframe": "today"}
+        store.insert_events("p", "c", [{"v": "a", "k": 1}, {"v": 2, "k": 2}], now=NOW)
+        first = run_query(store, "p", "count", {**params, "filters": [
+            {"property_name": "v", "operator": "eq", "property_value": "a"}]}, now=NOW)
+        store.insert_events("p", "c", [{"v": None, "k": 3}, {"v": [1, "a"], "k": 4},
+                                       {"v": {"w": 1}, "k": 5}, {"k": 6}], now=NOW)
+
+        def count(operator: str, value: Any) -> Any:
+            return run_query(store, "p", "count", {**params, "filters": [
+                {"property_name": "v", "operator": operator, "property_value": value}]},
+                now=NOW)["result"]
+
+        answers = {"eq a": count("eq", "a"), "eq 2": count("eq", 2.0), "exists": count(
+            "exists", True), "eq null": count("eq", None), "gt 1": count("gt", 1),
+            "eq object": count("eq", {"w": 1.0}), "contains a": count("contains", "a")}
+        groups = run_query(store, "p", "count", {**params, "group_by": "v"}, now=NOW)["result"]
+        unique = run_query(store, "p", "select_unique", {**params, "target_property": "v"},
+                           now=NOW)["result"]
+        assert store.delete_property("p", "c", "v") == 5
+        left = run_query(store, "p", "extraction", params, now=NOW)["result"]
+    assert first["result"] == 1
+    assert answers == {"eq a": 2, "eq 2": 1, "exists": 5, "eq null": 2, "gt 1": 1,
+                       "eq object": 1, "contains a": 2}
+    assert groups == [{"v": None, "result": 2}, {"v": 2, "result": 1}, {"v": "a", "result": 1},
+                      {"v": [1, "a"], "result": 1}, {"v": {"w": 1}, "result": 1}]
+    assert unique == [2, "a", [1, "a"], {"w": 1}]
+    assert [sorted(k for k in event if k != "keen") for event in left] == [["k"]] * 6

@@ -60,6 +60,22 @@ def _value_sql(body: str | None, path_json: str | None) -> str | None:
     return None if value is MISSING else json.dumps(value, ensure_ascii=False)
 
 
+def _rebuild_sql(body: str | None, names: str | None, leaves: str | None) -> str | None:
+    """An object of the JSON body with the typed values of its descendants put back."""
+    if body is None or names is None or leaves is None:
+        return body
+    found = json.loads(body)
+    for name, leaf in zip(json.loads(names), json.loads(leaves)):
+        if leaf is None:
+            continue
+        node = found
+        *parents, last = name.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = leaf
+    return json.dumps(found, ensure_ascii=False)
+
+
 def _regexp_sql(pattern: str | None, text: str | None) -> bool:
     if pattern is None or text is None:
         return False
@@ -75,6 +91,8 @@ def register_functions(connection: Any) -> None:
                                null_handling="special", side_effects=False)
     connection.create_function("keen_value", _value_sql, [varchar, varchar], varchar,
                                null_handling="special", side_effects=False)
+    connection.create_function("keen_rebuild", _rebuild_sql, [varchar, varchar, varchar],
+                               varchar, null_handling="special", side_effects=False)
     connection.create_function("keen_regexp", _regexp_sql, [varchar, varchar], boolean,
                                null_handling="special", side_effects=False)
 
@@ -153,25 +171,68 @@ class Typed:
         return key if not isinstance(key, str) else json.loads(key)
 
 
+def typed_json(column: int, kinds: str, prefix: str = "q") -> str | None:
+    """SQL of the JSON value held by a property's typed columns (NULL when none is set)."""
+    scalars = [k for k in "sifb" if k in kinds]
+    if not scalars:
+        return None
+    whens = " ".join(f"WHEN {prefix}.p{column}_{k} IS NOT NULL "
+                     f"THEN CAST(to_json({prefix}.p{column}_{k}) AS JSON)" for k in scalars)
+    return f"(CASE {whens} END)"
+
+
 @dataclass
 class Compiled:
     """SQL over one scope: the properties it reads become ``x[i]`` of the inner select, or
-    their typed columns (``typed``: the properties of the collection kept in typed columns)."""
+    their typed columns.
+
+    ``columns``: the properties of the collection that have typed columns, as ``path ->
+    (column number, kinds seen)``. A scalar held in a typed column is not in the JSON body (the
+    body keeps the rest, objects included even when emptied), so the JSON value of a property
+    is its typed column, else the body's value with the typed values of its descendants put
+    back (``keen_rebuild``). Properties that only ever held scalars are read from their typed
+    columns alone (``Typed``).
+    """
 
     scope: Scope
-    typed: Mapping[str, Typed] = field(default_factory=dict)
+    columns: Mapping[str, tuple[int, str]] = field(default_factory=dict)
     paths: dict[str, int] = field(default_factory=dict)
     odd: dict[str, int] = field(default_factory=dict)
+    composite: dict[str, tuple[int, str]] = field(default_factory=dict)
 
-    def value(self, path: str) -> str:
-        """The JSON value (SQL NULL when missing) of a dotted property."""
+    def __post_init__(self) -> None:
+        self.typed = {path: Typed(column, frozenset(kinds))
+                      for path, (column, kinds) in self.columns.items()
+                      if kinds and set(kinds) <= set("sifb")}
+
+    def _body_value(self, path: str, prefix: str) -> str:
         if "\x00" in path:  # a SQL literal cannot hold NUL: extract in Python instead
             if path not in self.odd:
                 self.odd[path] = len(self.odd)
-            return f"q.y{self.odd[path]}"
+            return f"{prefix}.y{self.odd[path]}"
         if path not in self.paths:
             self.paths[path] = len(self.paths) + 1
-        return f"q.x[{self.paths[path]}]"
+        return f"{prefix}.x[{self.paths[path]}]"
+
+    def value(self, path: str) -> str:
+        """The JSON value (SQL NULL when missing) of a dotted property."""
+        own = self.columns.get(path)
+        below = [(p[len(path) + 1:], c) for p, c in self.columns.items()
+                 if p.startswith(path + ".") and typed_json(*c, prefix="r") is not None]
+        if (own is None or typed_json(*own) is None) and not below:
+            return self._body_value(path, "q")
+        if path not in self.composite:
+            body = self._body_value(path, "r")
+            if below:
+                names = _literal(json.dumps([name for name, _ in below]))
+                leaves = ", ".join(str(typed_json(*c, prefix="r")) for _, c in below)
+                body = (f"(CASE WHEN json_type({body}) = 'OBJECT' THEN CAST(keen_rebuild("
+                        f"CAST({body} AS VARCHAR), {names}, CAST(json_array({leaves}) AS VARCHAR))"
+                        f" AS JSON) ELSE {body} END)")
+            own_sql = typed_json(*own, prefix="r") if own is not None else None
+            sql = f"coalesce({own_sql}, {body})" if own_sql else body
+            self.composite[path] = (len(self.composite), sql)
+        return f"q.v{self.composite[path][0]}"
 
     # ------------------------------------------------------------------ source
 
@@ -210,9 +271,13 @@ class Compiled:
             inner_where = "e.ts >= ? AND e.ts < ? AND e.project = ? AND e.collection = ?"
             params += [scope.start, scope.end]
         params += [scope.project_id, scope.collection]
-        sql = (f"FROM (SELECT e.*, {bucket}{extract} "  # noqa: S608
-               f"FROM events AS e{join} WHERE {inner_where}) AS q WHERE {where}")
-        return sql, [*params, *where_params]
+        # Only our own expressions and quoted literals are interpolated; values are bound.
+        inner = (f"(SELECT e.*, {bucket}{extract} "  # noqa: S608
+                 f"FROM events AS e{join} WHERE {inner_where})")
+        if self.composite:
+            values = ", ".join(f"{sql} AS v{index}" for index, sql in self.composite.values())
+            inner = f"(SELECT r.*, {values} FROM {inner} AS r)"  # noqa: S608
+        return f"FROM {inner} AS q WHERE {where}", [*params, *where_params]
 
     # ------------------------------------------------------------------ filters
 

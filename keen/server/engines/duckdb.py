@@ -40,7 +40,7 @@ import duckdb
 from keen.server._errors import QueryError
 from keen.server._events import EventError, collection_name_error, prepare_event
 from keen.server.engines import DatabaseError
-from keen.server.engines._duckdb_sql import Compiled, Typed, register_functions
+from keen.server.engines._duckdb_sql import Compiled, register_functions
 from keen.server.filters import normalize_filters
 from keen.server.timeframes import format_timestamp, resolve_timeframe, to_micros
 
@@ -91,26 +91,27 @@ _SCALARS = frozenset("sifb")
 _COLUMN_TYPES = {"s": "VARCHAR", "i": "BIGINT", "f": "DOUBLE", "b": "BOOLEAN"}
 
 
-def _leaves(event: Mapping[str, Any], prefix: str, out: list[tuple[str, str, Any]]) -> None:
-    """``(dotted path, kind, value)`` of every property, objects entered (not lists); kinds:
-    ``s``tring, ``i``nteger, ``f``loat, ``b``oolean, ``n``ull, ``l``ist, ``o``bject."""
-    for name, value in event.items():
-        path = prefix + name
-        if isinstance(value, dict):
-            out.append((path, "o", None))
-            _leaves(value, path + ".", out)
-        elif isinstance(value, list):
-            out.append((path, "l", None))
-        elif value is None:
-            out.append((path, "n", None))
-        elif isinstance(value, bool):
-            out.append((path, "b", value))
-        elif isinstance(value, int):
-            out.append((path, "i", value))
-        elif isinstance(value, float):
-            out.append((path, "f", value))
-        else:
-            out.append((path, "s", value))
+def _kind(value: Any) -> str:
+    """``s``tring, ``i``nteger, ``f``loat, ``b``oolean, ``n``ull, ``l``ist or ``o``bject."""
+    if isinstance(value, str):
+        return "s"
+    if isinstance(value, bool):
+        return "b"
+    if isinstance(value, int):
+        return "i"
+    if isinstance(value, float):
+        return "f"
+    if value is None:
+        return "n"
+    return "l" if isinstance(value, list) else "o"
+
+
+def _put_back(event: dict[str, Any], path: str, value: Any) -> None:
+    node = event
+    *parents, last = path.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
 
 
 def _dumps(value: Any) -> str:
@@ -160,7 +161,9 @@ class DuckDBStore:
     # ------------------------------------------------------------------ typed columns
 
     def _load_typed(self) -> None:
-        """Which properties of each collection have typed columns (see ``Typed``)."""
+        """Which properties of each collection have typed columns, with the kinds of value
+        (``_kind``) each property has held: ``(project, collection) -> path -> (column,
+        kinds)``; column -1 when the collection had too many properties to give it one."""
         self._typed: dict[tuple[str, str], dict[str, tuple[int, str]]] = {}
         self._next_column = 0
         for project, collection, path, column, kinds in self._con.execute(
@@ -168,54 +171,66 @@ class DuckDBStore:
             self._typed.setdefault((project, collection), {})[path] = (int(column), kinds)
             self._next_column = max(self._next_column, int(column) + 1)
 
-    def _typed_for(self, project_id: str, collection: str) -> dict[str, Typed]:
+    def _columns_for(self, project_id: str, collection: str) -> dict[str, tuple[int, str]]:
         known = self._typed.get((project_id, collection), {})
-        return {
-            path: Typed(column, frozenset(kinds)) for path, (column, kinds) in list(known.items())
-            if column >= 0 and kinds and set(kinds) <= _SCALARS
-        }
+        return {path: info for path, info in list(known.items()) if info[0] >= 0}
 
     def _compiled(self, scope: Any) -> Compiled:
-        return Compiled(scope, self._typed_for(scope.project_id, scope.collection))
+        return Compiled(scope, self._columns_for(scope.project_id, scope.collection))
 
     def _shred(
         self, con: Any, project_id: str, collection: str, events: Sequence[Mapping[str, Any]],
-    ) -> dict[str, list[Any]]:
-        """The typed column values of ``events`` (inside the write transaction): records the
-        kinds of every property seen, adding columns for new ones."""
+    ) -> tuple[dict[str, list[Any]], list[str]]:
+        """Split ``events`` (inside the write transaction) into typed column values and the
+        JSON bodies of the rest (objects kept, even when emptied); records the kinds of every
+        property seen, adding columns for new ones."""
         known = self._typed.setdefault((project_id, collection), {})
         changed: dict[str, tuple[int, str]] = {}
         columns: dict[str, list[Any]] = {}
         count = len(events)
-        for row, event in enumerate(events):
-            leaves: list[tuple[str, str, Any]] = []
-            _leaves({k: v for k, v in event.items() if k != "keen"}, "", leaves)
-            for path, kind, value in leaves:
-                column, kinds = known.get(path, (None, ""))
-                if column is None:
-                    typed_paths = sum(1 for c, _ in known.values() if c >= 0)
-                    column = self._next_column if typed_paths < MAX_TYPED_PATHS else -1
-                    if column >= 0:
-                        self._next_column += 1
-                if kind not in kinds:
-                    kinds += kind
-                    if column >= 0 and kind in _SCALARS:
-                        con.execute(f"ALTER TABLE events ADD COLUMN p{column}_{kind} "
-                                    f"{_COLUMN_TYPES[kind]}")
-                    known[path] = changed[path] = (column, kinds)
+        typed_paths = [sum(1 for c, _ in known.values() if c >= 0)]
+
+        def note(path: str, kind: str) -> int:
+            column, kinds = known.get(path, (None, ""))
+            if column is None:
+                column = self._next_column if typed_paths[0] < MAX_TYPED_PATHS else -1
+                if column >= 0:
+                    self._next_column += 1
+                    typed_paths[0] += 1
+            if kind not in kinds:
+                kinds += kind
                 if column >= 0 and kind in _SCALARS:
-                    name = f"p{column}_{kind}"
-                    values = columns.get(name)
+                    con.execute(f"ALTER TABLE events ADD COLUMN p{column}_{kind} "
+                                f"{_COLUMN_TYPES[kind]}")
+                known[path] = changed[path] = (column, kinds)
+            return column
+
+        def split(event: Mapping[str, Any], prefix: str, row: int) -> dict[str, Any]:
+            rest: dict[str, Any] = {}
+            for name, value in event.items():
+                path = prefix + name
+                kind = _kind(value)
+                column = note(path, kind)
+                if kind == "o":
+                    rest[name] = split(value, path + ".", row)
+                elif column >= 0 and kind in _SCALARS:
+                    key = f"p{column}_{kind}"
+                    values = columns.get(key)
                     if values is None:
-                        values = columns[name] = [None] * count
+                        values = columns[key] = [None] * count
                     values[row] = value
+                else:
+                    rest[name] = value
+            return rest
+
+        bodies = [_dumps(split(event, "", row)) for row, event in enumerate(events)]
         if changed:
             con.executemany(
                 "INSERT OR REPLACE INTO typed_columns VALUES (?, ?, ?, ?, ?)",
                 [[project_id, collection, path, column, kinds]
                  for path, (column, kinds) in changed.items()],
             )
-        return columns
+        return columns, bodies
 
     # ------------------------------------------------------------------ connections
 
@@ -284,7 +299,6 @@ class DuckDBStore:
         now_text = format_timestamp(now)
         stamps: list[int] = []
         tokens: list[str | None] = []
-        bodies: list[str] = []
         parsed: list[dict[str, Any]] = []
         results: list[dict[str, Any]] = []
         schema: dict[str, str] = {}
@@ -298,21 +312,19 @@ class DuckDBStore:
                 continue
             stamps.append(ts)
             tokens.append(token)
-            bodies.append(_dumps(stored))
             parsed.append(stored)
             for path, kind in types.items():
                 if schema.get(path, "null") == "null":
                     schema[path] = kind
             results.append({"success": True})
-        if bodies:
+        if parsed:
             with self._write() as con:
-                self._store(con, project_id, collection, stamps, tokens, bodies, parsed, schema)
+                self._store(con, project_id, collection, stamps, tokens, parsed, schema)
         return results
 
     def _store(
         self, con: Any, project_id: str, collection: str, stamps: list[int],
-        tokens: list[str | None], bodies: list[str], parsed: list[dict[str, Any]],
-        schema: Mapping[str, str],
+        tokens: list[str | None], parsed: list[dict[str, Any]], schema: Mapping[str, str],
     ) -> None:
         """Append prepared events (inside the caller's write transaction), skipping those
         whose uniqueness token is already stored (or repeated earlier in the batch)."""
@@ -335,10 +347,9 @@ class DuckDBStore:
             if len(keep) < len(tokens):
                 stamps = [stamps[i] for i in keep]
                 tokens = [tokens[i] for i in keep]
-                bodies = [bodies[i] for i in keep]
                 parsed = [parsed[i] for i in keep]
-        if bodies:
-            typed = self._shred(con, project_id, collection, parsed)
+        if parsed:
+            typed, bodies = self._shred(con, project_id, collection, parsed)
             first = self._next_seq
             names = "".join(f", {name}" for name in typed)
             values = "".join(f", unnest(?::{_COLUMN_TYPES[name[-1]]}[])" for name in typed)
@@ -407,9 +418,12 @@ class DuckDBStore:
         path_json = json.dumps(name)
         changed = 0
         with self._write() as con:
+            column, kinds = self._typed.get((project_id, collection), {}).get(name, (-1, ""))
+            held = "".join(f" OR p{column}_{kind} IS NOT NULL"
+                           for kind in kinds if column >= 0 and kind in _SCALARS)
             rows = con.execute(
                 "SELECT seq, body FROM events WHERE project = ? AND collection = ? "  # noqa: S608
-                f"AND json_extract(body, {_literal(pointer(name))}) IS NOT NULL",
+                f"AND (json_extract(body, {_literal(pointer(name))}) IS NOT NULL{held})",
                 [project_id, collection],
             ).fetchall()
             cleared = "".join(
@@ -610,12 +624,25 @@ class DuckDBStore:
         where, params = compiled.filters(scope.filters)
         source, params = compiled.source(where, params)
         order = "DESC" if newest_first else "ASC"
-        sql = f"SELECT q.body {source} ORDER BY q.ts {order}, q.seq {order}"
+        # the body, and every typed column: the scalars they hold go back into the event
+        typed = [(path, f"p{column}_{kind}")
+                 for path, (column, kinds) in compiled.columns.items()
+                 for kind in kinds if kind in _SCALARS]
+        columns = "".join(f", q.{name}" for _, name in typed)
+        sql = f"SELECT q.body{columns} {source} ORDER BY q.ts {order}, q.seq {order}"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
         with self._read() as cur:
-            return [body for (body,) in cur.execute(sql, params).fetchall()]
+            rows = cur.execute(sql, params).fetchall()
+        events = []
+        for body, *values in rows:
+            event = json.loads(body)
+            for (path, _), value in zip(typed, values):
+                if value is not None:
+                    _put_back(event, path, value)
+            events.append(_dumps(event))
+        return events
 
     @contextmanager
     def actor_sets(self) -> Iterator[_ActorSets]:
@@ -652,8 +679,7 @@ class DuckDBStore:
                     for (project, collection), rows in groups.items():
                         # through the typed columns, as if the events were sent again
                         self._store(con, project, collection, [r[0] for r in rows],
-                                    [r[1] for r in rows], [r[2] for r in rows],
-                                    [json.loads(r[2]) for r in rows], {})
+                                    [r[1] for r in rows], [json.loads(r[2]) for r in rows], {})
                 for table, width in (("properties", 4), ("documents", 4)):
                     rows = source.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608
                     if rows:
