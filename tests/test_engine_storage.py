@@ -284,3 +284,41 @@ def test_delete_property_removes_it_from_events_and_schema(storage: Storage) -> 
     with pytest.raises(QueryError) as info:
         storage.delete_property("p", "c", "keen.timestamp")
     assert info.value.status == 403
+
+
+def test_queries_during_writes_that_add_properties_see_whole_events(engine: str) -> None:
+    """Writers keep adding properties and changing their kinds (new typed columns in the
+    DuckDB engine) while readers query them: no query fails, and every count a reader sees
+    is one of the states the writers committed (a multiple of the batch size)."""
+    errors: list[BaseException] = []
+    seen: list[int] = []
+    with open_store(engine) as store:
+        def write(worker: int) -> None:
+            try:
+                for i in range(15):
+                    value: Any = [i] if i % 3 == 0 else (None if i % 3 == 1 else f"s{i}")
+                    store.insert_events("p", "c", [{f"w{worker}_{i}": i, "v": value}] * 4,
+                                        now=NOW)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        def read() -> None:
+            try:
+                for i in range(15):
+                    body = run_query(store, "p", "count", {
+                        "event_collection": "c", "timeframe": "today", "group_by": "v",
+                        "filters": [{"property_name": f"w0_{i}", "operator": "exists",
+                                     "property_value": False}]}, now=NOW)
+                    seen.append(sum(item["result"] for item in body["result"]))
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(3)]
+        threads += [threading.Thread(target=read) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not errors, errors
+        assert store.count_events("p", "c") == 3 * 15 * 4
+    assert all(count % 4 == 0 for count in seen)

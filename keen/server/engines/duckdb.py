@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import duckdb
@@ -45,6 +45,8 @@ from keen.server.filters import normalize_filters
 from keen.server.timeframes import format_timestamp, resolve_timeframe, to_micros
 
 __all__ = ["DuckDBStore"]
+
+_T = TypeVar("_T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -165,6 +167,8 @@ class DuckDBStore:
         (``_kind``) each property has held: ``(project, collection) -> path -> (column,
         kinds)``; column -1 when the collection had too many properties to give it one."""
         self._typed: dict[tuple[str, str], dict[str, tuple[int, str]]] = {}
+        self._pending: dict[tuple[str, str], dict[str, tuple[int, str]]] = {}
+        self._version = 0
         self._next_column = 0
         for project, collection, path, column, kinds in self._con.execute(
                 "SELECT project, collection, path, id, kinds FROM typed_columns").fetchall():
@@ -184,7 +188,12 @@ class DuckDBStore:
         """Split ``events`` (inside the write transaction) into typed column values and the
         JSON bodies of the rest (objects kept, even when emptied); records the kinds of every
         property seen, adding columns for new ones."""
-        known = self._typed.setdefault((project_id, collection), {})
+        # Changes are published when the transaction commits (``_write``): until then readers
+        # must not name the columns it adds.
+        key = (project_id, collection)
+        known = self._pending.get(key)
+        if known is None:
+            known = self._pending[key] = dict(self._typed.get(key, {}))
         changed: dict[str, tuple[int, str]] = {}
         columns: dict[str, list[Any]] = {}
         count = len(events)
@@ -244,9 +253,25 @@ class DuckDBStore:
                 yield con
             except BaseException:
                 con.execute("ROLLBACK")
-                self._load_typed()  # forget columns the rollback took away
+                self._pending.clear()
                 raise
             con.execute("COMMIT")
+            if self._pending:  # still under the lock: see _stable
+                self._typed.update(self._pending)
+                self._pending.clear()
+                self._version += 1
+
+    def _stable(self, run: Callable[[], _T]) -> _T:
+        """``run()`` again until no write changed the typed columns while it ran: a query
+        compiled with older column knowledge must not read events written after the change
+        (``_write`` publishes a change under the lock right after its commit)."""
+        while True:
+            with self._lock:
+                version = self._version
+            answer = run()
+            with self._lock:
+                if self._version == version:
+                    return answer
 
     @contextmanager
     def _read(self) -> Iterator[Any]:
@@ -388,11 +413,11 @@ class DuckDBStore:
             lo, hi = resolve_timeframe(timeframe, timezone, now)
             start, end = to_micros(lo), to_micros(hi)
         checked = normalize_filters(filters)
-        compiled = self._compiled(Scope(project_id, collection, start, end, None, checked))
-        where, params = compiled.filters(checked)
-        source, params = compiled.source(where, params)
-        chosen = f"SELECT q.seq {source}"
-        with self._write() as con:
+        with self._write() as con:  # compiled under the lock: the typed columns hold still
+            compiled = self._compiled(Scope(project_id, collection, start, end, None, checked))
+            where, params = compiled.filters(checked)
+            source, params = compiled.source(where, params)
+            chosen = f"SELECT q.seq {source}"
             con.execute(
                 "DELETE FROM tokens WHERE project = ? AND collection = ? AND token IN "  # noqa: S608
                 f"(SELECT q.token {source} AND q.token IS NOT NULL)",
@@ -533,6 +558,11 @@ class DuckDBStore:
         self, scope: Any, analysis: str, target: str | None, percentile: float | None,
     ) -> dict[tuple[int, tuple[Any, ...]], Any]:
         """``{(bucket, group_key): raw value}`` (see ``keen.server.engines.base``)."""
+        return self._stable(lambda: self._aggregate(scope, analysis, target, percentile))
+
+    def _aggregate(
+        self, scope: Any, analysis: str, target: str | None, percentile: float | None,
+    ) -> dict[tuple[int, tuple[Any, ...]], Any]:
         compiled = self._compiled(scope)
         groups: list[str] = []
         decoders: list[tuple[int, Callable[[Sequence[Any]], Any]]] = []
@@ -620,6 +650,9 @@ class DuckDBStore:
 
     def event_bodies(self, scope: Any, *, newest_first: bool, limit: int | None) -> list[str]:
         """The JSON texts of matching events by (timestamp, insertion order)."""
+        return self._stable(lambda: self._event_bodies(scope, newest_first, limit))
+
+    def _event_bodies(self, scope: Any, newest_first: bool, limit: int | None) -> list[str]:
         compiled = self._compiled(scope)
         where, params = compiled.filters(scope.filters)
         source, params = compiled.source(where, params)
@@ -648,7 +681,7 @@ class DuckDBStore:
     def actor_sets(self) -> Iterator[_ActorSets]:
         """Funnel actor sets as temporary tables of one cursor (dropped with it)."""
         with self._read() as cur:
-            yield _ActorSets(cur, self._compiled)
+            yield _ActorSets(cur, self)
 
     def count_scanned(self, scope: Any) -> int:
         """Events of the collection in the timeframe, before filters."""
@@ -693,9 +726,9 @@ class DuckDBStore:
 class _ActorSets:
     """Funnel actor sets as DuckDB temporary tables of one cursor (see ``EventStore``)."""
 
-    def __init__(self, cursor: Any, compile: Callable[[Any], Compiled]) -> None:
+    def __init__(self, cursor: Any, store: DuckDBStore) -> None:
         self.cursor = cursor
-        self.compile = compile
+        self.store = store
         self.count_tables = 0
 
     def _new(self, select: str, params: list[Any]) -> str:
@@ -705,7 +738,10 @@ class _ActorSets:
         return name
 
     def did(self, scope: Any, actor: str) -> str:
-        compiled = self.compile(scope)
+        return self.store._stable(lambda: self._did(scope, actor))
+
+    def _did(self, scope: Any, actor: str) -> str:
+        compiled = self.store._compiled(scope)
         present, number, text = compiled.actor_columns(actor)
         where, params = compiled.filters(scope.filters)
         source, params = compiled.source(f"{where} AND {present}", params)
