@@ -238,14 +238,11 @@ def _group_items(
     order: _Order,
 ) -> list[dict[str, Any]]:
     """The group_by list of one bucket: ``{<group props>..., <label>: value, ...}`` items."""
-    ordered = sorted(groups, key=lambda group: [
-        sort_key(sql.decode_group_value(key)) for key in group
-    ])
+    decoded = {group: [sql.decode_group_value(key) for key in group] for group in groups}
+    ordered = sorted(groups, key=lambda group: [sort_key(value) for value in decoded[group]])
     items = []
     for group in ordered:
-        item: dict[str, Any] = {
-            name: sql.decode_group_value(key) for name, key in zip(scope.group_by, group)
-        }
+        item: dict[str, Any] = dict(zip(scope.group_by, decoded[group]))
         for label, found in labelled.items():
             value = found.get((bucket, group))
             item[label] = _finish(analyses[label].analysis, None) if value is None else value

@@ -129,7 +129,7 @@ class Typed:
     float (``f``) or a boolean (``b``): never null, a list or an object. Exactly one of its
     columns is set when an event has the property, none when it has not."""
 
-    column: int
+    column: int | str
     kinds: frozenset[str]
 
     def col(self, kind: str) -> str:
@@ -171,7 +171,18 @@ class Typed:
         return key if not isinstance(key, str) else json.loads(key)
 
 
-def typed_json(column: int, kinds: str, prefix: str = "q") -> str | None:
+# keen.timestamp is not stored as text: its typed column ``pts_s`` is rendered from ``ts``
+# (always four-digit years, milliseconds, Z), like keen.server.timeframes.format_timestamp.
+TIMESTAMP_COLUMN = ("ts", "s")
+_TIMESTAMP_TEXT = (
+    "printf('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', year(make_timestamp(e.ts)), "
+    "month(make_timestamp(e.ts)), day(make_timestamp(e.ts)), hour(make_timestamp(e.ts)), "
+    "minute(make_timestamp(e.ts)), second(make_timestamp(e.ts)), "
+    "millisecond(make_timestamp(e.ts)) % 1000)"
+)
+
+
+def typed_json(column: int | str, kinds: str, prefix: str = "q") -> str | None:
     """SQL of the JSON value held by a property's typed columns (NULL when none is set)."""
     scalars = [k for k in "sifb" if k in kinds]
     if not scalars:
@@ -195,7 +206,7 @@ class Compiled:
     """
 
     scope: Scope
-    columns: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+    columns: Mapping[str, tuple[int | str, str]] = field(default_factory=dict)
     paths: dict[str, int] = field(default_factory=dict)
     odd: dict[str, int] = field(default_factory=dict)
     composite: dict[str, tuple[int, str]] = field(default_factory=dict)
@@ -248,10 +259,17 @@ class Compiled:
             name = _literal(json.dumps(path))
             extract += f", CAST(keen_value(e.body, {name}) AS JSON) AS y{index}"
         params: list[Any] = []
+        grid = _grid(scope)
         if scope.buckets is None:
             bucket, join, bounds = "0 AS b", "", "e.ts >= ? AND e.ts < ?"
             params += [scope.start, scope.end]
             inner_where = f"{bounds} AND e.project = ? AND e.collection = ?"
+        elif grid is not None:
+            # Buckets of one width on a grid (UTC days, hours...): the bucket is arithmetic.
+            origin, width = grid
+            bucket, join = f"CAST((e.ts - ({origin})) // {width} AS BIGINT) AS b", ""
+            inner_where = "e.ts >= ? AND e.ts < ? AND e.project = ? AND e.collection = ?"
+            params += [scope.start, scope.end]
         elif not _tiles(scope):
             bucket = "k.i AS b"
             join = (", (SELECT unnest(?::BIGINT[]) AS lo, unnest(?::BIGINT[]) AS hi, "
@@ -272,7 +290,7 @@ class Compiled:
             params += [scope.start, scope.end]
         params += [scope.project_id, scope.collection]
         # Only our own expressions and quoted literals are interpolated; values are bound.
-        inner = (f"(SELECT e.*, {bucket}{extract} "  # noqa: S608
+        inner = (f"(SELECT e.*, {_TIMESTAMP_TEXT} AS pts_s, {bucket}{extract} "  # noqa: S608
                  f"FROM events AS e{join} WHERE {inner_where})")
         if self.composite:
             values = ", ".join(f"{sql} AS v{index}" for index, sql in self.composite.values())
@@ -415,6 +433,23 @@ def _timestamp_filter(operator: str, wanted: Any) -> tuple[str, list[Any]] | Non
             return "false", []
         return f"(q.ts IN ({_marks(instants)}))", instants
     return None
+
+
+def _grid(scope: Scope) -> tuple[int, int] | None:
+    """``(origin, width)`` when bucket i covers ``[origin + i*width, origin + (i+1)*width)``
+    clipped to the timeframe (fixed-length units in UTC or a fixed offset), else None."""
+    buckets = scope.buckets or []
+    if len(buckets) < 2 or not _tiles(scope):
+        return None
+    width = buckets[1][1] - buckets[1][0] if len(buckets) > 2 else buckets[0][1] - buckets[0][0]
+    if width <= 0:
+        return None
+    origin = buckets[0][1] - width
+    if any(lo != origin + i * width for i, (lo, _) in enumerate(buckets) if i > 0):
+        return None
+    if buckets[-1][1] > origin + len(buckets) * width or buckets[0][0] < origin:
+        return None
+    return origin, width
 
 
 def _tiles(scope: Scope) -> bool:

@@ -40,7 +40,7 @@ import duckdb
 from keen.server._errors import QueryError
 from keen.server._events import EventError, collection_name_error, prepare_event
 from keen.server.engines import DatabaseError
-from keen.server.engines._duckdb_sql import Compiled, register_functions
+from keen.server.engines._duckdb_sql import TIMESTAMP_COLUMN, Compiled, register_functions
 from keen.server.filters import normalize_filters
 from keen.server.timeframes import format_timestamp, resolve_timeframe, to_micros
 
@@ -175,9 +175,14 @@ class DuckDBStore:
             self._typed.setdefault((project, collection), {})[path] = (int(column), kinds)
             self._next_column = max(self._next_column, int(column) + 1)
 
-    def _columns_for(self, project_id: str, collection: str) -> dict[str, tuple[int, str]]:
+    def _columns_for(
+        self, project_id: str, collection: str,
+    ) -> dict[str, tuple[int | str, str]]:
         known = self._typed.get((project_id, collection), {})
-        return {path: info for path, info in list(known.items()) if info[0] >= 0}
+        found: dict[str, tuple[int | str, str]] = {
+            path: info for path, info in list(known.items()) if info[0] >= 0}
+        found["keen.timestamp"] = TIMESTAMP_COLUMN
+        return found
 
     def _compiled(self, scope: Any) -> Compiled:
         return Compiled(scope, self._columns_for(scope.project_id, scope.collection))
@@ -218,6 +223,8 @@ class DuckDBStore:
             rest: dict[str, Any] = {}
             for name, value in event.items():
                 path = prefix + name
+                if path == "keen.timestamp":
+                    continue  # rendered from ts (TIMESTAMP_COLUMN)
                 kind = _kind(value)
                 column = note(path, kind)
                 if kind == "o":
