@@ -122,3 +122,17 @@ def test_actors_compare_as_json_values_and_leave_no_tables_behind(
         if engine == "sqlite":  # DuckDB's temporary tables go with the funnel's own cursor
             with store.reading() as conn:  # type: ignore[attr-defined]
                 assert conn.execute("SELECT count(*) FROM sqlite_temp_master").fetchone()[0] == 0
+
+
+def test_actors_meet_across_collections_whatever_each_collection_stores(engine: str) -> None:
+    """The same actor strings meet across steps when one collection only ever held strings
+    in the actor property (typed columns in the DuckDB engine) and the other also held a null
+    and a list (the JSON body)."""
+    odd = ["é\"/\\", "\u2028", "\x7f", "😀", "a\nb", "<>&'", "1"]
+    with open_store(engine) as store:
+        store.insert_events("p", "a", [{"u": u} for u in odd], now=NOW)
+        store.insert_events("p", "b", [{"u": u} for u in odd] + [{"u": None}, {"u": [1]}],
+                            now=NOW)
+        body = funnel(store, [step("a", "u"), step("b", "u", with_actors=True)])
+    assert body["result"] == [7, 7]
+    assert body["actors"][1] == sorted(odd)

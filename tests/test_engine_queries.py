@@ -599,3 +599,31 @@ def test_strings_with_nul_are_whole_strings_and_in_on_timestamps_compares_instan
                       {"s": "a\x00c", "result": 1}]
     assert unique == 3
     assert stamps == 2
+
+
+def test_lists_compare_as_json_values_in_groups_filters_and_funnels(
+    engine: str, request: pytest.FixtureRequest
+) -> None:
+    """``[1, 2]`` equals ``[1.0, 2]``: one group, one distinct value, an ``eq`` match and one
+    funnel actor."""
+    if engine == "sqlite":
+        request.applymarker(pytest.mark.xfail(
+            reason="the sqlite engine compares lists by their stored text until the semantics "
+                   "fix lands", strict=False))
+    with open_store(engine) as store:
+        store.insert_events("p", "a", [{"v": [1, 2]}, {"v": [1.0, 2]}, {"v": [2, 1]}], now=NOW)
+        store.insert_events("p", "b", [{"v": [1.0, 2.0]}], now=NOW)
+        params = {"event_collection": "a", "timeframe": "today"}
+        groups = run_query(store, "p", "count", {**params, "group_by": "v"}, now=NOW)["result"]
+        unique = run_query(store, "p", "count_unique", {**params, "target_property": "v"},
+                           now=NOW)["result"]
+        matched = run_query(store, "p", "count", {**params, "filters": [
+            {"property_name": "v", "operator": "eq", "property_value": [1, 2.0]}]},
+            now=NOW)["result"]
+        funnel = run_query(store, "p", "funnel", {"timeframe": "today", "steps": [
+            {"event_collection": "a", "actor_property": "v"},
+            {"event_collection": "b", "actor_property": "v", "with_actors": True}]}, now=NOW)
+    assert groups == [{"v": [1, 2], "result": 2}, {"v": [2, 1], "result": 1}]
+    assert (unique, matched) == (2, 2)
+    assert funnel["result"] == [2, 1]
+    assert funnel["actors"] == [None, [[1, 2]]]
