@@ -93,6 +93,11 @@ _SCALARS = frozenset("sifb")
 _COLUMN_TYPES = {"s": "VARCHAR", "i": "BIGINT", "f": "DOUBLE", "b": "BOOLEAN"}
 
 
+_KINDS: dict[type, str] = {str: "s", bool: "b", int: "i", float: "f", type(None): "n",
+                           list: "l", dict: "o"}
+_UNSEEN: Any = object()
+
+
 def _kind(value: Any) -> str:
     """``s``tring, ``i``nteger, ``f``loat, ``b``oolean, ``n``ull, ``l``ist or ``o``bject."""
     if isinstance(value, str):
@@ -219,22 +224,27 @@ class DuckDBStore:
                 known[path] = changed[path] = (column, kinds)
             return column
 
+        # (path, kind) -> the typed column's values, or None: the kind is already recorded
+        targets: dict[tuple[str, str], list[Any] | None] = {}
+
         def split(event: Mapping[str, Any], prefix: str, row: int) -> dict[str, Any]:
             rest: dict[str, Any] = {}
             for name, value in event.items():
                 path = prefix + name
-                if path == "keen.timestamp":
-                    continue  # rendered from ts (TIMESTAMP_COLUMN)
-                kind = _kind(value)
-                column = note(path, kind)
-                if kind == "o":
+                kind = _KINDS.get(type(value)) or _kind(value)
+                target = targets.get((path, kind), _UNSEEN)
+                if target is _UNSEEN:  # first time in this batch
+                    if path == "keen.timestamp":
+                        continue  # rendered from ts (TIMESTAMP_COLUMN)
+                    column = note(path, kind)
+                    target = None
+                    if column >= 0 and kind in _SCALARS:
+                        target = columns.setdefault(f"p{column}_{kind}", [None] * count)
+                    targets[(path, kind)] = target
+                if target is not None:
+                    target[row] = value
+                elif kind == "o":
                     rest[name] = split(value, path + ".", row)
-                elif column >= 0 and kind in _SCALARS:
-                    key = f"p{column}_{kind}"
-                    values = columns.get(key)
-                    if values is None:
-                        values = columns[key] = [None] * count
-                    values[row] = value
                 else:
                     rest[name] = value
             return rest
