@@ -1,17 +1,21 @@
-"""DuckDB SQL for the local server's queries: filters, group keys and aggregates over events
-whose body is JSON text.
+"""DuckDB SQL for the local server's queries: filters, group keys and aggregates over the
+``events`` table of :mod:`keen.server.engines.duckdb` (typed columns for the scalars of each
+collection's properties, the rest of each event as JSON text).
 
-Every query reads ``events`` once: an inner select extracts, with one ``json_extract`` call per
-row (the body is parsed once), the JSON value of every property the query names; the outer
-expressions look at those small values. Semantics are those of :mod:`keen.server.filters` and
-:mod:`keen.server.engine` (JSON value equality: ``1`` equals ``1.0``, ``true`` is not ``1``,
-lists and objects compare as JSON, key order aside; a list property matches an operator when
-any element does; ``eq null`` also matches a missing property; ``ne`` is "not eq").
+Every query reads ``events`` once. A property that only ever held strings, integers, floats or
+booleans in the collection is read from its typed columns (``Typed``); any other property is
+read with one ``json_extract`` of all the paths the query names per row (the body is parsed
+once), combined with its typed columns (``Compiled.value``). Semantics are those of
+:mod:`keen.server.filters` and :mod:`keen.server.engine` (JSON value equality: ``1`` equals
+``1.0``, ``true`` is not ``1``, lists and objects compare as JSON, key order aside; a list
+property matches an operator when any element does; ``eq null`` also matches a missing
+property; ``ne`` is "not eq"; strings are whole strings, NUL included).
 
-Two Python functions are registered on every connection, evaluated only on the rows that need
-them (``CASE`` is lazy in DuckDB): ``keen_canon`` (the canonical JSON text of a list or object:
-sorted keys, integral floats as integers) and ``keen_regexp`` (Python :mod:`re` search, as the
-API's regex filter promises).
+Python functions registered on every connection, evaluated only on the rows that need them
+(``CASE`` is lazy in DuckDB): ``keen_canon`` (the canonical JSON text of a list or object:
+sorted keys, integral floats as integers), ``keen_rebuild`` (an object with the typed values of
+its descendants put back), ``keen_regexp`` (Python :mod:`re` search, as the API's regex filter
+promises) and ``keen_value`` (a property whose name holds NUL, which a SQL literal cannot).
 """
 
 from __future__ import annotations
