@@ -620,6 +620,8 @@ class DuckDBStore:
         keys = ", ".join(["q.b", *groups])
         positions = ", ".join(str(i + 1) for i in range(len(groups) + 1))
         sql = f"SELECT {keys}, {', '.join(result_sql)} {source} GROUP BY {positions}"
+        if not groups and scope.buckets is None:  # one answer: a plain (ungrouped) aggregate
+            sql = f"SELECT 0, {', '.join(result_sql)} {source}"
         found: dict[tuple[int, tuple[Any, ...]], Any] = {}
         with self._read() as cur:
             for row in cur.execute(sql, params).fetchall():
