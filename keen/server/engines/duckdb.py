@@ -32,6 +32,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -716,7 +717,7 @@ class DuckDBStore:
 
     def _import_sqlite(self, sqlite_path: str) -> None:
         """Copy the events, schemas and documents of a SQLite engine's database."""
-        source = sqlite3.connect(f"file:{quote(sqlite_path)}?mode=ro", uri=True)
+        source = sqlite3.connect(Path(sqlite_path).resolve().as_uri() + "?mode=ro", uri=True)
         try:
             with self._write() as con:
                 events = source.execute(
