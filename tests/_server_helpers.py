@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+from _engines import ENGINE_PARAMS
 
 from keen.server import LocalKeenServer
 
@@ -92,6 +93,14 @@ def error_of(response: requests.Response) -> tuple[int, str]:
 @pytest.fixture(name="server")
 def server_fixture() -> Iterator[LocalKeenServer]:
     with LocalKeenServer(clock=lambda: NOW) as running:
+        yield running
+
+
+@pytest.fixture(name="server", params=ENGINE_PARAMS)
+def each_engine_server_fixture(request: pytest.FixtureRequest) -> Iterator[LocalKeenServer]:
+    """A server of each engine (import it instead of ``server_fixture`` to run a module's
+    tests against every engine)."""
+    with LocalKeenServer(clock=lambda: NOW, engine=str(request.param)) as running:
         yield running
 
 

@@ -32,7 +32,14 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from keen.server._engine_sql import register_sql
+from keen.server._engine_sql import (
+    ActorSets,
+    Scope,
+    aggregate,
+    group_universe,
+    register_sql,
+    select_bodies,
+)
 from keen.server._errors import QueryError
 from keen.server._events import EventError, collection_name_error, prepare_event
 from keen.server.filters import Column, compile_filters, normalize_filters, remove_sql
@@ -88,6 +95,18 @@ _PROGRESS_STEPS = 10_000  # SQLite VM steps between two looks at the query deadl
 def _past_deadline() -> int:
     """SQLite progress handler: non-zero interrupts the running statement."""
     return 1 if deadline_passed() else 0
+
+
+@contextmanager
+def _query_errors() -> Iterator[None]:
+    """SQLite errors a query caused by its size or its deadline, as the API's answers."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        answer = sqlite_limit_error(exc)
+        if answer is None:
+            raise
+        raise answer from None
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -146,7 +165,9 @@ class Storage:
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
-        """A connection for reads; cursors must be consumed before the block ends.
+        """A connection for reads; cursors must be consumed before the block ends. SQLite's
+        refusals of a query too large and its interruption past the query deadline leave the
+        block as ``QueryError`` (400 QueryTooComplexError, 503 QueryTimeoutError).
 
         Memory databases serialise on the lock; file databases hand out pooled connections
         (WAL readers see the last committed state and do not block writers).
@@ -154,7 +175,8 @@ class Storage:
         if self._memory:
             with self._lock:
                 self._check_open()
-                yield self._writer
+                with _query_errors():
+                    yield self._writer
             return
         with self._lock:
             self._check_open()
@@ -162,7 +184,8 @@ class Storage:
         if conn is None:
             conn = self._connect()
         try:
-            yield conn
+            with _query_errors():
+                yield conn
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -421,3 +444,30 @@ class Storage:
                 (project_id, kind, name),
             )
             return cursor.rowcount > 0
+
+    # ------------------------------------------------------------------ query primitives
+    # The EventStore interface (keen.server.engines.base): thin delegations to _engine_sql.
+
+    def aggregate(
+        self, scope: Scope, analysis: str, target: str | None, percentile: float | None,
+    ) -> dict[tuple[int, tuple[Any, ...]], Any]:
+        with self.reading() as conn:
+            return aggregate(conn, scope, analysis, target, percentile)
+
+    def group_universe(self, scope: Scope) -> set[tuple[int, tuple[Any, ...]]]:
+        with self.reading() as conn:
+            return group_universe(conn, scope)
+
+    def event_bodies(self, scope: Scope, *, newest_first: bool, limit: int | None) -> list[str]:
+        with self.reading() as conn:
+            cursor = select_bodies(conn, scope, newest_first=newest_first, limit=limit)
+            return [body for (body,) in cursor]
+
+    @contextmanager
+    def actor_sets(self) -> Iterator[ActorSets]:
+        with self.reading() as conn:
+            sets = ActorSets(conn)
+            try:
+                yield sets
+            finally:
+                sets.drop()

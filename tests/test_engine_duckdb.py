@@ -1,0 +1,118 @@
+"""What only the DuckDB engine does: migrating a SQLite engine's database, being optional.
+
+Its query semantics are tested with every other engine's by the shared suites
+(tests/test_engine_*.py, tests/test_e2e_queries.py, test_server_auth.py, test_server_events.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import requests
+from _server_helpers import TIMEOUT, ServerProcess
+
+from keen.server import DEV_PROJECT_ID, DEV_READ_KEY, LocalKeenServer
+from keen.server.engine import run_query
+from keen.server.engines import DatabaseError, EngineUnavailable, open_engine
+
+pytest.importorskip("duckdb")
+
+NOW = datetime(2024, 3, 10, 12, 0, tzinfo=timezone.utc)
+QUERIES = [
+    ("count", {"group_by": "user.country"}),
+    ("sum", {"target_property": "price"}),
+    ("select_unique", {"target_property": "user.country"}),
+    ("extraction", {}),
+]
+
+
+def _sqlite_file(path: Path) -> list[dict[str, object]]:
+    """A SQLite engine database with events (one with a uniqueness token) and a document;
+    returns the answers of QUERIES on it."""
+    with open_engine("sqlite", str(path)) as store:
+        store.insert_events("p", "buys", [
+            {"price": 10, "user": {"country": "FR"}, "tags": ["a", 1]},
+            {"price": 2.5, "user": {"country": "DE"}, "keen": {"uniqueness_token": "t1"}},
+            {"price": "free", "tags": ["a", 1.0]},
+        ], now=NOW)
+        store.put_doc("p", "saved_query", "q", {"query_name": "q"})
+        return [_ask(store, analysis, params) for analysis, params in QUERIES]
+
+
+def _ask(store: object, analysis: str, params: dict[str, object]) -> dict[str, object]:
+    query = {"event_collection": "buys", "timeframe": "this_1_days", **params}
+    return run_query(store, "p", analysis, query, now=NOW)  # type: ignore[arg-type]
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_sqlite_database_is_copied_into_a_duckdb_database_beside_it(tmp_path: Path) -> None:
+    path = tmp_path / "keen.db"
+    answers = _sqlite_file(path)
+    before = _digest(path)
+    with open_engine("duckdb", str(path)) as store:
+        assert [_ask(store, a, p) for a, p in QUERIES] == answers
+        assert store.get_doc("p", "saved_query", "q") == {"query_name": "q"}
+        assert store.collection("p", "buys") is not None
+        # the token came along: the same event is not stored twice
+        assert store.insert_events("p", "buys", [{"keen": {"uniqueness_token": "t1"}}],
+                                   now=NOW) == [{"success": True}]
+        assert store.count_events("p", "buys") == 3
+        store.insert_events("p", "buys", [{"price": 1}], now=NOW)
+        # the copied events are in the typed columns too: price is now read from them
+        assert _ask(store, "sum", {"target_property": "price"}) == {"result": 13.5}
+        assert _ask(store, "count", {"filters": [
+            {"property_name": "user.country", "operator": "eq", "property_value": "FR"}]}) == {
+            "result": 1}
+    assert _digest(path) == before  # the SQLite file is left as it was
+    assert (tmp_path / "keen.db.duckdb").exists()
+    with open_engine("duckdb", str(path)) as store:  # copied once, then used as it is
+        assert store.count_events("p", "buys") == 4
+        new_seq = store.insert_events("p", "buys", [{"price": 7}], now=NOW)
+        assert new_seq == [{"success": True}]
+        latest = _ask(store, "extraction", {"latest": 1})["result"]
+        assert [event["price"] for event in latest] == [7]  # type: ignore[index]
+
+
+def test_keen_server_engine_duckdb_serves_an_old_sqlite_db(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with LocalKeenServer(db=str(path)) as server:  # the sqlite engine, as before
+        server.client.add_events({"buys": [{"price": 3}, {"price": 4}]})
+    process = ServerProcess("--engine", "duckdb", "--db", str(path))
+    try:
+        lines = process.read_banner()
+        assert any("Copied the SQLite database" in line for line in lines)
+        answer = requests.get(
+            f"{process.url}/3.0/projects/{DEV_PROJECT_ID}/queries/sum",
+            params={"event_collection": "buys", "target_property": "price",
+                    "timeframe": "this_1_days"},
+            headers={"Authorization": DEV_READ_KEY}, timeout=TIMEOUT)
+        assert answer.json() == {"result": 7}
+    finally:
+        assert process.stop()[0] == 0
+
+
+def test_a_file_that_is_no_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(DatabaseError, match="cannot open the DuckDB database"):
+        open_engine("duckdb", str(path))
+
+
+def test_without_duckdb_the_engine_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "duckdb", None)  # import duckdb now fails
+    with pytest.raises(EngineUnavailable, match=r'pip install "keen\[server\]"'):
+        open_engine("duckdb")
+
+
+def test_an_unknown_engine_is_refused_before_anything_starts() -> None:
+    with pytest.raises(ValueError, match="Unknown engine 'mysql'; use one of sqlite, duckdb"):
+        LocalKeenServer(engine="mysql")
