@@ -109,7 +109,7 @@ CREATE TABLE IF NOT EXISTS documents (
 """
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _IMPORT_BATCH = 20_000
-_INSERT_CHUNK = 5_000  # events validated, then inserted together
+_INSERT_CHUNK = 1_000  # events validated, then inserted together (memory: a few times the body)
 _STORED: dict[str, Any] = {"success": True}  # the result of every stored event (shared)
 MAX_TYPED_PATHS = 64  # per collection; further properties are read from the JSON body only
 _SCALARS = frozenset("sifb")
