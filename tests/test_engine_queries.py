@@ -558,7 +558,9 @@ def test_a_property_that_changes_kind_keeps_every_value(engine: str) -> None:
     assert [sorted(k for k in event if k != "keen") for event in left] == [["k"]] * 6
 
 
-def test_strings_with_nul_are_whole_strings_and_in_on_timestamps_compares_instants(engine: str) -> None:
+def test_strings_with_nul_are_whole_strings_and_in_on_timestamps_compares_instants(
+    engine: str,
+) -> None:
     """Every string operation sees the whole string, NUL characters included; ``in`` on
     keen.timestamp compares instants like ``eq``."""
     with open_store(engine) as store:

@@ -9,10 +9,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from _engines import engine_fixture, open_store  # noqa: F401
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from _engines import engine_fixture, open_store  # noqa: F401
 
 from keen.server.engine import run_query
 from keen.server.engines.base import EventStore as Storage
