@@ -1,4 +1,5 @@
-"""What only the DuckDB engine does: migrating a SQLite engine's database, being optional.
+"""What only the DuckDB engine does: migrating a SQLite engine's database, being optional,
+interrupting a statement at the query deadline.
 
 Its query semantics are tested with every other engine's by the shared suites
 (tests/test_engine_*.py, tests/test_e2e_queries.py, test_server_auth.py, test_server_events.py).
@@ -116,3 +117,21 @@ def test_without_duckdb_the_engine_says_how_to_install_it(
 def test_an_unknown_engine_is_refused_before_anything_starts() -> None:
     with pytest.raises(ValueError, match="Unknown engine 'mysql'; use one of sqlite, duckdb"):
         LocalKeenServer(engine="mysql")
+
+
+def test_a_long_duckdb_statement_is_interrupted_at_the_query_deadline() -> None:
+    """DuckDB cannot look at the deadline itself: a timer interrupts the running statement
+    (here one that would count for hours), the answer is 503 QueryTimeoutError, and the
+    interruption does not reach the next statement of the store."""
+    from keen.server._errors import QueryError
+    from keen.server.limits import query_deadline
+
+    with open_engine("duckdb") as store:
+        store.insert_events("p", "c", [{"n": 1}], now=NOW)
+        with pytest.raises(QueryError) as caught, query_deadline(0.2), \
+                store._read() as cursor:  # type: ignore[attr-defined]
+            cursor.execute("SELECT count(*) FROM range(1000000000000) t(i) "
+                           "WHERE i % 7 = 3").fetchall()
+        assert (caught.value.status, caught.value.error_code) == (503, "QueryTimeoutError")
+        params = {"event_collection": "c", "timeframe": "this_1_days"}
+        assert run_query(store, "p", "count", params, now=NOW)["result"] == 1

@@ -421,6 +421,25 @@ def test_run_query_stops_at_the_storage_time_limit(engine: str) -> None:
         assert run_query(storage, "p", "count", params, now=NOW)["result"] == 3000
 
 
+def test_a_slow_statement_is_stopped_while_it_runs(engine: str) -> None:
+    """The limit stops a statement in its middle, not only between statements: 40 events whose
+    regex (one the guard accepts) takes about 0.25 s each would take 10 s; with a limit of
+    0.5 s the answer is a 503, and the store answers the next query."""
+    from keen.server.engine import run_query
+
+    with open_store(engine) as storage:
+        storage.insert_events("p", "c", [{"s": "a" * 9998 + "!"}] * 40, now=NOW)
+        slow = {**QUERY, "filters": [
+            {"property_name": "s", "operator": "regex", "property_value": "a+$"}]}
+        storage.query_time_limit = 0.5
+        with pytest.raises(QueryError) as caught:
+            run_query(storage, "p", "count", slow, now=NOW)
+        assert (caught.value.status, caught.value.error_code) == (503, "QueryTimeoutError")
+        quick = {**QUERY, "filters": [
+            {"property_name": "s", "operator": "regex", "property_value": "^a"}]}
+        assert run_query(storage, "p", "count", quick, now=NOW)["result"] == 40
+
+
 def _store_raw(storage: Any, engine: str, ts: int, body: str) -> None:
     """Store an event as an older version could have, past today's validation."""
     with storage._write() as conn:

@@ -50,6 +50,7 @@ from keen.server.limits import (
     deadline_passed,
     query_deadline,
     sqlite_limit_error,
+    timeout_error,
 )
 from keen.server.timeframes import format_timestamp, resolve_timeframe, to_micros
 
@@ -103,7 +104,8 @@ def _query_errors() -> Iterator[None]:
     try:
         yield
     except sqlite3.Error as exc:
-        answer = sqlite_limit_error(exc)
+        # A Python function that stopped at the deadline (keen_regexp) is an error to SQLite.
+        answer = timeout_error() if deadline_passed() else sqlite_limit_error(exc)
         if answer is None:
             raise
         raise answer from None
