@@ -405,10 +405,11 @@ def _extraction(
         return {"result": EMAIL_EXTRACTION_RESULT}, scope
     limit = min(latest or MAX_EXTRACTION, MAX_EXTRACTION)
     events = []
-    for body in storage.event_bodies(scope, newest_first=latest is not None, limit=limit):
-        events.append(json.loads(body))
-        if len(events) % 1000 == 0:
-            limits.check_deadline()
+    with storage.event_bodies(scope, newest_first=latest is not None, limit=limit) as bodies:
+        for body in bodies:
+            events.append(json.loads(body))
+            if len(events) % 1000 == 0:
+                limits.check_deadline()
     if latest is not None:
         events.reverse()
     if names is not None:
@@ -544,11 +545,11 @@ def _metadata(
         scanned = int(sum(found.values()))
         if restriction:
             paths: set[str] = set()
-            bodies = storage.event_bodies(visible, newest_first=False, limit=None)
-            for index, text in enumerate(bodies):
-                paths.update(property_paths(json.loads(text)))
-                if index % 1000 == 999:
-                    limits.check_deadline()
+            with storage.event_bodies(visible, newest_first=False, limit=None) as bodies:
+                for index, text in enumerate(bodies):
+                    paths.update(property_paths(json.loads(text)))
+                    if index % 1000 == 999:
+                        limits.check_deadline()
             per_event = len(paths)
         else:
             schema = storage.collection(scope.project_id, scope.collection)

@@ -460,10 +460,13 @@ class Storage:
         with self.reading() as conn:
             return group_universe(conn, scope)
 
-    def event_bodies(self, scope: Scope, *, newest_first: bool, limit: int | None) -> list[str]:
+    @contextmanager
+    def event_bodies(
+        self, scope: Scope, *, newest_first: bool, limit: int | None,
+    ) -> Iterator[Iterator[str]]:
         with self.reading() as conn:
             cursor = select_bodies(conn, scope, newest_first=newest_first, limit=limit)
-            return [body for (body,) in cursor]
+            yield (body for (body,) in cursor)
 
     @contextmanager
     def actor_sets(self) -> Iterator[ActorSets]:

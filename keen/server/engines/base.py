@@ -15,7 +15,7 @@ one key), otherwise the JSON text of the value, ``'null'`` for null and missing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -96,8 +96,11 @@ class EventStore(Protocol):
     def group_universe(self, scope: Scope) -> set[Key]:
         """Every (bucket, group) that has at least one matching event."""
 
-    def event_bodies(self, scope: Scope, *, newest_first: bool, limit: int | None) -> list[str]:
-        """The JSON texts of matching events by (timestamp, insertion order)."""
+    def event_bodies(
+        self, scope: Scope, *, newest_first: bool, limit: int | None,
+    ) -> AbstractContextManager[Iterator[str]]:
+        """The JSON texts of matching events by (timestamp, insertion order), read as the
+        block consumes them (memory does not grow with their number)."""
 
     def actor_sets(self) -> AbstractContextManager[ActorSetsLike]:
         """Funnel actor sets, released when the block ends."""

@@ -109,6 +109,7 @@ CREATE TABLE IF NOT EXISTS documents (
 """
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _IMPORT_BATCH = 20_000
+_FETCH_ROWS = 1_000  # rows fetched at a time when events are read back
 _INSERT_CHUNK = 1_000  # events validated, then inserted together (memory: a few times the body)
 _STORED: dict[str, Any] = {"success": True}  # the result of every stored event (shared)
 MAX_TYPED_PATHS = 64  # per collection; further properties are read from the JSON body only
@@ -754,34 +755,47 @@ class DuckDBStore:
         """Every (bucket, group) that has at least one matching event."""
         return set(self.aggregate(scope, "count", None, None))
 
-    def event_bodies(self, scope: Any, *, newest_first: bool, limit: int | None) -> list[str]:
-        """The JSON texts of matching events by (timestamp, insertion order)."""
-        return self._stable(lambda: self._event_bodies(scope, newest_first, limit))
-
-    def _event_bodies(self, scope: Any, newest_first: bool, limit: int | None) -> list[str]:
-        compiled = self._compiled(scope)
-        where, params = compiled.filters(scope.filters)
-        source, params = compiled.source(where, params)
-        order = "DESC" if newest_first else "ASC"
-        # the body, and every typed column: the scalars they hold go back into the event
-        typed = [(path, f"p{column}_{kind}")
-                 for path, (column, kinds) in compiled.columns.items()
-                 for kind in kinds if kind in _SCALARS]
-        columns = "".join(f", q.{name}" for _, name in typed)
-        sql = f"SELECT q.body{columns} {source} ORDER BY q.ts {order}, q.seq {order}"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
+    @contextmanager
+    def event_bodies(
+        self, scope: Any, *, newest_first: bool, limit: int | None,
+    ) -> Iterator[Iterator[str]]:
+        """The JSON texts of matching events by (timestamp, insertion order), whole again (the
+        scalars of typed columns put back), fetched as the block consumes them."""
         with self._read() as cur:
-            rows = cur.execute(sql, params).fetchall()
-        events = []
-        for body, *values in rows:
-            event = json.loads(body)
-            for (path, _), value in zip(typed, values):
-                if value is not None:
-                    _put_back(event, path, value)
-            events.append(_dumps(event))
-        return events
+            while True:  # as _stable: the statement's snapshot must match the columns named
+                with self._lock:
+                    version = self._version
+                compiled = self._compiled(scope)
+                where, params = compiled.filters(scope.filters)
+                source, params = compiled.source(where, params)
+                order = "DESC" if newest_first else "ASC"
+                # the body, and every typed column: the scalars they hold go back into the event
+                typed = [(path, f"p{column}_{kind}")
+                         for path, (column, kinds) in compiled.columns.items()
+                         for kind in kinds if kind in _SCALARS]
+                columns = "".join(f", q.{name}" for _, name in typed)
+                sql = f"SELECT q.body{columns} {source} ORDER BY q.ts {order}, q.seq {order}"
+                if limit is not None:
+                    sql += " LIMIT ?"
+                    params.append(limit)
+                cur.execute(sql, params)
+                with self._lock:  # a writer publishes its columns under the lock
+                    if self._version == version:
+                        break
+            yield self._whole_events(cur, [path for path, _ in typed])
+
+    @staticmethod
+    def _whole_events(cursor: Any, paths: list[str]) -> Iterator[str]:
+        while True:
+            rows = cursor.fetchmany(_FETCH_ROWS)
+            if not rows:
+                return
+            for body, *values in rows:
+                event = json.loads(body)
+                for path, value in zip(paths, values):
+                    if value is not None:
+                        _put_back(event, path, value)
+                yield _dumps(event)
 
     @contextmanager
     def actor_sets(self) -> Iterator[_ActorSets]:
