@@ -611,3 +611,21 @@ def test_lists_compare_as_json_values_in_groups_filters_and_funnels(engine: str)
     assert (unique, matched) == (2, 2)
     assert funnel["result"] == [2, 1]
     assert funnel["actors"] == [None, [[1, 2]]]
+
+
+def test_a_collection_with_many_properties_answers_on_every_one(engine: str) -> None:
+    """More properties than the DuckDB engine gives typed columns (64 per collection): the
+    others are read from the JSON body, with the same answers."""
+    events = [{f"p{n:03d}": n * 10 + row for n in range(80)} for row in range(3)]
+    with open_store(engine) as store:
+        store.insert_events("p", "wide", events, now=NOW)
+        params = {"event_collection": "wide", "timeframe": "today"}
+        sums = {n: run_query(store, "p", "sum", {**params, "target_property": f"p{n:03d}"},
+                             now=NOW)["result"] for n in (0, 63, 64, 79)}
+        matched = run_query(store, "p", "count", {**params, "filters": [
+            {"property_name": "p079", "operator": "gt", "property_value": 790}]},
+            now=NOW)["result"]
+        whole = run_query(store, "p", "extraction", params, now=NOW)["result"]
+    assert sums == {n: 3 * n * 10 + 3 for n in (0, 63, 64, 79)}
+    assert matched == 2
+    assert [{k: v for k, v in event.items() if k != "keen"} for event in whole] == events

@@ -21,6 +21,7 @@ promises) and ``keen_value`` (a property whose name holds NUL, which a SQL liter
 from __future__ import annotations
 
 import json
+import json.encoder
 import math
 import threading
 import time
@@ -42,6 +43,7 @@ __all__ = ["DEADLINES", "Compiled", "QueryTimedOut", "Typed", "canonical_text",
            "register_functions"]
 
 NUMERIC = "('BIGINT', 'UBIGINT', 'DOUBLE')"
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring
 CONTAINER = "('ARRAY', 'OBJECT')"
 _ORDERING = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
 
@@ -208,7 +210,7 @@ class Typed:
             if kind in self.kinds:
                 value = row[position]
                 if value is not None:
-                    return json.dumps(value, ensure_ascii=False)
+                    return _encode_string(value) if kind == "s" else ("true" if value else "false")
                 position += 1
         return "null"
 

@@ -113,6 +113,7 @@ _FETCH_ROWS = 1_000  # rows fetched at a time when events are read back
 _INSERT_CHUNK = 1_000  # events validated, then inserted together (memory: a few times the body)
 _STORED: dict[str, Any] = {"success": True}  # the result of every stored event (shared)
 MAX_TYPED_PATHS = 64  # per collection; further properties are read from the JSON body only
+_NO_COLUMN_YET = -2  # a property that has held no scalar yet (objects, lists, nulls)
 _SCALARS = frozenset("sifb")
 _COLUMN_TYPES = {"s": "VARCHAR", "i": "BIGINT", "f": "DOUBLE", "b": "BOOLEAN"}
 
@@ -238,7 +239,8 @@ class DuckDBStore:
     def _load_typed(self) -> None:
         """Which properties of each collection have typed columns, with the kinds of value
         (``_kind``) each property has held: ``(project, collection) -> path -> (column,
-        kinds)``; column -1 when the collection had too many properties to give it one."""
+        kinds)``; column -1 when the collection had too many properties to give it one, -2
+        while it has held no scalar."""
         self._typed: dict[tuple[str, str], dict[str, tuple[int, str]]] = {}
         self._pending: dict[tuple[str, str], dict[str, tuple[int, str]]] = {}
         self._version = 0
@@ -278,12 +280,13 @@ class DuckDBStore:
         typed_paths = [sum(1 for c, _ in known.values() if c >= 0)]
 
         def note(path: str, kind: str) -> int:
-            column, kinds = known.get(path, (None, ""))
-            if column is None:
+            column, kinds = known.get(path, (_NO_COLUMN_YET, ""))
+            if column == _NO_COLUMN_YET and kind in _SCALARS:  # the first scalar it holds
                 column = self._next_column if typed_paths[0] < MAX_TYPED_PATHS else -1
                 if column >= 0:
                     self._next_column += 1
                     typed_paths[0] += 1
+                known[path] = changed[path] = (column, kinds)
             if kind not in kinds:
                 kinds += kind
                 if column >= 0 and kind in _SCALARS:
