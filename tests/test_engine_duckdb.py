@@ -8,6 +8,7 @@ Its query semantics are tested with every other engine's by the shared suites
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -135,3 +136,30 @@ def test_a_long_duckdb_statement_is_interrupted_at_the_query_deadline() -> None:
         assert (caught.value.status, caught.value.error_code) == (503, "QueryTimeoutError")
         params = {"event_collection": "c", "timeframe": "this_1_days"}
         assert run_query(store, "p", "count", params, now=NOW)["result"] == 1
+
+
+def test_typed_columns_stop_at_the_database_cap_and_answers_stay_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every collection's typed columns are in one table, and each new one is an ALTER TABLE
+    that slows as the table widens: past MAX_TYPED_COLUMNS (lowered here) new properties stay
+    in the JSON body, so many collections with many properties cannot stall writes."""
+    import keen.server.engines.duckdb as engine_module
+
+    monkeypatch.setattr(engine_module, "MAX_TYPED_COLUMNS", 6)
+    with open_engine("duckdb") as store:
+        for name in ("a", "b", "c"):
+            store.insert_events("p", name, [{"x": 1, "y": "s", "z": 2.5}, {"x": 3}], now=NOW)
+        columns = [row[0] for row in store._con.execute(  # type: ignore[attr-defined]
+            "DESCRIBE events").fetchall()]
+        slots = {name.split("_")[0] for name in columns if re.fullmatch(r"p\d+_[sifb]", name)}
+        assert len(slots) == 6  # the first collection's five (keen.id and keen.created_at
+        # included) and one of the second's: the third collection has none
+        params = {"event_collection": "c", "timeframe": "this_1_days"}
+        assert run_query(store, "p", "sum", {**params, "target_property": "x"},
+                         now=NOW)["result"] == 4
+        assert run_query(store, "p", "count", {**params, "group_by": "y"}, now=NOW)["result"] == [
+            {"y": None, "result": 1}, {"y": "s", "result": 1}]
+        whole = run_query(store, "p", "extraction", params, now=NOW)["result"]
+        assert [{k: v for k, v in e.items() if k != "keen"} for e in whole] == [
+            {"x": 1, "y": "s", "z": 2.5}, {"x": 3}]

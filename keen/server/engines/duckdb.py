@@ -113,6 +113,9 @@ _FETCH_ROWS = 1_000  # rows fetched at a time when events are read back
 _INSERT_CHUNK = 1_000  # events validated, then inserted together (memory: a few times the body)
 _STORED: dict[str, Any] = {"success": True}  # the result of every stored event (shared)
 MAX_TYPED_PATHS = 64  # per collection; further properties are read from the JSON body only
+# per database (every collection's columns are in one table): each new column is an ALTER TABLE
+# that takes longer as the table widens, so past this, new properties stay in the JSON body
+MAX_TYPED_COLUMNS = 1_024
 _NO_COLUMN_YET = -2  # a property that has held no scalar yet (objects, lists, nulls)
 _SCALARS = frozenset("sifb")
 _COLUMN_TYPES = {"s": "VARCHAR", "i": "BIGINT", "f": "DOUBLE", "b": "BOOLEAN"}
@@ -282,7 +285,8 @@ class DuckDBStore:
         def note(path: str, kind: str) -> int:
             column, kinds = known.get(path, (_NO_COLUMN_YET, ""))
             if column == _NO_COLUMN_YET and kind in _SCALARS:  # the first scalar it holds
-                column = self._next_column if typed_paths[0] < MAX_TYPED_PATHS else -1
+                column = self._next_column if (typed_paths[0] < MAX_TYPED_PATHS
+                                               and self._next_column < MAX_TYPED_COLUMNS) else -1
                 if column >= 0:
                     self._next_column += 1
                     typed_paths[0] += 1
