@@ -440,6 +440,19 @@ def test_a_slow_statement_is_stopped_while_it_runs(engine: str) -> None:
         assert run_query(storage, "p", "count", quick, now=NOW)["result"] == 40
 
 
+def test_a_slow_delete_is_stopped_while_it_runs_and_deletes_nothing(engine: str) -> None:
+    with open_store(engine) as storage:
+        storage.insert_events("p", "c", [{"s": "a" * 9998 + "!"}] * 40, now=NOW)
+        storage.query_time_limit = 0.5
+        with pytest.raises(QueryError) as caught:
+            storage.delete_events("p", "c", now=NOW, filters=[
+                {"property_name": "s", "operator": "regex", "property_value": "a+$"}])
+        assert (caught.value.status, caught.value.error_code) == (503, "QueryTimeoutError")
+        assert storage.count_events("p", "c") == 40
+        storage.insert_events("p", "c", [{"s": "x"}], now=NOW)  # the writer goes on
+        assert storage.count_events("p", "c") == 41
+
+
 def _store_raw(storage: Any, engine: str, ts: int, event: dict[str, Any]) -> None:
     """Store an event as an older version could have, past today's validation (for DuckDB the
     way migrating an old SQLite database stores it)."""

@@ -326,21 +326,15 @@ class Storage:
             sql, filter_params = compile_filters(checked)
             where.append(sql)
             params += filter_params
-        try:
-            with query_deadline(self.query_time_limit), self._write() as conn:
-                deleted = conn.execute(
-                    f"DELETE FROM events WHERE {' AND '.join(where)}", params  # noqa: S608
-                ).rowcount
-                if timeframe is None and not checked:
-                    conn.execute(
-                        "DELETE FROM properties WHERE project = ? AND collection = ?",
-                        (project_id, collection),
-                    )
-        except sqlite3.Error as exc:
-            answer = sqlite_limit_error(exc)
-            if answer is None:
-                raise
-            raise answer from None
+        with query_deadline(self.query_time_limit), _query_errors(), self._write() as conn:
+            deleted = conn.execute(
+                f"DELETE FROM events WHERE {' AND '.join(where)}", params  # noqa: S608
+            ).rowcount
+            if timeframe is None and not checked:
+                conn.execute(
+                    "DELETE FROM properties WHERE project = ? AND collection = ?",
+                    (project_id, collection),
+                )
         return int(deleted)
 
     def delete_property(self, project_id: str, collection: str, name: str) -> int:
