@@ -180,7 +180,7 @@ def deadline_passed() -> bool:
 
 def time_left() -> float | None:
     """Seconds until the running query's deadline (negative once passed); None: no deadline.
-    Engines that cannot look at the deadline while a statement runs (DuckDB) arm a timer
+    Engines that cannot look at the deadline while a statement runs (DuckDB) arm a watchdog
     with it that interrupts the statement."""
     deadline = _DEADLINE.get()
     return None if deadline is None else deadline - time.monotonic()
