@@ -21,6 +21,11 @@ first open copies its events, schemas and documents into a DuckDB database besid
 
 Thread safety: writes go through one connection under a lock; every read uses its own cursor
 (DuckDB runs reads concurrently with writes, each seeing the last committed state).
+
+Time limit (``query_time_limit``, as the SQLite engine's): DuckDB cannot look at the query's
+deadline itself, so a watchdog thread interrupts the cursor (or, for a delete, the writer) at
+the deadline, and ``keen_regexp`` stops once every running query is past its own; either way
+the answer is 503 QueryTimeoutError (``_bounded``).
 """
 
 from __future__ import annotations
