@@ -163,3 +163,19 @@ def test_typed_columns_stop_at_the_database_cap_and_answers_stay_whole(
         whole = run_query(store, "p", "extraction", params, now=NOW)["result"]
         assert [{k: v for k, v in e.items() if k != "keen"} for e in whole] == [
             {"x": 1, "y": "s", "z": 2.5}, {"x": 3}]
+
+
+def test_a_query_past_duckdbs_memory_limit_is_a_400_and_the_store_goes_on() -> None:
+    from keen.server._errors import QueryError
+
+    with open_engine("duckdb") as store:
+        store.insert_events("p", "c", [{"u": f"user-{i}-{'x' * 50}", "n": i}
+                                       for i in range(50_000)], now=NOW)
+        params = {"event_collection": "c", "timeframe": "this_1_days"}
+        store._con.execute("SET memory_limit = '2MB'")  # type: ignore[attr-defined]
+        with pytest.raises(QueryError) as caught:
+            run_query(store, "p", "count_unique",
+                      {**params, "target_property": "u", "group_by": "n"}, now=NOW)
+        assert (caught.value.status, caught.value.error_code) == (400, "QueryTooComplexError")
+        store._con.execute("RESET memory_limit")  # type: ignore[attr-defined]
+        assert run_query(store, "p", "count", params, now=NOW)["result"] == 50_000

@@ -209,7 +209,8 @@ _WATCHDOG = _Watchdog()
 def _bounded(con: Any) -> Iterator[None]:
     """Statements of ``con`` run in the block stop at the running query's deadline
     (``keen.server.limits.query_deadline``): the watchdog calls ``con.interrupt()``, and the
-    answer is 503 QueryTimeoutError. A value nested too deeply for a Python function is a 400."""
+    answer is 503 QueryTimeoutError. A value nested too deeply for a Python function, or a
+    query past DuckDB's memory limit, is a 400 QueryTooComplexError."""
     left = time_left()
     if left is not None and left <= 0:
         raise timeout_error()
@@ -227,6 +228,10 @@ def _bounded(con: Any) -> Iterator[None]:
                               "A value this query compares is nested too deeply (stored before "
                               f"the limit of {MAX_NESTING} levels); delete those events or "
                               "query another property.") from None
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            raise bad_request(TOO_COMPLEX,
+                              "The query needs more memory than DuckDB may use here (its "
+                              "memory_limit); narrow its timeframe, filters or group_by.") from None
         raise
     finally:
         if armed is not None:
