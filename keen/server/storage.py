@@ -41,7 +41,7 @@ from keen.server._engine_sql import (
     select_bodies,
 )
 from keen.server._errors import QueryError
-from keen.server._events import EventError, collection_name_error, prepare_event
+from keen.server._events import EventError, collection_name_error, prepare_events
 from keen.server.filters import Column, compile_filters, normalize_filters, remove_sql
 from keen.server.limits import (
     QUERY_TIME_LIMIT,
@@ -52,7 +52,7 @@ from keen.server.limits import (
     sqlite_limit_error,
     timeout_error,
 )
-from keen.server.timeframes import format_timestamp, resolve_timeframe, to_micros
+from keen.server.timeframes import resolve_timeframe, to_micros
 
 __all__ = ["Storage"]
 
@@ -89,7 +89,6 @@ CREATE TABLE IF NOT EXISTS documents (
 """
 _POOL_SIZE = 4
 _INSERT_CHUNK = 1_000  # events validated, then inserted together
-_STORED: dict[str, Any] = {"success": True}  # the result of every stored event (shared)
 _PROGRESS_STEPS = 10_000  # SQLite VM steps between two looks at the query deadline
 
 
@@ -244,27 +243,17 @@ class Storage:
         if problem is not None:
             refused = EventError("InvalidCollectionNameError", problem).as_item()
             return [refused for _ in events]
-        now_text = format_timestamp(now)
         results: list[dict[str, Any]] = []
         schema: dict[str, str] = {}
         rows: list[tuple[int, str | None, str]] = []
         with self._write() as conn:
-            for event in events:
-                if isinstance(event, EventError):
-                    results.append(event.as_item())
+            for result, prepared in prepare_events(events, now=now, autofill=autofill,
+                                                   schema=schema):
+                results.append(result)
+                if prepared is None:
                     continue
-                try:
-                    stored, ts, token, types = prepare_event(
-                        event, now=now, now_text=now_text, autofill=autofill
-                    )
-                except EventError as exc:
-                    results.append(exc.as_item())
-                    continue
+                stored, ts, token = prepared
                 rows.append((ts, token, _dumps(stored)))
-                for path, kind in types.items():
-                    if schema.get(path, "null") == "null":
-                        schema[path] = kind
-                results.append(_STORED)
                 if len(rows) >= _INSERT_CHUNK:
                     self._insert_rows(conn, project_id, collection, rows)
                     rows.clear()

@@ -46,7 +46,7 @@ from urllib.parse import quote
 import duckdb
 
 from keen.server._errors import QueryError, bad_request
-from keen.server._events import EventError, collection_name_error, prepare_event
+from keen.server._events import EventError, collection_name_error, prepare_events
 from keen.server.engines import DatabaseError
 from keen.server.engines._duckdb_sql import (
     DEADLINES,
@@ -68,7 +68,7 @@ from keen.server.limits import (
     time_left,
     timeout_error,
 )
-from keen.server.timeframes import format_timestamp, resolve_timeframe, to_micros
+from keen.server.timeframes import resolve_timeframe, to_micros
 
 __all__ = ["DuckDBStore"]
 
@@ -116,7 +116,6 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _IMPORT_BATCH = 20_000
 _FETCH_ROWS = 1_000  # rows fetched at a time when events are read back
 _INSERT_CHUNK = 1_000  # events validated, then inserted together (memory: a few times the body)
-_STORED: dict[str, Any] = {"success": True}  # the result of every stored event (shared)
 MAX_TYPED_PATHS = 64  # per collection; further properties are read from the JSON body only
 # per database (every collection's columns are in one table): each new column is an ALTER TABLE
 # that takes longer as the table widens, so past this, new properties stay in the JSON body
@@ -454,31 +453,21 @@ class DuckDBStore:
         if problem is not None:
             refused = EventError("InvalidCollectionNameError", problem).as_item()
             return [refused for _ in events]
-        now_text = format_timestamp(now)
         stamps: list[int] = []
         tokens: list[str | None] = []
         parsed: list[dict[str, Any]] = []
         results: list[dict[str, Any]] = []
         schema: dict[str, str] = {}
         with self._write() as con:
-            for event in events:
-                if isinstance(event, EventError):
-                    results.append(event.as_item())
+            for result, prepared in prepare_events(events, now=now, autofill=autofill,
+                                                   schema=schema):
+                results.append(result)
+                if prepared is None:
                     continue
-                try:
-                    stored, ts, token, types = prepare_event(
-                        event, now=now, now_text=now_text, autofill=autofill
-                    )
-                except EventError as exc:
-                    results.append(exc.as_item())
-                    continue
+                stored, ts, token = prepared
                 stamps.append(ts)
                 tokens.append(token)
                 parsed.append(stored)
-                for path, kind in types.items():
-                    if schema.get(path, "null") == "null":
-                        schema[path] = kind
-                results.append(_STORED)
                 if len(parsed) >= _INSERT_CHUNK:
                     self._store(con, project_id, collection, stamps, tokens, parsed, {})
                     stamps, tokens, parsed = [], [], []
