@@ -4,7 +4,9 @@ America/Santiago, Africa/Cairo) and midnights that happen twice.
 
 The reference is brute force: it walks the timeline in 15-minute steps and marks every instant
 where the zone's wall clock enters a new day / week / month / year (or, for hours, a new hour or
-a new UTC offset), narrowing each to the microsecond. It shares no code with the server.
+a new UTC offset), narrowing each to the microsecond. It shares no code with the server. One
+test counts events into those buckets on every engine; the others test the shared timeframe
+functions.
 """
 
 from __future__ import annotations
