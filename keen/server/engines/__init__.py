@@ -10,7 +10,7 @@ way (one test suite runs against both).
 
 from __future__ import annotations
 
-from keen.server.engines.base import EventStore
+from keen.server.engines.base import DatabaseError, EngineUnavailable, EventStore
 
 __all__ = [
     "DEFAULT_ENGINE", "ENGINES", "DatabaseError", "EngineUnavailable", "EventStore", "open_engine",
@@ -18,14 +18,6 @@ __all__ = [
 
 ENGINES = ("sqlite", "duckdb")
 DEFAULT_ENGINE = "sqlite"
-
-
-class DatabaseError(RuntimeError):
-    """The database file cannot be opened by the engine (not a database, locked, unreadable)."""
-
-
-class EngineUnavailable(RuntimeError):
-    """The engine asked for cannot run here (its optional dependency is not installed)."""
 
 
 def open_engine(name: str, path: str | None = None) -> EventStore:

@@ -23,9 +23,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from keen.server._engine_sql import Scope
 
-__all__ = ["ActorSetsLike", "EventStore", "Key"]
+__all__ = ["ActorSetsLike", "DatabaseError", "EngineUnavailable", "EventStore", "Key"]
 
 Key = tuple[int, tuple[Any, ...]]
+
+
+class DatabaseError(RuntimeError):
+    """The database file cannot be opened by the engine (not a database, locked, unreadable)."""
+
+
+class EngineUnavailable(RuntimeError):
+    """The engine asked for cannot run here (its optional dependency is not installed)."""
 
 
 class ActorSetsLike(Protocol):

@@ -47,7 +47,6 @@ import duckdb
 
 from keen.server._errors import QueryError, bad_request
 from keen.server._events import EventError, collection_name_error, prepare_events
-from keen.server.engines import DatabaseError
 from keen.server.engines._duckdb_sql import (
     DEADLINES,
     TIMESTAMP_COLUMN,
@@ -55,6 +54,7 @@ from keen.server.engines._duckdb_sql import (
     QueryTimedOut,
     register_functions,
 )
+from keen.server.engines.base import DatabaseError
 from keen.server.filters import normalize_filters
 from keen.server.limits import (
     MAX_NESTING,
