@@ -56,8 +56,8 @@ def load_dataset(client: KeenClient) -> None:
     assert all(item == {"success": True} for items in answer.values() for item in items)
 
 
-def start_server() -> LocalKeenServer:
-    return LocalKeenServer(clock=lambda: NOW).start()
+def start_server(engine: str = "sqlite") -> LocalKeenServer:
+    return LocalKeenServer(clock=lambda: NOW, engine=engine).start()
 
 
 @pytest.fixture(scope="module", name="server")
@@ -70,9 +70,9 @@ def server_fixture() -> Iterator[LocalKeenServer]:
         server.close()
 
 
-def serve_loaded() -> Iterator[LocalKeenServer]:
+def serve_loaded(engine: str = "sqlite") -> Iterator[LocalKeenServer]:
     """A running server holding the datasets above, closed when the generator ends."""
-    server = start_server()
+    server = start_server(engine)
     try:
         load_dataset(server.client)
         yield server

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+from _engines import ENGINE_PARAMS
 
 from keen.server import LocalKeenServer
 
@@ -90,8 +91,23 @@ def error_of(response: requests.Response) -> tuple[int, str]:
 
 
 @pytest.fixture(name="server")
-def server_fixture() -> Iterator[LocalKeenServer]:
-    with LocalKeenServer(clock=lambda: NOW) as running:
+def server_fixture(request: pytest.FixtureRequest) -> Iterator[LocalKeenServer]:
+    """A server of the sqlite engine, or of each engine for a test marked ``each_engine``."""
+    engine = str(getattr(request, "param", "sqlite"))
+    with LocalKeenServer(clock=lambda: NOW, engine=engine) as running:
+        yield running
+
+
+# Runs one test (which uses ``server`` or ``api``) against every engine, where a whole module
+# would be too much (``each_engine_server_fixture`` does a whole module).
+each_engine = pytest.mark.parametrize("server", ENGINE_PARAMS, indirect=True)
+
+
+@pytest.fixture(name="server", params=ENGINE_PARAMS)
+def each_engine_server_fixture(request: pytest.FixtureRequest) -> Iterator[LocalKeenServer]:
+    """A server of each engine (import it instead of ``server_fixture`` to run a module's
+    tests against every engine)."""
+    with LocalKeenServer(clock=lambda: NOW, engine=str(request.param)) as running:
         yield running
 
 

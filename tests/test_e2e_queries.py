@@ -10,16 +10,17 @@ import math
 from collections.abc import Iterator
 
 import pytest
-from _e2e_helpers import (  # noqa: F401
-    WEEK,
-    Surface,
-    loaded_fixture,
-    surface_for,
-    where,
-)
+from _e2e_helpers import WEEK, Surface, serve_loaded, surface_for, where
+from _engines import ENGINE_PARAMS
 
 from keen import direction
 from keen.server import LocalKeenServer
+
+
+@pytest.fixture(scope="module", params=ENGINE_PARAMS, name="loaded")
+def loaded_fixture(request: pytest.FixtureRequest) -> Iterator[LocalKeenServer]:
+    """The datasets of ``_e2e_helpers`` on a server of each engine (tests must not change it)."""
+    yield from serve_loaded(str(request.param))
 
 
 @pytest.fixture(params=["client", "module"])

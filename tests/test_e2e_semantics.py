@@ -1,14 +1,14 @@
 """End to end over loopback HTTP: the documented semantics of README's "How the local server
 answers queries" for each class of issue 7 section 2 (JSON identity of lists and objects,
 strings holding NUL, calendar buckets after a skipped midnight, four-digit years, ``in`` on
-timestamps)."""
+timestamps), against every engine."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from _server_helpers import Api, api_fixture, server_fixture  # noqa: F401
+from _server_helpers import Api, api_fixture, each_engine_server_fixture  # noqa: F401
 
 ALL_TIME = {"start": "0001-01-01T00:00:00Z", "end": "9999-12-31T00:00:00Z"}
 

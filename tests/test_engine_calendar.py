@@ -4,7 +4,9 @@ America/Santiago, Africa/Cairo) and midnights that happen twice.
 
 The reference is brute force: it walks the timeline in 15-minute steps and marks every instant
 where the zone's wall clock enters a new day / week / month / year (or, for hours, a new hour or
-a new UTC offset), narrowing each to the microsecond. It shares no code with the server.
+a new UTC offset), narrowing each to the microsecond. It shares no code with the server. One
+test counts events into those buckets on every engine; the others test the shared timeframe
+functions.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import pytest
+from _engines import engine_fixture, open_store  # noqa: F401
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from keen.server.engine import run_query
 from keen.server.timeframes import (
     format_timestamp,
     interval_buckets,
@@ -128,6 +132,39 @@ def test_buckets_follow_the_zone_calendar(zone: str, interval: str, start: str,
     lo, hi = parse_iso(start), parse_iso(end)
     assert server_buckets(lo, hi, interval, zone) == reference_buckets(
         lo, hi, unit, every, ZoneInfo(zone))
+
+
+def _unit_and_every(interval: str) -> tuple[str, int]:
+    unit = {"daily": "day", "weekly": "week", "monthly": "month", "yearly": "year",
+            "hourly": "hour"}.get(interval) or interval.split("_")[2].rstrip("s")
+    return unit, 1 if interval.endswith("ly") else int(interval.split("_")[1])
+
+
+@pytest.mark.parametrize(("zone", "interval", "start", "end"), CASES)
+def test_every_engine_counts_events_into_the_zone_calendar_buckets(
+    engine: str, zone: str, interval: str, start: str, end: str,
+) -> None:
+    """An event at each bucket's first millisecond and one at its last: every engine puts
+    each in its own bucket (the duckdb engine places events by arithmetic, an ASOF join or a
+    range join depending on the buckets), as the brute-force calendar says."""
+    lo, hi = parse_iso(start), parse_iso(end)
+    unit, every = _unit_and_every(interval)
+    expected = reference_buckets(lo, hi, unit, every, ZoneInfo(zone))
+    stamps = sorted({stamp for first, last in expected for stamp in (
+        first, format_timestamp(parse_iso(last) - timedelta(milliseconds=1)))})
+    events = [{"keen": {"timestamp": stamp}} for stamp in stamps]
+    events += [{"keen": {"timestamp": format_timestamp(lo - timedelta(milliseconds=1))}},
+               {"keen": {"timestamp": end}}]  # just outside the timeframe
+    with open_store(engine) as store:
+        store.insert_events("p", "c", events, now=lo)
+        result = run_query(store, "p", "count", {
+            "event_collection": "c", "timeframe": {"start": start, "end": end},
+            "timezone": zone, "interval": interval}, now=lo)["result"]
+    got = [(item["timeframe"]["start"], item["timeframe"]["end"], item["value"])
+           for item in result]
+    want = [(first, last, sum(first <= stamp < last for stamp in stamps))
+            for first, last in expected]
+    assert got == want
 
 
 ZONES = ["America/Havana", "Asia/Beirut", "America/Santiago", "Africa/Cairo",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import statistics
@@ -10,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from _engines import engine_fixture, open_store  # noqa: F401 (a fixture)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +22,7 @@ from keen.server.engine import (
     decode_query_params,
     run_query,
 )
-from keen.server.storage import Storage
+from keen.server.engines.base import EventStore as Storage
 
 UTC = timezone.utc
 NOW = datetime(2015, 3, 10, 12, 0, tzinfo=UTC)  # a Tuesday
@@ -42,8 +44,8 @@ STDDEV = math.sqrt(((10 - 21.375) ** 2 + (20 - 21.375) ** 2 + (30 - 21.375) ** 2
 
 
 @pytest.fixture(scope="module")
-def storage() -> Iterator[Storage]:
-    with Storage() as store:
+def storage(engine: str) -> Iterator[Storage]:
+    with open_store(engine) as store:
         assert all(r["success"] for r in store.insert_events("p", "purchases", PURCHASES, now=NOW))
         yield store
 
@@ -141,8 +143,8 @@ def test_group_by_several_properties(storage: Storage) -> None:
     ]
 
 
-def test_group_values_keep_their_json_types() -> None:
-    with Storage() as store:
+def test_group_values_keep_their_json_types(engine: str) -> None:
+    with open_store(engine) as store:
         store.insert_events("p", "c", [{"g": True}, {"g": 1}, {"g": "1"}, {"g": 1.0}, {}],
                             now=NOW)
         body = run_query(store, "p", "count",
@@ -158,8 +160,8 @@ def test_group_values_keep_their_json_types() -> None:
     ]
 
 
-def test_a_list_value_is_one_group_as_a_whole() -> None:
-    with Storage() as store:
+def test_a_list_value_is_one_group_as_a_whole(engine: str) -> None:
+    with open_store(engine) as store:
         store.insert_events("p", "c", [{"tags": ["a", "b"]}, {"tags": ["a"]}, {"tags": ["a"]},
                                        {"tags": "a"}], now=NOW)
         body = run_query(store, "p", "count",
@@ -170,6 +172,43 @@ def test_a_list_value_is_one_group_as_a_whole() -> None:
         {"tags": "a", "result": 1}, {"tags": ["a"], "result": 2},
         {"tags": ["a", "b"], "result": 1},
     ]
+
+
+def test_objects_compare_as_json_values_whatever_their_key_order(engine: str) -> None:
+    """An object property is one value whatever the order of its keys and 1 versus 1.0, in
+    group_by, count_unique, select_unique and eq filters; extraction gives the events back
+    whole (the DuckDB engine keeps the scalars of objects in typed columns)."""
+    events = [{"u": {"id": 1, "n": "x"}, "k": 1}, {"u": {"n": "x", "id": 1.0}, "k": 2},
+              {"u": {"id": 2, "n": "x", "deep": {"z": True}}, "k": 3}, {"u": {}, "k": 4},
+              {"u": None, "k": 5}, {"k": 6}]
+    with open_store(engine) as store:
+        store.insert_events("p", "c", events, now=NOW)
+        params = {"event_collection": "c", "timeframe": "today"}
+        groups = run_query(store, "p", "count", {**params, "group_by": "u"}, now=NOW)
+        distinct = run_query(store, "p", "count_unique", {**params, "target_property": "u"},
+                             now=NOW)
+        values = run_query(store, "p", "select_unique", {**params, "target_property": "u"},
+                           now=NOW)
+        matched = run_query(store, "p", "count", {**params, "filters": [
+            {"property_name": "u", "operator": "eq", "property_value": {"n": "x", "id": 1}}]},
+            now=NOW)
+        nested = run_query(store, "p", "count", {**params, "filters": [
+            {"property_name": "u.deep", "operator": "eq", "property_value": {"z": True}}]},
+            now=NOW)
+        present = run_query(store, "p", "count", {**params, "filters": [
+            {"property_name": "u", "operator": "exists", "property_value": True}]}, now=NOW)
+        whole = run_query(store, "p", "extraction", params, now=NOW)["result"]
+    assert [event["k"] for event in whole] == [1, 2, 3, 4, 5, 6]
+    assert [{k: v for k, v in event.items() if k != "keen"} for event in whole] == events
+    assert [type(event["u"]["id"]) for event in whole[:2]] == [int, float]
+    # objects sort by their JSON text with sorted keys: '{"d' < '{"i' < '{}'
+    assert groups["result"] == [
+        {"u": None, "result": 2}, {"u": {"deep": {"z": True}, "id": 2, "n": "x"}, "result": 1},
+        {"u": {"id": 1, "n": "x"}, "result": 2}, {"u": {}, "result": 1},
+    ]
+    assert distinct["result"] == 3
+    assert values["result"] == [{"deep": {"z": True}, "id": 2, "n": "x"}, {"id": 1, "n": "x"}, {}]
+    assert (matched["result"], nested["result"], present["result"]) == (2, 1, 5)
 
 
 def test_order_by_and_limit(storage: Storage) -> None:
@@ -245,11 +284,11 @@ def test_weekly_interval_this_month_is_clipped(storage: Storage) -> None:
     ]
 
 
-def test_a_dst_change_in_a_named_zone_versus_a_numeric_offset() -> None:
+def test_a_dst_change_in_a_named_zone_versus_a_numeric_offset(engine: str) -> None:
     # 2015-03-09T07:30Z is 00:30 on March 9 in Los Angeles (PDT, after the switch on March 8)
     # but still 23:30 on March 8 at a fixed UTC-8.
     now = datetime(2015, 3, 9, 20, 0, tzinfo=UTC)
-    with Storage() as store:
+    with open_store(engine) as store:
         store.insert_events("p", "c", [{"keen": {"timestamp": "2015-03-09T07:30:00Z"}}], now=now)
 
         def run(**params: Any) -> Any:
@@ -425,6 +464,7 @@ def test_dataset_results_are_the_query_per_index_value(storage: Storage) -> None
 
 # --- aggregations agree with a plain Python computation on generated data ------------------
 
+_EXAMPLES = itertools.count()
 _g_values = st.sampled_from([None, "a", "b", 1, True])
 _x_values = st.one_of(st.integers(-50, 50), st.floats(-10, 10, allow_nan=False).map(
     lambda v: round(v, 2)), st.sampled_from(["s", None, True]))
@@ -459,15 +499,20 @@ def _expected(analysis: str, values: list[Any], percentile: float) -> Any:
 @settings(max_examples=60, deadline=None)
 @given(rows=_rows, analysis=st.sampled_from(
     ["count", "sum", "count_unique", "minimum", "maximum", "average", "standard_deviation",
-     "median", "percentile"]), percentile=st.sampled_from([0, 10, 33.33, 50, 99.99, 100]))
+     "median", "percentile"]), percentile=st.sampled_from([0, 10, 33.33, 50, 99.99, 100]),
+    scalars_only=st.booleans())
 def test_grouped_aggregations_match_python(
-    rows: list[dict[str, Any]], analysis: str, percentile: float
+    storage: Storage, rows: list[dict[str, Any]], analysis: str, percentile: float,
+    scalars_only: bool,
 ) -> None:
-    with Storage() as store:
-        store.insert_events("p", "gen", rows, now=NOW)
-        body = run_query(store, "p", analysis, {
-            "event_collection": "gen", "timeframe": "today", "target_property": "x",
-            "percentile": percentile, "group_by": "g"}, now=NOW)
+    """``scalars_only`` leaves out nulls: the DuckDB engine then reads the typed columns."""
+    if scalars_only:
+        rows = [{k: v for k, v in row.items() if v is not None} for row in rows]
+    collection = f"gen{next(_EXAMPLES)}"  # one store, a new collection per example
+    storage.insert_events("p", collection, rows, now=NOW)
+    body = run_query(storage, "p", analysis, {
+        "event_collection": collection, "timeframe": "today", "target_property": "x",
+        "percentile": percentile, "group_by": "g"}, now=NOW)
     groups: dict[str, list[Any]] = {}
     for row in rows:
         groups.setdefault(json.dumps(row.get("g")), []).append(row.get("x"))
@@ -477,3 +522,110 @@ def test_grouped_aggregations_match_python(
     }
     got = {json.dumps(item["g"]): item["result"] for item in body["result"]}
     assert got == pytest.approx(expected)
+
+
+def test_a_property_that_changes_kind_keeps_every_value(engine: str) -> None:
+    """A property first seen as scalars, later as null, a list and an object (the DuckDB
+    engine moves it from its typed columns to the JSON body): every query sees every value,
+    also after a property delete."""
+    with open_store(engine) as store:
+        params = {"event_collection": "c", "timeframe": "today"}
+        store.insert_events("p", "c", [{"v": "a", "k": 1}, {"v": 2, "k": 2}], now=NOW)
+        first = run_query(store, "p", "count", {**params, "filters": [
+            {"property_name": "v", "operator": "eq", "property_value": "a"}]}, now=NOW)
+        store.insert_events("p", "c", [{"v": None, "k": 3}, {"v": [1, "a"], "k": 4},
+                                       {"v": {"w": 1}, "k": 5}, {"k": 6}], now=NOW)
+
+        def count(operator: str, value: Any) -> Any:
+            return run_query(store, "p", "count", {**params, "filters": [
+                {"property_name": "v", "operator": operator, "property_value": value}]},
+                now=NOW)["result"]
+
+        answers = {"eq a": count("eq", "a"), "eq 2": count("eq", 2.0), "exists": count(
+            "exists", True), "eq null": count("eq", None), "gt 1": count("gt", 1),
+            "eq object": count("eq", {"w": 1.0}), "contains a": count("contains", "a")}
+        groups = run_query(store, "p", "count", {**params, "group_by": "v"}, now=NOW)["result"]
+        unique = run_query(store, "p", "select_unique", {**params, "target_property": "v"},
+                           now=NOW)["result"]
+        assert store.delete_property("p", "c", "v") == 5
+        left = run_query(store, "p", "extraction", params, now=NOW)["result"]
+    assert first["result"] == 1
+    assert answers == {"eq a": 2, "eq 2": 1, "exists": 5, "eq null": 2, "gt 1": 1,
+                       "eq object": 1, "contains a": 2}
+    assert groups == [{"v": None, "result": 2}, {"v": 2, "result": 1}, {"v": "a", "result": 1},
+                      {"v": [1, "a"], "result": 1}, {"v": {"w": 1}, "result": 1}]
+    assert unique == [2, "a", [1, "a"], {"w": 1}]
+    assert [sorted(k for k in event if k != "keen") for event in left] == [["k"]] * 6
+
+
+def test_strings_with_nul_are_whole_strings_and_in_on_timestamps_compares_instants(
+    engine: str,
+) -> None:
+    """Every string operation sees the whole string, NUL characters included; ``in`` on
+    keen.timestamp compares instants like ``eq``."""
+    with open_store(engine) as store:
+        store.insert_events("p", "c", [
+            {"s": "a\x00b", "keen": {"timestamp": "2015-03-10T10:00:00Z"}},
+            {"s": "a", "keen": {"timestamp": "2015-03-10T11:00:00Z"}},
+            {"s": "a\x00c", "keen": {"timestamp": "2015-03-10T11:30:00Z"}},
+        ], now=NOW)
+        params = {"event_collection": "c", "timeframe": "today"}
+
+        def count(prop: str, operator: str, value: Any) -> Any:
+            return run_query(store, "p", "count", {**params, "filters": [
+                {"property_name": prop, "operator": operator, "property_value": value}]},
+                now=NOW)["result"]
+
+        strings = {op: count("s", op, value) for op, value in [
+            ("eq", "a"), ("contains", "\x00b"), ("regex", "c$"), ("lt", "a\x00c"),
+            ("in", ["a\x00b", "x"])]}
+        groups = run_query(store, "p", "count", {**params, "group_by": "s"}, now=NOW)["result"]
+        unique = run_query(store, "p", "count_unique", {**params, "target_property": "s"},
+                           now=NOW)["result"]
+        stamps = count("keen.timestamp", "in", ["2015-03-10T12:00:00+01:00",
+                                                "2015-03-10T06:30:00-05:00"])
+    assert strings == {"eq": 1, "contains": 1, "regex": 1, "lt": 2, "in": 1}
+    assert groups == [{"s": "a", "result": 1}, {"s": "a\x00b", "result": 1},
+                      {"s": "a\x00c", "result": 1}]
+    assert unique == 3
+    assert stamps == 2
+
+
+def test_lists_compare_as_json_values_in_groups_filters_and_funnels(engine: str) -> None:
+    """``[1, 2]`` equals ``[1.0, 2]``: one group, one distinct value, an ``eq`` match and one
+    funnel actor."""
+    with open_store(engine) as store:
+        store.insert_events("p", "a", [{"v": [1, 2]}, {"v": [1.0, 2]}, {"v": [2, 1]}], now=NOW)
+        store.insert_events("p", "b", [{"v": [1.0, 2.0]}], now=NOW)
+        params = {"event_collection": "a", "timeframe": "today"}
+        groups = run_query(store, "p", "count", {**params, "group_by": "v"}, now=NOW)["result"]
+        unique = run_query(store, "p", "count_unique", {**params, "target_property": "v"},
+                           now=NOW)["result"]
+        matched = run_query(store, "p", "count", {**params, "filters": [
+            {"property_name": "v", "operator": "eq", "property_value": [1, 2.0]}]},
+            now=NOW)["result"]
+        funnel = run_query(store, "p", "funnel", {"timeframe": "today", "steps": [
+            {"event_collection": "a", "actor_property": "v"},
+            {"event_collection": "b", "actor_property": "v", "with_actors": True}]}, now=NOW)
+    assert groups == [{"v": [1, 2], "result": 2}, {"v": [2, 1], "result": 1}]
+    assert (unique, matched) == (2, 2)
+    assert funnel["result"] == [2, 1]
+    assert funnel["actors"] == [None, [[1, 2]]]
+
+
+def test_a_collection_with_many_properties_answers_on_every_one(engine: str) -> None:
+    """More properties than the DuckDB engine gives typed columns (64 per collection): the
+    others are read from the JSON body, with the same answers."""
+    events = [{f"p{n:03d}": n * 10 + row for n in range(80)} for row in range(3)]
+    with open_store(engine) as store:
+        store.insert_events("p", "wide", events, now=NOW)
+        params = {"event_collection": "wide", "timeframe": "today"}
+        sums = {n: run_query(store, "p", "sum", {**params, "target_property": f"p{n:03d}"},
+                             now=NOW)["result"] for n in (0, 63, 64, 79)}
+        matched = run_query(store, "p", "count", {**params, "filters": [
+            {"property_name": "p079", "operator": "gt", "property_value": 790}]},
+            now=NOW)["result"]
+        whole = run_query(store, "p", "extraction", params, now=NOW)["result"]
+    assert sums == {n: 3 * n * 10 + 3 for n in (0, 63, 64, 79)}
+    assert matched == 2
+    assert [{k: v for k, v in event.items() if k != "keen"} for event in whole] == events

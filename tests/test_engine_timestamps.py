@@ -9,11 +9,12 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from _engines import engine_fixture, open_store  # noqa: F401
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keen.server.engine import run_query
-from keen.server.storage import Storage
+from keen.server.engines.base import EventStore as Storage
 from keen.server.timeframes import format_timestamp, parse_iso
 
 NOW = datetime(2026, 3, 11, 12, 0, tzinfo=timezone.utc)
@@ -21,8 +22,9 @@ EVERYTHING = {"start": "0001-01-01T00:00:00Z", "end": "9999-12-31T23:59:59.999Z"
 
 
 @pytest.fixture(name="store")
-def store_fixture() -> Iterator[Storage]:
-    with Storage() as storage:
+def store_fixture(engine: str) -> Iterator[Storage]:
+    """An empty store of each engine (``tests/_engines.py``)."""
+    with open_store(engine) as storage:
         yield storage
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 import requests
-from _server_helpers import REPO, Api, api_fixture, error_of, server_fixture  # noqa: F401
+from _server_helpers import REPO, Api, api_fixture, each_engine_server_fixture, error_of  # noqa: F401
 
 from keen import scoped_keys
 

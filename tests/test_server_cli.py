@@ -134,7 +134,7 @@ def test_help_lists_exactly_the_documented_options() -> None:
     options = {word.rstrip(",") for word in result.stdout.split() if word.startswith("--")}
     assert options == {"--help", "--version", "--host", "--port", "--db", "--project-id",
                        "--master-key", "--read-key", "--write-key", "--show-keys",
-                       "--allow-origin", "--allow-host", "--expose-faults"}
+                       "--allow-origin", "--allow-host", "--expose-faults", "--engine"}
 
 
 def test_version_and_errors_are_named_as_the_command_was_run(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from _server_helpers import Api, api_fixture, error_of, server_fixture  # noqa: F401
+from _server_helpers import Api, api_fixture, each_engine_server_fixture, error_of  # noqa: F401
 
 from keen.server.resources.events import MAX_BATCH_BYTES, MAX_EVENT_BYTES, PIXEL_GIF
 

@@ -11,7 +11,7 @@ import binascii
 from typing import Any
 
 import pytest
-from _server_helpers import Api, api_fixture, error_of, server_fixture  # noqa: F401
+from _server_helpers import Api, api_fixture, each_engine, error_of, server_fixture  # noqa: F401
 
 from keen import scoped_keys
 from keen._encoding import dumps
@@ -166,6 +166,7 @@ def load_eight(api: Api) -> None:
               *[{"customer": "a", "n": i, "secret": {"card": "x", "pin": 1}} for i in range(5)])
 
 
+@each_engine
 @pytest.mark.parametrize("kind", ["scoped", "access"])
 def test_metadata_of_a_key_with_filters_counts_only_what_the_key_can_read(
     api: Api, kind: str,
@@ -189,6 +190,7 @@ def test_metadata_of_a_key_with_filters_counts_only_what_the_key_can_read(
     assert narrowed["events_scanned"] == 3
 
 
+@each_engine
 def test_metadata_of_a_key_without_filters_is_unchanged(api: Api) -> None:
     load_eight(api)
     key = scoped(api, {"allowed_operations": ["read"]})

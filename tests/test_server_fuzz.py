@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _engines import ENGINE_PARAMS
 from _server_helpers import NOW
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -103,9 +104,10 @@ EVENTS = [
 ]
 
 
-@pytest.fixture(scope="module", name="app")
-def app_fixture() -> Iterator[tuple[KeenApp, LocalKeenServer]]:
-    server = LocalKeenServer(clock=lambda: NOW)
+@pytest.fixture(scope="module", name="app", params=ENGINE_PARAMS)
+def app_fixture(request: pytest.FixtureRequest) -> Iterator[tuple[KeenApp, LocalKeenServer]]:
+    """The app of a server of each engine, holding ``EVENTS`` in collection ``c``."""
+    server = LocalKeenServer(clock=lambda: NOW, engine=str(request.param))
     application = KeenApp(server.storage, server.projects, lambda: NOW, server.faults)
     response = call(application, server, "POST", "/events", server.write_key,
                     json.dumps({"c": EVENTS}).encode())

@@ -8,7 +8,8 @@ import json
 from typing import Any
 
 import pytest
-from _server_helpers import NOW, Api, api_fixture, error_of, server_fixture  # noqa: F401
+from _engines import engine_fixture, open_store  # noqa: F401
+from _server_helpers import NOW, Api, api_fixture, each_engine, error_of, server_fixture  # noqa: F401
 
 from keen.server import limits
 from keen.server._errors import QueryError
@@ -51,6 +52,7 @@ def query(api: Api, analysis: str, **params: Any) -> Any:
 
 # --------------------------------------------------------------------------- events
 
+@each_engine
 def test_a_lone_surrogate_refuses_only_its_own_event_of_a_batch(api: Api) -> None:
     raw = json.dumps({"c": [{"n": 1}, {"s": LONE}, {LONE: 1}, {"n": 2}]})  # \ud800 escapes
     response = api.post("/events", api.server.write_key, data=raw)
@@ -63,11 +65,13 @@ def test_a_lone_surrogate_refuses_only_its_own_event_of_a_batch(api: Api) -> Non
     assert api.count("c") == 2
 
 
+@each_engine
 def test_a_lone_surrogate_in_a_single_event_is_a_400(api: Api) -> None:
     response = api.post("/events/c", api.server.write_key, data=json.dumps({"s": [LONE]}))
     assert error_of(response) == (400, "InvalidPropertyValueError")
 
 
+@each_engine
 def test_nesting_up_to_the_limit_is_stored_and_one_more_level_is_refused(api: Api) -> None:
     deepest = nested_object(MAX_NESTING)
     too_deep = nested_object(MAX_NESTING + 1)
@@ -83,6 +87,7 @@ def test_nesting_up_to_the_limit_is_stored_and_one_more_level_is_refused(api: Ap
     assert error_of(response) == (400, "InvalidPropertyValueError")
 
 
+@each_engine
 def test_the_deepest_storable_list_works_in_every_analysis(api: Api) -> None:
     api.write("c", {"l": nested_list(MAX_NESTING - 1), "u": "x"})
     for analysis in ("count", "count_unique", "select_unique"):
@@ -134,6 +139,7 @@ BAD_QUERIES: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
+@each_engine
 @pytest.mark.parametrize(("params", "code"), [(p, c) for _, p, c in BAD_QUERIES],
                          ids=[name for name, _, _ in BAD_QUERIES])
 def test_oversized_or_unstorable_query_input_is_a_400(
@@ -155,6 +161,7 @@ def test_surrogate_in_a_get_query_string_is_a_400(api: Api) -> None:
     assert error_of(response) == (400, "InvalidParameterError")
 
 
+@each_engine
 def test_the_largest_allowed_query_runs(api: Api) -> None:
     """Every limit at once stays inside what SQLite can compile."""
     api.write("c", {"a": 1, **{f"p{i}": i for i in range(MAX_GROUP_BY)}})
@@ -176,6 +183,7 @@ def test_the_largest_allowed_query_runs(api: Api) -> None:
     assert error_of(one_more) == (400, "InvalidFilterError")
 
 
+@each_engine
 def test_property_names_and_order_by_are_bounded(api: Api) -> None:
     api.write("c", {"n": 1})
     response = query(api, "extraction", property_names=[f"p{i}" for i in range(1001)])
@@ -193,6 +201,7 @@ def test_funnel_steps_are_bounded(api: Api) -> None:
     assert str(MAX_FUNNEL_STEPS) in response.json()["message"]
 
 
+@each_engine
 def test_delete_with_too_many_filters_is_a_400(api: Api) -> None:
     with pytest.raises(QueryError) as caught:
         api.server.storage.delete_events(api.server.project_id, "c", now=NOW,
@@ -203,6 +212,7 @@ def test_delete_with_too_many_filters_is_a_400(api: Api) -> None:
     assert error_of(response) == (400, "InvalidFilterError")
 
 
+@each_engine
 def test_a_saved_query_holding_a_lone_surrogate_is_a_400(api: Api) -> None:
     response = api.put("/queries/saved/s", api.server.master_key, data=json.dumps(
         {"query": {"analysis_type": "count", **QUERY}, "metadata": {"x": LONE}}))
@@ -268,6 +278,7 @@ def handle_batch(server: Any, body: bytes) -> tuple[Any, int]:
     return response, peak
 
 
+@each_engine
 @pytest.mark.parametrize(("events", "bound"), [
     # Realistic events: allocations stay within a few times the body.
     ([realistic_event(i) for i in range(3000)], 4),
@@ -285,6 +296,7 @@ def test_memory_of_a_batch_is_a_small_multiple_of_its_size(
     assert peak < bound * len(body) + 1_000_000, (peak, len(body))  # + fixed costs
 
 
+@each_engine
 @pytest.mark.parametrize(("raw", "detail"), [
     (b'{"a": [{"n": 1}], "b": [{"n": 2}', "JSON"),
     (b'{"a": [{"n": 1}], "a": [{"n": 2}]}', "twice"),
@@ -313,6 +325,7 @@ TIMED_QUERIES: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+@each_engine
 @pytest.mark.parametrize(("analysis", "params"), TIMED_QUERIES,
                          ids=[f"{a}-{'-'.join(p)}" for a, p in TIMED_QUERIES])
 def test_a_query_past_the_time_limit_is_a_503_and_the_server_goes_on(
@@ -331,6 +344,7 @@ def test_a_query_past_the_time_limit_is_a_503_and_the_server_goes_on(
     assert api.count("c") == 3000
 
 
+@each_engine
 def test_a_catastrophic_regex_is_refused_before_it_runs(api: Api) -> None:
     api.write("c", {"s": "a" * 40 + "!"})
     response = query(api, "count", filters=[
@@ -371,6 +385,7 @@ def test_json_in_a_query_string_nested_past_the_parser_is_a_400(api: Api, name: 
         assert error_of(response)[1]
 
 
+@each_engine
 def test_deep_json_in_a_beacon_a_delete_or_a_dataset_index_is_a_400(api: Api) -> None:
     import base64
 
@@ -390,11 +405,10 @@ def test_deep_json_in_a_beacon_a_delete_or_a_dataset_index_is_a_400(api: Api) ->
     assert response.status_code < 500, response.text
 
 
-def test_run_query_stops_at_the_storage_time_limit() -> None:
+def test_run_query_stops_at_the_storage_time_limit(engine: str) -> None:
     from keen.server.engine import run_query
-    from keen.server.storage import Storage
 
-    with Storage() as storage:
+    with open_store(engine) as storage:
         storage.insert_events("p", "c", [{"n": i} for i in range(3000)], now=NOW)
         params = {"event_collection": "c", "timeframe": "this_10_years",
                   "filters": [{"property_name": "n", "operator": "gte", "property_value": 0}]}
@@ -407,17 +421,57 @@ def test_run_query_stops_at_the_storage_time_limit() -> None:
         assert run_query(storage, "p", "count", params, now=NOW)["result"] == 3000
 
 
-def test_values_stored_before_the_nesting_limit_are_a_400_not_a_500() -> None:
+def test_a_slow_statement_is_stopped_while_it_runs(engine: str) -> None:
+    """The limit stops a statement in its middle, not only between statements: 40 events whose
+    regex (one the guard accepts) takes about 0.25 s each would take 10 s; with a limit of
+    0.5 s the answer is a 503, and the store answers the next query."""
+    from keen.server.engine import run_query
+
+    with open_store(engine) as storage:
+        storage.insert_events("p", "c", [{"s": "a" * 9998 + "!"}] * 40, now=NOW)
+        slow = {**QUERY, "filters": [
+            {"property_name": "s", "operator": "regex", "property_value": "a+$"}]}
+        storage.query_time_limit = 0.5
+        with pytest.raises(QueryError) as caught:
+            run_query(storage, "p", "count", slow, now=NOW)
+        assert (caught.value.status, caught.value.error_code) == (503, "QueryTimeoutError")
+        quick = {**QUERY, "filters": [
+            {"property_name": "s", "operator": "regex", "property_value": "^a"}]}
+        assert run_query(storage, "p", "count", quick, now=NOW)["result"] == 40
+
+
+def test_a_slow_delete_is_stopped_while_it_runs_and_deletes_nothing(engine: str) -> None:
+    with open_store(engine) as storage:
+        storage.insert_events("p", "c", [{"s": "a" * 9998 + "!"}] * 40, now=NOW)
+        storage.query_time_limit = 0.5
+        with pytest.raises(QueryError) as caught:
+            storage.delete_events("p", "c", now=NOW, filters=[
+                {"property_name": "s", "operator": "regex", "property_value": "a+$"}])
+        assert (caught.value.status, caught.value.error_code) == (503, "QueryTimeoutError")
+        assert storage.count_events("p", "c") == 40
+        storage.insert_events("p", "c", [{"s": "x"}], now=NOW)  # the writer goes on
+        assert storage.count_events("p", "c") == 41
+
+
+def _store_raw(storage: Any, engine: str, ts: int, event: dict[str, Any]) -> None:
+    """Store an event as an older version could have, past today's validation (for DuckDB the
+    way migrating an old SQLite database stores it)."""
+    with storage._write() as conn:
+        if engine == "sqlite":
+            conn.execute("INSERT INTO events VALUES ('p', 'c', ?, 99, NULL, ?)",
+                         (ts, json.dumps(event)))
+        else:
+            storage._store(conn, "p", "c", [ts], [None], [event], {})
+
+
+def test_values_stored_before_the_nesting_limit_are_a_400_not_a_500(engine: str) -> None:
     """A database written by an older version may hold a 600-deep list."""
     from keen.server.engine import run_query
-    from keen.server.storage import Storage
 
-    with Storage() as storage:
+    with open_store(engine) as storage:
         storage.insert_events("p", "c", [{"l": 1}], now=NOW)
-        body = json.dumps({"l": nested_list(600), "keen": {"timestamp": "2026-03-10T00:00:00Z"}})
-        with storage._write() as conn:
-            conn.execute("INSERT INTO events VALUES ('p', 'c', ?, 99, NULL, ?)",
-                         (1_773_100_800_000_000, body))
+        _store_raw(storage, engine, 1_773_100_800_000_000, {
+            "l": nested_list(600), "keen": {"timestamp": "2026-03-10T00:00:00.000Z"}})
         for analysis, extra in [("count", {"group_by": "l"}),
                                 ("select_unique", {"target_property": "l"})]:
             with pytest.raises(QueryError) as caught:
@@ -435,6 +489,7 @@ def test_a_batch_of_more_events_than_the_limit_is_a_413_and_stores_nothing(api: 
     assert api.server.storage.count_events(api.server.project_id) == 0
 
 
+@each_engine
 def test_a_delete_past_the_time_limit_is_a_503_and_deletes_nothing(api: Api) -> None:
     api.write("c", *[{"n": i} for i in range(3000)])
     api.server.storage.query_time_limit = 1e-9

@@ -1,4 +1,5 @@
-"""A local Keen-compatible server: the Keen HTTP API over SQLite, standard library only.
+"""A local Keen-compatible server: the Keen HTTP API over SQLite, standard library only (or over
+DuckDB, ``engine="duckdb"``, with ``pip install "keen[server]"``; see ``keen.server.engines``).
 
 Run it on its own with ``python -m keen.server`` (or ``keen-server``), or in-process::
 

@@ -1,7 +1,8 @@
 """``python -m keen.server`` / ``keen-server``: run the local Keen-compatible server.
 
 Options (and nothing else): ``--version``, ``--host`` (127.0.0.1), ``--port`` (8765; 0 picks a
-free port), ``--db PATH`` (SQLite file; default in memory), ``--project-id``, ``--master-key``,
+free port), ``--db PATH`` (database file; default in memory), ``--engine sqlite|duckdb``
+(default sqlite; duckdb needs ``pip install "keen[server]"``), ``--project-id``, ``--master-key``,
 ``--read-key``, ``--write-key`` (defaults: ``KEEN_PROJECT_ID``, ``KEEN_MASTER_KEY``,
 ``KEEN_READ_KEY``, ``KEEN_WRITE_KEY``, else the development values of ``keen.server.config``).
 More projects: a JSON file named by ``KEEN_SERVER_CONFIG`` (see ``keen.server.config``).
@@ -38,6 +39,7 @@ from keen.server.config import (
     projects_from_environment,
     resolve_primary,
 )
+from keen.server.engines import DEFAULT_ENGINE, ENGINES, DatabaseError, EngineUnavailable
 
 KEY_FIELDS = ("write_key", "read_key", "master_key")
 DEV = "dev"  # the source of a built-in development key
@@ -54,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog=_prog(),
-        description="Run a local Keen-compatible server (Keen HTTP API 3.0 over SQLite).",
+        description="Run a local Keen-compatible server (Keen HTTP API 3.0 over SQLite or DuckDB).",
         epilog=f"More projects may be declared in a JSON file named by ${CONFIG_ENV}.",
         allow_abbrev=False,  # exactly the documented options: no "--master" for "--master-key"
     )
@@ -64,7 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help=f"port (default {DEFAULT_PORT}; 0 picks a free port)")
     parser.add_argument("--db", metavar="PATH", default=None,
-                        help="SQLite database file (default: in memory, lost on exit)")
+                        help="database file (default: in memory, lost on exit)")
+    parser.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE,
+                        help=f"storage and query engine (default {DEFAULT_ENGINE}; duckdb needs "
+                             'pip install "keen[server]")')
     parser.add_argument("--project-id", help="project id (default $KEEN_PROJECT_ID or a dev id)")
     parser.add_argument("--master-key", help="master key (default $KEEN_MASTER_KEY or a dev key)")
     parser.add_argument("--read-key", help="read key (default $KEEN_READ_KEY or a dev key)")
@@ -178,12 +183,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  read_key=primary.read_key, write_key=primary.write_key,
                                  projects=projects[1:], allow_origins=args.allow_origin,
                                  allow_hosts=args.allow_host,
-                                 expose_faults=True if args.expose_faults else None)
+                                 expose_faults=True if args.expose_faults else None,
+                                 engine=args.engine)
     except ValueError as exc:
         parser.error(f"--allow-origin: {exc}")
     try:
         _ = server.storage  # opens the database: a bad --db is reported before listening
-    except sqlite3.Error as exc:
+    except EngineUnavailable as exc:
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return 1
+    except (sqlite3.Error, OSError, DatabaseError) as exc:
         print(f"{parser.prog}: cannot open the database {args.db!r}: {exc}", file=sys.stderr)
         return 1
     try:
@@ -195,6 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     keys = {"write_key": primary.write_key, "read_key": primary.read_key,
             "master_key": primary.master_key}
+    migrated = getattr(server.storage, "migrated_from", None)
+    if migrated is not None:
+        print(f"Copied the SQLite database {migrated} into {server.storage.database} "  # type: ignore[attr-defined]
+              "(the SQLite file is unchanged).", flush=True)
     notes = exposure_notes(args.host, args.allow_origin, server.policy.faults_exposed)
     print(banner(server.url, primary.project_id, keys, [p.project_id for p in projects[1:]],
                  sources=key_sources(args, os.environ), show_keys=args.show_keys,

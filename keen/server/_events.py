@@ -24,14 +24,17 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 from keen.server.limits import MAX_NESTING, MAX_PROPERTY_NAME, MAX_STRING, text_problem
 from keen.server.timeframes import format_timestamp, parse_iso, to_micros
 
-__all__ = ["EventError", "collection_name_error", "prepare_event", "property_paths"]
+__all__ = ["STORED", "EventError", "collection_name_error", "prepare_event", "prepare_events",
+           "property_paths"]
+
+STORED: dict[str, Any] = {"success": True}  # the result of every stored event (shared)
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _MAX_STRING = MAX_STRING
@@ -231,6 +234,38 @@ def prepare_event(
     _walk(stored, "", types, 1)
     types["keen.timestamp"] = types["keen.created_at"] = "datetime"
     return stored, ts_micros, token, types
+
+
+def prepare_events(
+    events: Iterable[Any],
+    *,
+    now: datetime,
+    autofill: Mapping[str, Any] | None,
+    schema: dict[str, str],
+) -> Iterator[tuple[dict[str, Any], tuple[dict[str, Any], int, str | None] | None]]:
+    """Validate and enrich ``events`` one at a time, for every engine's ``insert_events``.
+
+    Yields each event's result item (``STORED``, or the refusal of an ``EventError``, which
+    ``events`` may also hold as it is) with ``(stored_event, timestamp_micros,
+    uniqueness_token)`` when the event is to be stored, and merges the types of its properties
+    into ``schema`` (a ``null`` type gives way to the first other one).
+    """
+    now_text = format_timestamp(now)
+    for event in events:
+        if isinstance(event, EventError):
+            yield event.as_item(), None
+            continue
+        try:
+            stored, ts, token, types = prepare_event(
+                event, now=now, now_text=now_text, autofill=autofill
+            )
+        except EventError as exc:
+            yield exc.as_item(), None
+            continue
+        for path, kind in types.items():
+            if schema.get(path, "null") == "null":
+                schema[path] = kind
+        yield STORED, (stored, ts, token)
 
 
 def property_paths(event: Mapping[str, Any]) -> set[str]:

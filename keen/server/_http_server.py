@@ -69,7 +69,7 @@ from keen.server.faults import DROP, FAIL, SLOW, Fault, Faults
 
 if TYPE_CHECKING:
     from keen.client import KeenClient
-    from keen.server.storage import Storage
+    from keen.server.engines.base import EventStore
 
 logger = logging.getLogger("keen.server")
 
@@ -407,7 +407,9 @@ class LocalKeenServer:
             server.client.add_event("sign_ups", {"username": "ada"})
             assert server.client.count("sign_ups", timeframe="this_day") == 1
 
-    ``db`` is a SQLite file (``None``: in memory). ``stop()`` then ``start()`` restarts on the
+    ``db`` is the database file (``None``: in memory) of the ``engine``: ``"sqlite"`` (the
+    default, standard library only) or ``"duckdb"`` (``pip install "keen[server]"``; see
+    ``keen.server.engines``). ``stop()`` then ``start()`` restarts on the
     same port with the same data (an in-memory database is kept while the object lives). The
     keys default to the development values of ``keen.server.config`` (never the ``KEEN_*``
     environment: tests must not pick up real keys). ``clock`` returns the aware UTC "now" used
@@ -437,6 +439,7 @@ class LocalKeenServer:
         allow_hosts: Iterable[str] = (),
         expose_faults: bool | None = None,
         limits: Limits | None = None,
+        engine: str = "sqlite",
     ) -> None:
         self.project = resolve_primary(project_id=project_id, master_key=master_key,
                                        read_key=read_key, write_key=write_key)
@@ -444,11 +447,16 @@ class LocalKeenServer:
         self.host = host
         self.port = port
         self.db = db
+        from keen.server.engines import ENGINES
+
+        if engine not in ENGINES:
+            raise ValueError(f"Unknown engine {engine!r}; use one of {', '.join(ENGINES)}.")
+        self.engine = engine
         self.clock: Callable[[], datetime] = clock or utc_now
         self.faults = Faults()
         self.policy = BrowserPolicy.create(host, allow_hosts, allow_origins, expose_faults)
         self.limits = limits or DEFAULT_LIMITS
-        self._storage: Storage | None = None
+        self._storage: EventStore | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._client: KeenClient | None = None
@@ -486,7 +494,7 @@ class LocalKeenServer:
         return self._server is not None
 
     @property
-    def storage(self) -> Storage:
+    def storage(self) -> EventStore:
         """The server's storage, for direct assertions (opened by ``start()``)."""
         if self._storage is None:
             self._storage = self._open_storage()
@@ -573,10 +581,10 @@ class LocalKeenServer:
     def _now(self) -> datetime:
         return self.clock()
 
-    def _open_storage(self) -> Storage:
-        from keen.server.storage import Storage
+    def _open_storage(self) -> EventStore:
+        from keen.server.engines import open_engine
 
-        return Storage(self.db)
+        return open_engine(self.engine, self.db)
 
 
 __all__ = ["Limits", "LocalKeenServer", "ProjectConfig"]

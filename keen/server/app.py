@@ -59,7 +59,7 @@ from keen.server.resources.events import MAX_BATCH_BYTES, MAX_EVENT_BYTES
 from keen.server.resources.projects import project_document
 
 if TYPE_CHECKING:
-    from keen.server.storage import Storage
+    from keen.server.engines.base import EventStore as Storage
 
 logger = logging.getLogger("keen.server")
 

@@ -40,7 +40,7 @@ from keen.server.filters import normalize_filters
 from keen.server.limits import check_filter_counts, check_json
 
 if TYPE_CHECKING:
-    from keen.server.storage import Storage
+    from keen.server.engines.base import EventStore as Storage
 
 ADMIN = "admin"
 WRITES = "writes"

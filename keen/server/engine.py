@@ -1,8 +1,10 @@
 """The query engine of the local Keen server: every analysis of keen-api.md sections 7-12.
 
-``run_query`` turns the parameters of one query into SQL over :class:`~keen.server.storage.Storage`
-(the timeframe, interval buckets, filters and group_by are compiled, aggregation happens inside
-SQLite and rows are read one at a time), then shapes the response body.
+``run_query`` turns the parameters of one query into the primitives of an
+:class:`~keen.server.engines.base.EventStore` (the timeframe, interval buckets, filters and
+group_by are resolved here; aggregation happens inside the engine's database), then shapes the
+response body. The engine answers its own errors: a statement past the query's deadline is a 503
+``QueryTimeoutError``, a query too large for the database a 400 ``QueryTooComplexError``.
 
 Choices where keen-api.md leaves room ([INF] points); timeframe, timezone and interval rules are in
 :mod:`keen.server.timeframes`, filter rules in :mod:`keen.server.filters`:
@@ -70,7 +72,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -80,8 +81,8 @@ from keen.server import _engine_sql as sql
 from keen.server import limits
 from keen.server._errors import QueryError, bad_request
 from keen.server._events import property_paths
+from keen.server.engines.base import EventStore as Storage  # any engine of the server
 from keen.server.filters import MISSING, normalize_filters, sort_key, value_at
-from keen.server.storage import Storage
 from keen.server.timeframes import (
     format_timestamp,
     interval_buckets,
@@ -241,12 +242,11 @@ class _Analysis:
         self.percentile = _percentile(spec, what) if analysis == "percentile" else None
 
     def run(self, storage: Storage, scope: sql.Scope) -> dict[Key, Any]:
-        with storage.reading() as conn:
-            found = sql.aggregate(conn, scope, self.analysis, self.target, self.percentile)
-            if scope.group_by and self.analysis in ("median", "percentile", "select_unique"):
-                # Groups whose events hold no usable value still appear, with an empty result.
-                for key in sql.group_universe(conn, scope) - set(found):
-                    found[key] = None
+        found = storage.aggregate(scope, self.analysis, self.target, self.percentile)
+        if scope.group_by and self.analysis in ("median", "percentile", "select_unique"):
+            # Groups whose events hold no usable value still appear, with an empty result.
+            for key in storage.group_universe(scope) - set(found):
+                found[key] = None
         return {key: _finish(self.analysis, value) for key, value in found.items()}
 
 
@@ -259,16 +259,13 @@ def _group_items(
     order: _Order,
 ) -> list[dict[str, Any]]:
     """The group_by list of one bucket: ``{<group props>..., <label>: value, ...}`` items."""
-    ordered = sorted(groups, key=lambda group: [
-        sort_key(sql.decode_group_value(key)) for key in group
-    ])
+    decoded = {group: [sql.decode_group_value(key) for key in group] for group in groups}
+    ordered = sorted(groups, key=lambda group: [sort_key(value) for value in decoded[group]])
     items = []
     for index, group in enumerate(ordered):
         if index % 1000 == 999:
             limits.check_deadline()
-        item: dict[str, Any] = {
-            name: sql.decode_group_value(key) for name, key in zip(scope.group_by, group)
-        }
+        item: dict[str, Any] = dict(zip(scope.group_by, decoded[group]))
         for label, found in labelled.items():
             value = found.get((bucket, group))
             item[label] = _finish(analyses[label].analysis, None) if value is None else value
@@ -407,10 +404,9 @@ def _extraction(
             raise _invalid(f"email must be an e-mail address, not {email!r}.")
         return {"result": EMAIL_EXTRACTION_RESULT}, scope
     limit = min(latest or MAX_EXTRACTION, MAX_EXTRACTION)
-    with storage.reading() as conn:
-        cursor = sql.select_bodies(conn, scope, newest_first=latest is not None, limit=limit)
-        events = []
-        for (body,) in cursor:
+    events = []
+    with storage.event_bodies(scope, newest_first=latest is not None, limit=limit) as bodies:
+        for body in bodies:
             events.append(json.loads(body))
             if len(events) % 1000 == 0:
                 limits.check_deadline()
@@ -467,23 +463,19 @@ def _funnel(
     counts: list[int] = []
     actors: list[list[Any] | None] = []
     previous: str | None = None
-    with storage.reading() as conn:
-        sets = sql.ActorSets(conn)
-        try:
-            for echo, scope in zip(echoes, scopes):
-                limits.check_deadline()
-                did = sets.did(scope, echo["actor_property"])
-                current = did if previous is None else sets.combine(
-                    previous, did, inverted=echo["inverted"])
-                counts.append(sets.count(current))
-                actors.append(
-                    sorted(map(sql.decode_group_value, sets.actors(current)), key=sort_key)
-                    if echo["with_actors"] else None
-                )
-                if not echo["optional"]:
-                    previous = current
-        finally:
-            sets.drop()
+    with storage.actor_sets() as sets:
+        for echo, scope in zip(echoes, scopes):
+            limits.check_deadline()
+            did = sets.did(scope, echo["actor_property"])
+            current = did if previous is None else sets.combine(
+                previous, did, inverted=echo["inverted"])
+            counts.append(sets.count(current))
+            actors.append(
+                sorted(map(sql.decode_group_value, sets.actors(current)), key=sort_key)
+                if echo["with_actors"] else None
+            )
+            if not echo["optional"]:
+                previous = current
     body: dict[str, Any] = {"result": counts, "steps": echoes}
     if any(echo["with_actors"] for echo in echoes):
         body["actors"] = actors
@@ -530,11 +522,6 @@ def run_query(
             if params.get("include_metadata") is True:
                 body["execution_metadata"] = _metadata(
                     storage, scope, extra_filters, time.perf_counter() - started)
-    except sqlite3.Error as exc:
-        answer = limits.sqlite_limit_error(exc)
-        if answer is None:
-            raise
-        raise answer from None
     except RecursionError:  # only values stored before the nesting limit can be this deep
         raise bad_request(limits.TOO_COMPLEX,
                           "A value this query compares is nested too deeply (stored before "
@@ -554,18 +541,17 @@ def _metadata(
         restriction = normalize_filters(list(key_filters))
         visible = sql.Scope(scope.project_id, scope.collection, scope.start, scope.end,
                             filters=restriction)
-        with storage.reading() as conn:
-            found = sql.aggregate(conn, visible, "count", None, None)
-            scanned = int(sum(found.values()))
-            if restriction:
-                paths: set[str] = set()
-                cursor = sql.select_bodies(conn, visible, newest_first=False, limit=None)
-                for index, (text,) in enumerate(cursor):
+        found = storage.aggregate(visible, "count", None, None)
+        scanned = int(sum(found.values()))
+        if restriction:
+            paths: set[str] = set()
+            with storage.event_bodies(visible, newest_first=False, limit=None) as bodies:
+                for index, text in enumerate(bodies):
                     paths.update(property_paths(json.loads(text)))
                     if index % 1000 == 999:
                         limits.check_deadline()
-                per_event = len(paths)
-        if not restriction:
+            per_event = len(paths)
+        else:
             schema = storage.collection(scope.project_id, scope.collection)
             per_event = len(schema["properties"]) if schema else 0
     return {

@@ -50,6 +50,7 @@ from typing import Any, Callable
 
 from keen.server._errors import QueryError, bad_request
 from keen.server._regex_guard import regex_problem
+from keen.server.limits import deadline_passed, timeout_error
 from keen.server.timeframes import format_timestamp, parse_iso, to_micros
 
 __all__ = [
@@ -326,6 +327,8 @@ def _matches(event: Mapping[str, Any], flt: Filter) -> bool:
     if operator in ("contains", "not_contains"):
         return _contains(value, wanted) is not (operator == "not_contains")
     if operator == "regex":
+        if deadline_passed():  # as in _sql_regexp: one search may take a noticeable time
+            raise timeout_error()
         pattern = _compiled(wanted)
         return any(isinstance(e, str) and pattern.search(e) is not None for e in _elements(value))
     target = _geo_target(wanted)
@@ -581,6 +584,10 @@ def _sql_filter(body: str, filter_json: str) -> int:
 
 
 def _sql_regexp(pattern: str, text: Any) -> int:
+    # One search may take a noticeable time (the guard allows quadratic patterns) and SQLite's
+    # progress handler counts VM steps, not time: look at the query deadline on every call.
+    if deadline_passed():
+        raise timeout_error()
     return int(isinstance(text, str) and _compiled(pattern).search(text) is not None)
 
 

@@ -46,6 +46,8 @@ __all__ = [
     "query_deadline",
     "sqlite_limit_error",
     "text_problem",
+    "time_left",
+    "timeout_error",
 ]
 
 # --- events --------------------------------------------------------------------------------
@@ -174,6 +176,14 @@ def deadline_passed() -> bool:
     """Whether the deadline of the running query has passed (the SQLite progress handler)."""
     deadline = _DEADLINE.get()
     return deadline is not None and time.monotonic() > deadline
+
+
+def time_left() -> float | None:
+    """Seconds until the running query's deadline (negative once passed); None: no deadline.
+    Engines that cannot look at the deadline while a statement runs (DuckDB) arm a watchdog
+    with it that interrupts the statement."""
+    deadline = _DEADLINE.get()
+    return None if deadline is None else deadline - time.monotonic()
 
 
 def timeout_error() -> QueryError:

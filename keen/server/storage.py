@@ -32,9 +32,16 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from keen.server._engine_sql import register_sql
+from keen.server._engine_sql import (
+    ActorSets,
+    Scope,
+    aggregate,
+    group_universe,
+    register_sql,
+    select_bodies,
+)
 from keen.server._errors import QueryError
-from keen.server._events import EventError, collection_name_error, prepare_event
+from keen.server._events import EventError, collection_name_error, prepare_events
 from keen.server.filters import Column, compile_filters, normalize_filters, remove_sql
 from keen.server.limits import (
     QUERY_TIME_LIMIT,
@@ -43,8 +50,9 @@ from keen.server.limits import (
     deadline_passed,
     query_deadline,
     sqlite_limit_error,
+    timeout_error,
 )
-from keen.server.timeframes import format_timestamp, resolve_timeframe, to_micros
+from keen.server.timeframes import resolve_timeframe, to_micros
 
 __all__ = ["Storage"]
 
@@ -81,13 +89,25 @@ CREATE TABLE IF NOT EXISTS documents (
 """
 _POOL_SIZE = 4
 _INSERT_CHUNK = 1_000  # events validated, then inserted together
-_STORED: dict[str, Any] = {"success": True}  # the result of every stored event (shared)
 _PROGRESS_STEPS = 10_000  # SQLite VM steps between two looks at the query deadline
 
 
 def _past_deadline() -> int:
     """SQLite progress handler: non-zero interrupts the running statement."""
     return 1 if deadline_passed() else 0
+
+
+@contextmanager
+def _query_errors() -> Iterator[None]:
+    """SQLite errors a query caused by its size or its deadline, as the API's answers."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        # A Python function that stopped at the deadline (keen_regexp) is an error to SQLite.
+        answer = timeout_error() if deadline_passed() else sqlite_limit_error(exc)
+        if answer is None:
+            raise
+        raise answer from None
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -146,7 +166,9 @@ class Storage:
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
-        """A connection for reads; cursors must be consumed before the block ends.
+        """A connection for reads; cursors must be consumed before the block ends. SQLite's
+        refusals of a query too large and its interruption past the query deadline leave the
+        block as ``QueryError`` (400 QueryTooComplexError, 503 QueryTimeoutError).
 
         Memory databases serialise on the lock; file databases hand out pooled connections
         (WAL readers see the last committed state and do not block writers).
@@ -154,7 +176,8 @@ class Storage:
         if self._memory:
             with self._lock:
                 self._check_open()
-                yield self._writer
+                with _query_errors():
+                    yield self._writer
             return
         with self._lock:
             self._check_open()
@@ -162,7 +185,8 @@ class Storage:
         if conn is None:
             conn = self._connect()
         try:
-            yield conn
+            with _query_errors():
+                yield conn
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -219,27 +243,17 @@ class Storage:
         if problem is not None:
             refused = EventError("InvalidCollectionNameError", problem).as_item()
             return [refused for _ in events]
-        now_text = format_timestamp(now)
         results: list[dict[str, Any]] = []
         schema: dict[str, str] = {}
         rows: list[tuple[int, str | None, str]] = []
         with self._write() as conn:
-            for event in events:
-                if isinstance(event, EventError):
-                    results.append(event.as_item())
+            for result, prepared in prepare_events(events, now=now, autofill=autofill,
+                                                   schema=schema):
+                results.append(result)
+                if prepared is None:
                     continue
-                try:
-                    stored, ts, token, types = prepare_event(
-                        event, now=now, now_text=now_text, autofill=autofill
-                    )
-                except EventError as exc:
-                    results.append(exc.as_item())
-                    continue
+                stored, ts, token = prepared
                 rows.append((ts, token, _dumps(stored)))
-                for path, kind in types.items():
-                    if schema.get(path, "null") == "null":
-                        schema[path] = kind
-                results.append(_STORED)
                 if len(rows) >= _INSERT_CHUNK:
                     self._insert_rows(conn, project_id, collection, rows)
                     rows.clear()
@@ -301,21 +315,15 @@ class Storage:
             sql, filter_params = compile_filters(checked)
             where.append(sql)
             params += filter_params
-        try:
-            with query_deadline(self.query_time_limit), self._write() as conn:
-                deleted = conn.execute(
-                    f"DELETE FROM events WHERE {' AND '.join(where)}", params  # noqa: S608
-                ).rowcount
-                if timeframe is None and not checked:
-                    conn.execute(
-                        "DELETE FROM properties WHERE project = ? AND collection = ?",
-                        (project_id, collection),
-                    )
-        except sqlite3.Error as exc:
-            answer = sqlite_limit_error(exc)
-            if answer is None:
-                raise
-            raise answer from None
+        with query_deadline(self.query_time_limit), _query_errors(), self._write() as conn:
+            deleted = conn.execute(
+                f"DELETE FROM events WHERE {' AND '.join(where)}", params  # noqa: S608
+            ).rowcount
+            if timeframe is None and not checked:
+                conn.execute(
+                    "DELETE FROM properties WHERE project = ? AND collection = ?",
+                    (project_id, collection),
+                )
         return int(deleted)
 
     def delete_property(self, project_id: str, collection: str, name: str) -> int:
@@ -421,3 +429,33 @@ class Storage:
                 (project_id, kind, name),
             )
             return cursor.rowcount > 0
+
+    # ------------------------------------------------------------------ query primitives
+    # The EventStore interface (keen.server.engines.base): thin delegations to _engine_sql.
+
+    def aggregate(
+        self, scope: Scope, analysis: str, target: str | None, percentile: float | None,
+    ) -> dict[tuple[int, tuple[Any, ...]], Any]:
+        with self.reading() as conn:
+            return aggregate(conn, scope, analysis, target, percentile)
+
+    def group_universe(self, scope: Scope) -> set[tuple[int, tuple[Any, ...]]]:
+        with self.reading() as conn:
+            return group_universe(conn, scope)
+
+    @contextmanager
+    def event_bodies(
+        self, scope: Scope, *, newest_first: bool, limit: int | None,
+    ) -> Iterator[Iterator[str]]:
+        with self.reading() as conn:
+            cursor = select_bodies(conn, scope, newest_first=newest_first, limit=limit)
+            yield (body for (body,) in cursor)
+
+    @contextmanager
+    def actor_sets(self) -> Iterator[ActorSets]:
+        with self.reading() as conn:
+            sets = ActorSets(conn)
+            try:
+                yield sets
+            finally:
+                sets.drop()

@@ -23,7 +23,7 @@ from keen.server.engine import ANALYSES, decode_query_params
 from keen.server.filters import normalize_filters
 
 if TYPE_CHECKING:
-    from keen.server.storage import Storage
+    from keen.server.engines.base import EventStore as Storage
 
 API_VERSION = "3.0"
 RESOURCE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")

@@ -9,7 +9,7 @@ from keen.server.resources._base import API_VERSION, Call, Response, Route, json
 from keen.server.resources.saved_queries import SAVED_QUERY_KIND
 
 if TYPE_CHECKING:
-    from keen.server.storage import Storage
+    from keen.server.engines.base import EventStore as Storage
 
 
 def project_document(storage: Storage, project_id: str) -> dict[str, Any]:

@@ -1,0 +1,121 @@
+"""The one interface between the local server and the database that stores its events.
+
+The HTTP layer (``keen.server.resources``) and the query engine (``keen.server.engine``) only
+talk to an :class:`EventStore`. What a query *means* (parameters, timeframes, interval buckets,
+filter validation, group ordering, result shapes) is decided once, in ``keen.server.engine``;
+an engine only answers the primitives below over a :class:`~keen.server._engine_sql.Scope`
+(project, collection, ``[start, end)`` in UTC microseconds, optional interval buckets,
+normalised filters, group_by properties). A new engine (ClickHouse, say) implements this
+protocol and registers a factory in :mod:`keen.server.engines`.
+
+Group keys (in ``aggregate`` results and funnel actors) follow one convention, decoded by
+``keen.server._engine_sql.decode_group_value``: a number for numbers (``1`` and ``1.0`` are
+one key), otherwise the JSON text of the value, ``'null'`` for null and missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from keen.server._engine_sql import Scope
+
+__all__ = ["ActorSetsLike", "DatabaseError", "EngineUnavailable", "EventStore", "Key"]
+
+Key = tuple[int, tuple[Any, ...]]
+
+
+class DatabaseError(RuntimeError):
+    """The database file cannot be opened by the engine (not a database, locked, unreadable)."""
+
+
+class EngineUnavailable(RuntimeError):
+    """The engine asked for cannot run here (its optional dependency is not installed)."""
+
+
+class ActorSetsLike(Protocol):
+    """The distinct actors of funnel steps, kept by the engine (not in Python memory)."""
+
+    def did(self, scope: Scope, actor: str) -> str:
+        """A handle on the distinct ``actor`` values (present, not null) of matching events."""
+
+    def combine(self, previous: str, did: str, *, inverted: bool) -> str:
+        """``previous`` actors who are (``inverted``: are not) in ``did``."""
+
+    def count(self, table: str) -> int: ...
+
+    def actors(self, table: str) -> list[Any]:
+        """The group keys of a set's actors (see the module docstring)."""
+
+
+class EventStore(Protocol):
+    """Events, inferred schemas and JSON documents of every project, plus the query primitives.
+
+    Events: validation and enrichment are the shared rules of ``keen.server._events``; a
+    repeated ``keen.uniqueness_token`` in a collection is not stored again. Documents (saved
+    queries, datasets, access keys) are JSON objects by ``(project, kind, name)``.
+    """
+
+    path: str | None
+    # Seconds a query (or a delete) may run before it is stopped: its statements are
+    # interrupted and the primitive raises 503 QueryTimeoutError (``keen.server.limits``).
+    # None: no limit. Primitives also raise 400 QueryTooComplexError for a query the database
+    # refuses for its size, never the database's own exception.
+    query_time_limit: float | None
+
+    # events and schemas
+    def insert_events(
+        self, project_id: str, collection: str, events: Iterable[Any], *, now: datetime,
+        autofill: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+    def delete_events(
+        self, project_id: str, collection: str, *, timeframe: Any = None, timezone: Any = None,
+        filters: Any = None, now: datetime,
+    ) -> int: ...
+
+    def delete_property(self, project_id: str, collection: str, name: str) -> int: ...
+
+    def count_events(self, project_id: str, collection: str | None = None) -> int: ...
+
+    def collections(self, project_id: str) -> list[dict[str, Any]]: ...
+
+    def collection(self, project_id: str, name: str) -> dict[str, Any] | None: ...
+
+    # documents
+    def put_doc(self, project_id: str, kind: str, name: str, doc: Mapping[str, Any]) -> None: ...
+
+    def get_doc(self, project_id: str, kind: str, name: str) -> dict[str, Any] | None: ...
+
+    def list_docs(self, project_id: str, kind: str) -> list[dict[str, Any]]: ...
+
+    def delete_doc(self, project_id: str, kind: str, name: str) -> bool: ...
+
+    # query primitives (the meaning of each is in keen.server.engine)
+    def aggregate(
+        self, scope: Scope, analysis: str, target: str | None, percentile: float | None,
+    ) -> dict[Key, Any]:
+        """``{(bucket, group_key): raw value}`` for every (bucket, group) with matching events
+        (median/percentile: the nearest-rank value; select_unique: a list of values)."""
+
+    def group_universe(self, scope: Scope) -> set[Key]:
+        """Every (bucket, group) that has at least one matching event."""
+
+    def event_bodies(
+        self, scope: Scope, *, newest_first: bool, limit: int | None,
+    ) -> AbstractContextManager[Iterator[str]]:
+        """The JSON texts of matching events by (timestamp, insertion order), read as the
+        block consumes them (memory does not grow with their number)."""
+
+    def actor_sets(self) -> AbstractContextManager[ActorSetsLike]:
+        """Funnel actor sets, released when the block ends."""
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> EventStore: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+

@@ -1,0 +1,903 @@
+"""The DuckDB engine of the local server: events in a columnar table, queries answered by DuckDB.
+
+Layout (one DuckDB database: a file, or memory when ``path`` is None):
+
+* ``events``: ``project``, ``collection``, ``ts`` (``keen.timestamp`` as integer UTC
+  microseconds), ``seq`` (insertion number), ``token`` (``keen.uniqueness_token``) and ``body``
+  (the stored event as JSON text, exactly as the SQLite engine stores it). Columns are
+  compressed per column (dictionary, FSST, bit packing) and ``ts`` carries min/max zone maps,
+  so a timeframe skips row groups.
+* ``tokens``: the uniqueness tokens per project and collection (a primary key), so a repeated
+  token is refused by an index probe instead of a scan.
+* ``properties`` and ``documents``: the inferred schemas and the JSON documents (saved queries,
+  datasets, access keys), as in the SQLite engine.
+
+Queries are compiled by :mod:`keen.server.engines._duckdb_sql`; their meaning is decided in
+:mod:`keen.server.engine`, shared with the SQLite engine.
+
+An existing SQLite database of the ``sqlite`` engine given as ``path`` is **migrated**: the
+first open copies its events, schemas and documents into a DuckDB database beside it
+(``PATH.duckdb``), which is used from then on; the SQLite file is left untouched.
+
+Thread safety: writes go through one connection under a lock; every read uses its own cursor
+(DuckDB runs reads concurrently with writes, each seeing the last committed state).
+
+Time limit (``query_time_limit``, as the SQLite engine's): DuckDB cannot look at the query's
+deadline itself, so a watchdog thread interrupts the cursor (or, for a delete, the writer) at
+the deadline, and ``keen_regexp`` stops once every running query is past its own; either way
+the answer is 503 QueryTimeoutError (``_bounded``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import duckdb
+
+from keen.server._errors import QueryError, bad_request
+from keen.server._events import EventError, collection_name_error, prepare_events
+from keen.server.engines._duckdb_sql import (
+    DEADLINES,
+    TIMESTAMP_COLUMN,
+    Compiled,
+    QueryTimedOut,
+    register_functions,
+)
+from keen.server.engines.base import DatabaseError
+from keen.server.filters import normalize_filters
+from keen.server.limits import (
+    MAX_NESTING,
+    QUERY_TIME_LIMIT,
+    TOO_COMPLEX,
+    check_deadline,
+    check_filter_counts,
+    check_json,
+    deadline_passed,
+    query_deadline,
+    time_left,
+    timeout_error,
+)
+from keen.server.timeframes import resolve_timeframe, to_micros
+
+__all__ = ["DuckDBStore"]
+
+_T = TypeVar("_T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    project VARCHAR NOT NULL,
+    collection VARCHAR NOT NULL,
+    ts BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    token VARCHAR,
+    body VARCHAR NOT NULL USING COMPRESSION zstd
+);
+CREATE TABLE IF NOT EXISTS typed_columns (
+    project VARCHAR NOT NULL,
+    collection VARCHAR NOT NULL,
+    path VARCHAR NOT NULL,
+    id INTEGER NOT NULL,
+    kinds VARCHAR NOT NULL,
+    PRIMARY KEY (project, collection, path)
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    project VARCHAR NOT NULL,
+    collection VARCHAR NOT NULL,
+    token VARCHAR NOT NULL,
+    PRIMARY KEY (project, collection, token)
+);
+CREATE TABLE IF NOT EXISTS properties (
+    project VARCHAR NOT NULL,
+    collection VARCHAR NOT NULL,
+    path VARCHAR NOT NULL,
+    type VARCHAR NOT NULL,
+    PRIMARY KEY (project, collection, path)
+);
+CREATE TABLE IF NOT EXISTS documents (
+    project VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    body VARCHAR NOT NULL,
+    PRIMARY KEY (project, kind, name)
+);
+"""
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_IMPORT_BATCH = 20_000
+_FETCH_ROWS = 1_000  # rows fetched at a time when events are read back
+_INSERT_CHUNK = 1_000  # events validated, then inserted together (memory: a few times the body)
+MAX_TYPED_PATHS = 64  # per collection; further properties are read from the JSON body only
+# per database (every collection's columns are in one table): each new column is an ALTER TABLE
+# that takes longer as the table widens, so past this, new properties stay in the JSON body
+MAX_TYPED_COLUMNS = 1_024
+_NO_COLUMN_YET = -2  # a property that has held no scalar yet (objects, lists, nulls)
+_SCALARS = frozenset("sifb")
+_COLUMN_TYPES = {"s": "VARCHAR", "i": "BIGINT", "f": "DOUBLE", "b": "BOOLEAN"}
+
+
+_KINDS: dict[type, str] = {str: "s", bool: "b", int: "i", float: "f", type(None): "n",
+                           list: "l", dict: "o"}
+_UNSEEN: Any = object()
+
+
+def _kind(value: Any) -> str:
+    """``s``tring, ``i``nteger, ``f``loat, ``b``oolean, ``n``ull, ``l``ist or ``o``bject."""
+    if isinstance(value, str):
+        return "s"
+    if isinstance(value, bool):
+        return "b"
+    if isinstance(value, int):
+        return "i"
+    if isinstance(value, float):
+        return "f"
+    if value is None:
+        return "n"
+    return "l" if isinstance(value, list) else "o"
+
+
+def _put_back(event: dict[str, Any], path: str, value: Any) -> None:
+    node = event
+    *parents, last = path.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _is_sqlite(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(16) == _SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+class _Watchdog:
+    """One thread that interrupts the DuckDB connections whose query is past its deadline
+    (DuckDB cannot look at the deadline itself; a timer thread per query cost 0.15 ms)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: dict[int, tuple[float, Any]] = {}
+        self._next = 0
+        self._thread: threading.Thread | None = None
+
+    def arm(self, deadline: float, con: Any) -> int:
+        with self._cond:
+            token = self._next
+            self._next += 1
+            self._armed[token] = (deadline, con)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="keen-duckdb-deadlines")
+                self._thread.start()
+            self._cond.notify()
+            return token
+
+    def disarm(self, token: int) -> None:
+        with self._cond:  # once this returns, the connection is never interrupted for it
+            self._armed.pop(token, None)
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for token in [t for t, (deadline, _) in self._armed.items() if deadline <= now]:
+                    self._armed.pop(token)[1].interrupt()
+                soonest = min((deadline for deadline, _ in self._armed.values()), default=None)
+                self._cond.wait(None if soonest is None else soonest - now)
+
+
+_WATCHDOG = _Watchdog()
+
+
+@contextmanager
+def _bounded(con: Any) -> Iterator[None]:
+    """Statements of ``con`` run in the block stop at the running query's deadline
+    (``keen.server.limits.query_deadline``): the watchdog calls ``con.interrupt()``, and the
+    answer is 503 QueryTimeoutError. A value nested too deeply for a Python function, or a
+    query past DuckDB's memory limit, is a 400 QueryTooComplexError."""
+    left = time_left()
+    if left is not None and left <= 0:
+        raise timeout_error()
+    deadline = math.inf if left is None else time.monotonic() + left
+    token = DEADLINES.add(deadline)
+    armed = None if left is None else _WATCHDOG.arm(deadline, con)
+    try:
+        yield
+    except duckdb.Error as exc:
+        if isinstance(exc, duckdb.InterruptException) or deadline_passed() or (
+                QueryTimedOut.__name__ in str(exc)):
+            raise timeout_error() from None
+        if "RecursionError" in str(exc):
+            raise bad_request(TOO_COMPLEX,
+                              "A value this query compares is nested too deeply (stored before "
+                              f"the limit of {MAX_NESTING} levels); delete those events or "
+                              "query another property.") from None
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            raise bad_request(TOO_COMPLEX,
+                              "The query needs more memory than DuckDB may use here (its "
+                              "memory_limit); narrow its timeframe, filters or group_by.") from None
+        raise
+    finally:
+        if armed is not None:
+            _WATCHDOG.disarm(armed)
+        DEADLINES.remove(token)
+
+
+def _key(number: Any, text: Any) -> Any:
+    """A group key in the shared convention (a number, else JSON text)."""
+    return number if number is not None else text
+
+
+class DuckDBStore:
+    """Events and documents of every project in one DuckDB database (``path`` None = memory)."""
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path
+        # Seconds a query may run before it is stopped (503 QueryTimeoutError); None: no limit.
+        self.query_time_limit: float | None = QUERY_TIME_LIMIT
+        self._lock = threading.RLock()
+        self._closed = False
+        migrate_from: str | None = None
+        target = ":memory:" if path is None or path == ":memory:" else path
+        if target != ":memory:" and _is_sqlite(target):
+            migrate_from, target = target, target + ".duckdb"
+            if os.path.exists(target):
+                migrate_from = None  # migrated on an earlier start
+        try:
+            self._con = duckdb.connect(target)
+            register_functions(self._con)
+            self._con.execute(_SCHEMA)
+            row = self._con.execute("SELECT max(seq) FROM events").fetchone()
+        except duckdb.Error as exc:
+            raise DatabaseError(f"cannot open the DuckDB database {target!r}: {exc}") from None
+        self._next_seq = 0 if row is None or row[0] is None else int(row[0]) + 1
+        self._load_typed()
+        self.database = target
+        self.migrated_from = migrate_from
+        if migrate_from is not None:
+            self._import_sqlite(migrate_from)
+
+    # ------------------------------------------------------------------ typed columns
+
+    def _load_typed(self) -> None:
+        """Which properties of each collection have typed columns, with the kinds of value
+        (``_kind``) each property has held: ``(project, collection) -> path -> (column,
+        kinds)``; column -1 when the collection had too many properties to give it one, -2
+        while it has held no scalar."""
+        self._typed: dict[tuple[str, str], dict[str, tuple[int, str]]] = {}
+        self._pending: dict[tuple[str, str], dict[str, tuple[int, str]]] = {}
+        self._version = 0
+        self._next_column = 0
+        for project, collection, path, column, kinds in self._con.execute(
+                "SELECT project, collection, path, id, kinds FROM typed_columns").fetchall():
+            self._typed.setdefault((project, collection), {})[path] = (int(column), kinds)
+            self._next_column = max(self._next_column, int(column) + 1)
+
+    def _columns_for(
+        self, project_id: str, collection: str,
+    ) -> dict[str, tuple[int | str, str]]:
+        known = self._typed.get((project_id, collection), {})
+        found: dict[str, tuple[int | str, str]] = {
+            path: info for path, info in list(known.items()) if info[0] >= 0}
+        found["keen.timestamp"] = TIMESTAMP_COLUMN
+        return found
+
+    def _compiled(self, scope: Any) -> Compiled:
+        return Compiled(scope, self._columns_for(scope.project_id, scope.collection))
+
+    def _shred(
+        self, con: Any, project_id: str, collection: str, events: Sequence[Mapping[str, Any]],
+    ) -> tuple[dict[str, list[Any]], list[str]]:
+        """Split ``events`` (inside the write transaction) into typed column values and the
+        JSON bodies of the rest (objects kept, even when emptied); records the kinds of every
+        property seen, adding columns for new ones."""
+        # Changes are published when the transaction commits (``_write``): until then readers
+        # must not name the columns it adds.
+        key = (project_id, collection)
+        known = self._pending.get(key)
+        if known is None:
+            known = self._pending[key] = dict(self._typed.get(key, {}))
+        changed: dict[str, tuple[int, str]] = {}
+        columns: dict[str, list[Any]] = {}
+        count = len(events)
+        typed_paths = [sum(1 for c, _ in known.values() if c >= 0)]
+
+        def note(path: str, kind: str) -> int:
+            column, kinds = known.get(path, (_NO_COLUMN_YET, ""))
+            if column == _NO_COLUMN_YET and kind in _SCALARS:  # the first scalar it holds
+                column = self._next_column if (typed_paths[0] < MAX_TYPED_PATHS
+                                               and self._next_column < MAX_TYPED_COLUMNS) else -1
+                if column >= 0:
+                    self._next_column += 1
+                    typed_paths[0] += 1
+                known[path] = changed[path] = (column, kinds)
+            if kind not in kinds:
+                kinds += kind
+                if column >= 0 and kind in _SCALARS:
+                    con.execute(f"ALTER TABLE events ADD COLUMN p{column}_{kind} "
+                                f"{_COLUMN_TYPES[kind]}")
+                known[path] = changed[path] = (column, kinds)
+            return column
+
+        # (path, kind) -> the typed column's values, or None: the kind is already recorded
+        targets: dict[tuple[str, str], list[Any] | None] = {}
+
+        def split(event: Mapping[str, Any], prefix: str, row: int) -> dict[str, Any]:
+            rest: dict[str, Any] = {}
+            for name, value in event.items():
+                path = prefix + name
+                kind = _KINDS.get(type(value)) or _kind(value)
+                target = targets.get((path, kind), _UNSEEN)
+                if target is _UNSEEN:  # first time in this batch
+                    if path == "keen.timestamp":
+                        continue  # rendered from ts (TIMESTAMP_COLUMN)
+                    column = note(path, kind)
+                    target = None
+                    if column >= 0 and kind in _SCALARS:
+                        target = columns.setdefault(f"p{column}_{kind}", [None] * count)
+                    targets[(path, kind)] = target
+                if target is not None:
+                    target[row] = value
+                elif kind == "o":
+                    rest[name] = split(value, path + ".", row)
+                else:
+                    rest[name] = value
+            return rest
+
+        bodies = [_dumps(split(event, "", row)) for row, event in enumerate(events)]
+        if changed:
+            con.executemany(
+                "INSERT OR REPLACE INTO typed_columns VALUES (?, ?, ?, ?, ?)",
+                [[project_id, collection, path, column, kinds]
+                 for path, (column, kinds) in changed.items()],
+            )
+        return columns, bodies
+
+    # ------------------------------------------------------------------ connections
+
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
+        with self._lock:
+            self._check_open()
+            con = self._con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                self._pending.clear()
+                raise
+            con.execute("COMMIT")
+            if self._pending:  # still under the lock: see _stable
+                self._typed.update(self._pending)
+                self._pending.clear()
+                self._version += 1
+
+    def _stable(self, run: Callable[[], _T]) -> _T:
+        """``run()`` again until no write changed the typed columns while it ran: a query
+        compiled with older column knowledge must not read events written after the change
+        (``_write`` publishes a change under the lock right after its commit)."""
+        while True:
+            with self._lock:
+                version = self._version
+            answer = run()
+            with self._lock:
+                if self._version == version:
+                    return answer
+
+    @contextmanager
+    def _read(self) -> Iterator[Any]:
+        """A cursor of its own; its statements stop at the query's deadline (``_bounded``)."""
+        with self._lock:
+            self._check_open()
+            cursor = self._con.cursor()
+        try:
+            with _bounded(cursor):
+                yield cursor
+        finally:
+            cursor.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this DuckDBStore is closed")
+
+    def close(self) -> None:
+        """Close the database (idempotent); a file database is checkpointed first."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                if self.database != ":memory:":
+                    self._con.execute("CHECKPOINT")
+            finally:
+                self._con.close()
+
+    def __enter__(self) -> DuckDBStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ events
+
+    def insert_events(
+        self,
+        project_id: str,
+        collection: str,
+        events: Iterable[Any],
+        *,
+        now: datetime,
+        autofill: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Validate, enrich and store ``events``; one result per event (as the SQLite
+        engine's ``insert_events``: an ``EventError`` among ``events`` is reported as it is, a
+        stored event's result is one shared ``{"success": True}``). ``events`` is consumed one
+        at a time and stored in chunks, the whole batch in one transaction."""
+        problem = collection_name_error(collection)
+        if problem is not None:
+            refused = EventError("InvalidCollectionNameError", problem).as_item()
+            return [refused for _ in events]
+        stamps: list[int] = []
+        tokens: list[str | None] = []
+        parsed: list[dict[str, Any]] = []
+        results: list[dict[str, Any]] = []
+        schema: dict[str, str] = {}
+        with self._write() as con:
+            for result, prepared in prepare_events(events, now=now, autofill=autofill,
+                                                   schema=schema):
+                results.append(result)
+                if prepared is None:
+                    continue
+                stored, ts, token = prepared
+                stamps.append(ts)
+                tokens.append(token)
+                parsed.append(stored)
+                if len(parsed) >= _INSERT_CHUNK:
+                    self._store(con, project_id, collection, stamps, tokens, parsed, {})
+                    stamps, tokens, parsed = [], [], []
+            if parsed or schema:
+                self._store(con, project_id, collection, stamps, tokens, parsed, schema)
+        return results
+
+    def _store(
+        self, con: Any, project_id: str, collection: str, stamps: list[int],
+        tokens: list[str | None], parsed: list[dict[str, Any]], schema: Mapping[str, str],
+    ) -> None:
+        """Append prepared events (inside the caller's write transaction), skipping those
+        whose uniqueness token is already stored (or repeated earlier in the batch)."""
+        named = [t for t in tokens if t is not None]
+        if named:
+            fresh = {
+                row[0] for row in con.execute(
+                    "INSERT INTO tokens SELECT ?, ?, unnest(?::VARCHAR[]) "
+                    "ON CONFLICT DO NOTHING RETURNING token",
+                    [project_id, collection, list(dict.fromkeys(named))],
+                ).fetchall()
+            }
+            keep = []
+            for index, token in enumerate(tokens):
+                if token is None:
+                    keep.append(index)
+                elif token in fresh:
+                    fresh.discard(token)  # the first event with the token wins
+                    keep.append(index)
+            if len(keep) < len(tokens):
+                stamps = [stamps[i] for i in keep]
+                tokens = [tokens[i] for i in keep]
+                parsed = [parsed[i] for i in keep]
+        if parsed:
+            typed, bodies = self._shred(con, project_id, collection, parsed)
+            first = self._next_seq
+            names = "".join(f", {name}" for name in typed)
+            values = "".join(f", unnest(?::{_COLUMN_TYPES[name[-1]]}[])" for name in typed)
+            con.execute(
+                f"INSERT INTO events (project, collection, ts, seq, token, body{names}) "
+                "SELECT ?, ?, unnest(?::BIGINT[]), unnest(range(?, ?)), "
+                f"unnest(?::VARCHAR[]), unnest(?::VARCHAR[]){values}",
+                [project_id, collection, stamps, first, first + len(bodies), tokens, bodies,
+                 *typed.values()],
+            )
+            self._next_seq = first + len(bodies)
+        if schema:
+            con.executemany(
+                "INSERT INTO properties VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (project, collection, path) DO UPDATE SET type = excluded.type "
+                "WHERE properties.type = 'null'",
+                [[project_id, collection, path, kind] for path, kind in schema.items()],
+            )
+
+    def delete_events(
+        self,
+        project_id: str,
+        collection: str,
+        *,
+        timeframe: Any = None,
+        timezone: Any = None,
+        filters: Any = None,
+        now: datetime,
+    ) -> int:
+        """Delete the events of a collection matching ``timeframe``/``filters`` (all when both
+        are absent, which also forgets the collection's schema); returns how many.
+
+        Raises ``QueryError`` (400) for a bad timeframe, timezone or filter, and 503
+        ``QueryTimeoutError`` past ``query_time_limit`` (nothing is deleted then)."""
+        from keen.server._engine_sql import Scope
+
+        start, end = -(2**63), 2**63 - 1
+        if timeframe is not None:
+            lo, hi = resolve_timeframe(timeframe, timezone, now)
+            start, end = to_micros(lo), to_micros(hi)
+        check_json(filters, "filters", "InvalidFilterError")
+        checked = normalize_filters(filters)
+        if checked:
+            check_filter_counts(checked)
+        with query_deadline(self.query_time_limit), self._write() as con, _bounded(con):
+            # compiled under the lock: the typed columns hold still
+            compiled = self._compiled(Scope(project_id, collection, start, end, None, checked))
+            where, params = compiled.filters(checked)
+            source, params = compiled.source(where, params)
+            chosen = f"SELECT q.seq {source}"
+            con.execute(
+                "DELETE FROM tokens WHERE project = ? AND collection = ? AND token IN "  # noqa: S608
+                f"(SELECT q.token {source} AND q.token IS NOT NULL)",
+                [project_id, collection, *params],
+            )
+            row = con.execute(
+                f"DELETE FROM events WHERE seq IN ({chosen}) RETURNING 1", params  # noqa: S608
+            ).fetchall()
+            if timeframe is None and not checked:
+                con.execute("DELETE FROM properties WHERE project = ? AND collection = ?",
+                            [project_id, collection])
+        return len(row)
+
+    def delete_property(self, project_id: str, collection: str, name: str) -> int:
+        """Remove the dotted property ``name`` from every event of a collection and from its
+        schema; returns how many events held it. ``keen.*`` is refused (403)."""
+        from keen.server.filters import _sql_remove
+
+        if name == "keen" or name.startswith("keen."):
+            raise QueryError(403, "ForbiddenError", "Properties of 'keen' cannot be deleted.")
+        from keen.server.engines._duckdb_sql import _literal, pointer
+
+        path_json = json.dumps(name)
+        changed = 0
+        with self._write() as con:
+            column, kinds = self._typed.get((project_id, collection), {}).get(name, (-1, ""))
+            held = "".join(f" OR p{column}_{kind} IS NOT NULL"
+                           for kind in kinds if column >= 0 and kind in _SCALARS)
+            rows = con.execute(
+                "SELECT seq, body FROM events WHERE project = ? AND collection = ? "  # noqa: S608
+                f"AND (json_extract(body, {_literal(pointer(name))}) IS NOT NULL{held})",
+                [project_id, collection],
+            ).fetchall()
+            cleared = "".join(
+                f", p{column}_{kind} = NULL"
+                for path, (column, kinds) in self._typed.get((project_id, collection), {}).items()
+                if column >= 0 and (path == name or path.startswith(name + "."))
+                for kind in kinds if kind in _SCALARS
+            )
+            for offset in range(0, len(rows), _IMPORT_BATCH):
+                chunk = rows[offset:offset + _IMPORT_BATCH]
+                con.execute(
+                    f"UPDATE events SET body = u.body{cleared} "  # noqa: S608
+                    "FROM (SELECT unnest(?::BIGINT[]) AS seq, "
+                    "unnest(?::VARCHAR[]) AS body) AS u WHERE events.seq = u.seq",
+                    [[seq for seq, _ in chunk],
+                     [_sql_remove(body, path_json) for _, body in chunk]],
+                )
+            changed = len(rows)
+            con.execute(
+                "DELETE FROM properties WHERE project = ? AND collection = ? "
+                "AND (path = ? OR starts_with(path, ? || '.'))",
+                [project_id, collection, name, name],
+            )
+        return changed
+
+    def count_events(self, project_id: str, collection: str | None = None) -> int:
+        """How many events are stored for a project (or one of its collections)."""
+        sql = "SELECT count(*) FROM events WHERE project = ?"
+        params: list[Any] = [project_id]
+        if collection is not None:
+            sql += " AND collection = ?"
+            params.append(collection)
+        with self._read() as cur:
+            return int(cur.execute(sql, params).fetchone()[0])
+
+    # ------------------------------------------------------------------ schemas
+
+    def collections(self, project_id: str) -> list[dict[str, Any]]:
+        """Every collection of a project as ``{"name", "properties", "url"}``, by name."""
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT collection, path, type FROM properties WHERE project = ? "
+                "ORDER BY collection, path", [project_id],
+            ).fetchall()
+        by_name: dict[str, dict[str, str]] = {}
+        for name, path, kind in rows:
+            by_name.setdefault(name, {})[path] = kind
+        return [self._describe(project_id, name, props) for name, props in by_name.items()]
+
+    def collection(self, project_id: str, name: str) -> dict[str, Any] | None:
+        """One collection's ``{"name", "properties", "url"}``, or None if it has no events."""
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT path, type FROM properties WHERE project = ? AND collection = ? "
+                "ORDER BY path", [project_id, name],
+            ).fetchall()
+        if not rows:
+            return None
+        return self._describe(project_id, name, dict(rows))
+
+    @staticmethod
+    def _describe(project_id: str, name: str, properties: dict[str, str]) -> dict[str, Any]:
+        return {
+            "name": name,
+            "properties": properties,
+            "url": f"/3.0/projects/{quote(project_id, safe='')}/events/{quote(name, safe='')}",
+        }
+
+    # ------------------------------------------------------------------ documents
+
+    def put_doc(self, project_id: str, kind: str, name: str, doc: Mapping[str, Any]) -> None:
+        """Create or replace a JSON document (400 when it cannot be stored: too deep, or a
+        lone surrogate)."""
+        check_json(dict(doc), "The definition")
+        with self._write() as con:
+            con.execute("INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?)",
+                        [project_id, kind, name, _dumps(doc)])
+
+    def get_doc(self, project_id: str, kind: str, name: str) -> dict[str, Any] | None:
+        """A stored document, or None."""
+        with self._read() as cur:
+            row = cur.execute(
+                "SELECT body FROM documents WHERE project = ? AND kind = ? AND name = ?",
+                [project_id, kind, name],
+            ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def list_docs(self, project_id: str, kind: str) -> list[dict[str, Any]]:
+        """Every document of a kind in a project, sorted by name."""
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT body FROM documents WHERE project = ? AND kind = ? ORDER BY name",
+                [project_id, kind],
+            ).fetchall()
+        return [dict(json.loads(body)) for (body,) in rows]
+
+    def delete_doc(self, project_id: str, kind: str, name: str) -> bool:
+        """Delete a document; False when there was none."""
+        with self._write() as con:
+            rows = con.execute(
+                "DELETE FROM documents WHERE project = ? AND kind = ? AND name = ? RETURNING 1",
+                [project_id, kind, name],
+            ).fetchall()
+        return bool(rows)
+
+    # ------------------------------------------------------------------ query primitives
+
+    def aggregate(
+        self, scope: Any, analysis: str, target: str | None, percentile: float | None,
+    ) -> dict[tuple[int, tuple[Any, ...]], Any]:
+        """``{(bucket, group_key): raw value}`` (see ``keen.server.engines.base``)."""
+        return self._stable(lambda: self._aggregate(scope, analysis, target, percentile))
+
+    def _aggregate(
+        self, scope: Any, analysis: str, target: str | None, percentile: float | None,
+    ) -> dict[tuple[int, tuple[Any, ...]], Any]:
+        compiled = self._compiled(scope)
+        groups: list[str] = []
+        decoders: list[tuple[int, Callable[[Sequence[Any]], Any]]] = []
+        for name in scope.group_by:
+            columns, decode = compiled.group_columns(name)
+            groups += columns
+            decoders.append((len(columns), decode))
+        extra_where = ""
+        if analysis == "count":
+            result_sql = ["count(*)"]
+        else:
+            assert target is not None
+            number, integers, floats = compiled.number(target)
+            if analysis == "sum":
+                result_sql = [f"sum({integers})" if integers else "NULL",
+                              f"sum({floats})" if floats else "NULL"]
+            elif analysis in ("minimum", "maximum", "average", "standard_deviation"):
+                function = {"minimum": "min", "maximum": "max", "average": "avg",
+                            "standard_deviation": "stddev_pop"}[analysis]
+                result_sql = [f"{function}({number})"]
+            elif analysis in ("median", "percentile"):
+                # nearest rank: the ceil(p/100 * n)-th smallest value (at least the first)
+                # DuckDB's quantile_disc(q) is the ceil(q * n)-th value; q is nudged down by
+                # 1e-14 so that float rounding of q * n never crosses an integer (exact for
+                # n up to 10**10, checked against the integer formula of the SQLite engine).
+                rank = round((50.0 if analysis == "median" else float(percentile or 0)) * 100)
+                fraction = max(0.0, rank / 10_000 - 1e-14)
+                result_sql = [f"quantile_disc({number}, {fraction!r})"]
+                extra_where = f" AND {number} IS NOT NULL"
+            elif analysis == "count_unique":
+                result_sql = [compiled.distinct_count(target)]
+            elif analysis == "select_unique":
+                return self._select_unique(compiled, groups, decoders, target)
+            else:  # pragma: no cover - the engine validates analysis names
+                raise AssertionError(analysis)
+        where, params = compiled.filters(scope.filters)
+        source, params = compiled.source(where + extra_where, params)
+        keys = ", ".join(["q.b", *groups])
+        positions = ", ".join(str(i + 1) for i in range(len(groups) + 1))
+        sql = f"SELECT {keys}, {', '.join(result_sql)} {source} GROUP BY {positions}"
+        if not groups and scope.buckets is None:  # one answer: a plain (ungrouped) aggregate
+            sql = f"SELECT 0, {', '.join(result_sql)} {source}"
+        found: dict[tuple[int, tuple[Any, ...]], Any] = {}
+        with self._read() as cur:
+            for row in cur.execute(sql, params).fetchall():
+                key = self._row_key(row, decoders)
+                if analysis == "sum":
+                    whole, fraction = row[-2], row[-1]
+                    found[key] = None if whole is None and fraction is None else (
+                        int(whole) if fraction is None else
+                        fraction if whole is None else int(whole) + fraction)
+                else:
+                    found[key] = row[-1]
+        return found
+
+    @staticmethod
+    def _row_key(
+        row: Sequence[Any], decoders: Sequence[tuple[int, Callable[[Sequence[Any]], Any]]],
+    ) -> tuple[int, tuple[Any, ...]]:
+        group = []
+        position = 1
+        for width, decode in decoders:
+            group.append(decode(row[position:position + width]))
+            position += width
+        return int(row[0]), tuple(group)
+
+    def _select_unique(
+        self, compiled: Compiled, groups: list[str],
+        decoders: Sequence[tuple[int, Callable[[Sequence[Any]], Any]]], target: str,
+    ) -> dict[tuple[int, tuple[Any, ...]], Any]:
+        present, columns, value = compiled.present_value(target)
+        where, params = compiled.filters(compiled.scope.filters)
+        source, params = compiled.source(f"{where} AND {present}", params)
+        keys = ", ".join(["q.b", *groups, *columns])
+        sql = f"SELECT DISTINCT {keys} {source}"
+        found: dict[tuple[int, tuple[Any, ...]], Any] = {}
+        width = len(columns)
+        with self._read() as cur:
+            for row in cur.execute(sql, params).fetchall():
+                key = self._row_key(row[:-width], decoders)
+                found.setdefault(key, []).append(value(row[-width:]))
+        return found
+
+    def group_universe(self, scope: Any) -> set[tuple[int, tuple[Any, ...]]]:
+        """Every (bucket, group) that has at least one matching event."""
+        return set(self.aggregate(scope, "count", None, None))
+
+    @contextmanager
+    def event_bodies(
+        self, scope: Any, *, newest_first: bool, limit: int | None,
+    ) -> Iterator[Iterator[str]]:
+        """The JSON texts of matching events by (timestamp, insertion order), whole again (the
+        scalars of typed columns put back), fetched as the block consumes them."""
+        with self._read() as cur:
+            while True:  # as _stable: the statement's snapshot must match the columns named
+                with self._lock:
+                    version = self._version
+                compiled = self._compiled(scope)
+                where, params = compiled.filters(scope.filters)
+                source, params = compiled.source(where, params)
+                order = "DESC" if newest_first else "ASC"
+                # the body, and every typed column: the scalars they hold go back into the event
+                typed = [(path, f"p{column}_{kind}")
+                         for path, (column, kinds) in compiled.columns.items()
+                         for kind in kinds if kind in _SCALARS]
+                columns = "".join(f", q.{name}" for _, name in typed)
+                sql = f"SELECT q.body{columns} {source} ORDER BY q.ts {order}, q.seq {order}"
+                if limit is not None:
+                    sql += " LIMIT ?"
+                    params.append(limit)
+                cur.execute(sql, params)
+                with self._lock:  # a writer publishes its columns under the lock
+                    if self._version == version:
+                        break
+            yield self._whole_events(cur, [path for path, _ in typed])
+
+    @staticmethod
+    def _whole_events(cursor: Any, paths: list[str]) -> Iterator[str]:
+        while True:
+            rows = cursor.fetchmany(_FETCH_ROWS)
+            if not rows:
+                return
+            for body, *values in rows:
+                event = json.loads(body)
+                for path, value in zip(paths, values):
+                    if value is not None:
+                        _put_back(event, path, value)
+                yield _dumps(event)
+
+    @contextmanager
+    def actor_sets(self) -> Iterator[_ActorSets]:
+        """Funnel actor sets as temporary tables of one cursor (dropped with it)."""
+        with self._read() as cur:
+            yield _ActorSets(cur, self)
+
+    # ------------------------------------------------------------------ migration
+
+    def _import_sqlite(self, sqlite_path: str) -> None:
+        """Copy the events, schemas and documents of a SQLite engine's database."""
+        source = sqlite3.connect(Path(sqlite_path).resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            with self._write() as con:
+                events = source.execute(
+                    "SELECT project, collection, ts, token, body FROM events ORDER BY seq")
+                while True:
+                    chunk = events.fetchmany(_IMPORT_BATCH)
+                    if not chunk:
+                        break
+                    groups: dict[tuple[str, str], list[Any]] = {}
+                    for project, collection, ts, token, body in chunk:
+                        groups.setdefault((project, collection), []).append((ts, token, body))
+                    for (project, collection), rows in groups.items():
+                        # through the typed columns, as if the events were sent again
+                        self._store(con, project, collection, [r[0] for r in rows],
+                                    [r[1] for r in rows], [json.loads(r[2]) for r in rows], {})
+                for table, width in (("properties", 4), ("documents", 4)):
+                    rows = source.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608
+                    if rows:
+                        marks = ", ".join("?" * width)
+                        con.executemany(f"INSERT INTO {table} VALUES ({marks})",  # noqa: S608
+                                        [list(r) for r in rows])
+        finally:
+            source.close()
+
+
+class _ActorSets:
+    """Funnel actor sets as DuckDB temporary tables of one cursor (see ``EventStore``)."""
+
+    def __init__(self, cursor: Any, store: DuckDBStore) -> None:
+        self.cursor = cursor
+        self.store = store
+        self.count_tables = 0
+
+    def _new(self, select: str, params: list[Any]) -> str:
+        check_deadline()  # a statement started after the deadline's interrupt is not stopped
+        name = f"keen_actors_{self.count_tables}"  # our own name: nothing from the query
+        self.count_tables += 1
+        self.cursor.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {select}", params)
+        return name
+
+    def did(self, scope: Any, actor: str) -> str:
+        return self.store._stable(lambda: self._did(scope, actor))
+
+    def _did(self, scope: Any, actor: str) -> str:
+        compiled = self.store._compiled(scope)
+        present, number, text = compiled.actor_columns(actor)
+        where, params = compiled.filters(scope.filters)
+        source, params = compiled.source(f"{where} AND {present}", params)
+        return self._new(f"SELECT DISTINCT {number} AS n, {text} AS t {source}", params)
+
+    def combine(self, previous: str, did: str, *, inverted: bool) -> str:
+        operator = "EXCEPT" if inverted else "INTERSECT"
+        return self._new(
+            f"SELECT n, t FROM {previous} {operator} SELECT n, t FROM {did}", [])  # noqa: S608
+
+    def count(self, table: str) -> int:
+        return int(self.cursor.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+
+    def actors(self, table: str) -> list[Any]:
+        rows = self.cursor.execute(f"SELECT n, t FROM {table}").fetchall()  # noqa: S608
+        return [_key(n, t) for n, t in rows]

@@ -1,0 +1,181 @@
+"""What only the DuckDB engine does: migrating a SQLite engine's database, being optional,
+interrupting a statement at the query deadline.
+
+Its query semantics are tested with every other engine's by the shared suites
+(tests/test_engine_*.py, tests/test_e2e_queries.py, test_server_auth.py, test_server_events.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import requests
+from _server_helpers import TIMEOUT, ServerProcess
+
+from keen.server import DEV_PROJECT_ID, DEV_READ_KEY, LocalKeenServer
+from keen.server.engine import run_query
+from keen.server.engines import DatabaseError, EngineUnavailable, open_engine
+
+pytest.importorskip("duckdb")
+
+NOW = datetime(2024, 3, 10, 12, 0, tzinfo=timezone.utc)
+QUERIES = [
+    ("count", {"group_by": "user.country"}),
+    ("sum", {"target_property": "price"}),
+    ("select_unique", {"target_property": "user.country"}),
+    ("extraction", {}),
+]
+
+
+def _sqlite_file(path: Path) -> list[dict[str, object]]:
+    """A SQLite engine database with events (one with a uniqueness token) and a document;
+    returns the answers of QUERIES on it."""
+    with open_engine("sqlite", str(path)) as store:
+        store.insert_events("p", "buys", [
+            {"price": 10, "user": {"country": "FR"}, "tags": ["a", 1]},
+            {"price": 2.5, "user": {"country": "DE"}, "keen": {"uniqueness_token": "t1"}},
+            {"price": "free", "tags": ["a", 1.0]},
+        ], now=NOW)
+        store.put_doc("p", "saved_query", "q", {"query_name": "q"})
+        return [_ask(store, analysis, params) for analysis, params in QUERIES]
+
+
+def _ask(store: object, analysis: str, params: dict[str, object]) -> dict[str, object]:
+    query = {"event_collection": "buys", "timeframe": "this_1_days", **params}
+    return run_query(store, "p", analysis, query, now=NOW)  # type: ignore[arg-type]
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_sqlite_database_is_copied_into_a_duckdb_database_beside_it(tmp_path: Path) -> None:
+    path = tmp_path / "keen.db"
+    answers = _sqlite_file(path)
+    before = _digest(path)
+    with open_engine("duckdb", str(path)) as store:
+        assert [_ask(store, a, p) for a, p in QUERIES] == answers
+        assert store.get_doc("p", "saved_query", "q") == {"query_name": "q"}
+        assert store.collection("p", "buys") is not None
+        # the token came along: the same event is not stored twice
+        assert store.insert_events("p", "buys", [{"keen": {"uniqueness_token": "t1"}}],
+                                   now=NOW) == [{"success": True}]
+        assert store.count_events("p", "buys") == 3
+        store.insert_events("p", "buys", [{"price": 1}], now=NOW)
+        # the copied events are in the typed columns too: price is now read from them
+        assert _ask(store, "sum", {"target_property": "price"}) == {"result": 13.5}
+        assert _ask(store, "count", {"filters": [
+            {"property_name": "user.country", "operator": "eq", "property_value": "FR"}]}) == {
+            "result": 1}
+    assert _digest(path) == before  # the SQLite file is left as it was
+    assert (tmp_path / "keen.db.duckdb").exists()
+    with open_engine("duckdb", str(path)) as store:  # copied once, then used as it is
+        assert store.count_events("p", "buys") == 4
+        new_seq = store.insert_events("p", "buys", [{"price": 7}], now=NOW)
+        assert new_seq == [{"success": True}]
+        latest = _ask(store, "extraction", {"latest": 1})["result"]
+        assert [event["price"] for event in latest] == [7]  # type: ignore[index]
+
+
+def test_keen_server_engine_duckdb_serves_an_old_sqlite_db(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with LocalKeenServer(db=str(path)) as server:  # the sqlite engine, as before
+        server.client.add_events({"buys": [{"price": 3}, {"price": 4}]})
+    process = ServerProcess("--engine", "duckdb", "--db", str(path))
+    try:
+        lines = process.read_banner()
+        assert any("Copied the SQLite database" in line for line in lines)
+        answer = requests.get(
+            f"{process.url}/3.0/projects/{DEV_PROJECT_ID}/queries/sum",
+            params={"event_collection": "buys", "target_property": "price",
+                    "timeframe": "this_1_days"},
+            headers={"Authorization": DEV_READ_KEY}, timeout=TIMEOUT)
+        assert answer.json() == {"result": 7}
+    finally:
+        assert process.stop()[0] == 0
+
+
+def test_a_file_that_is_no_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(DatabaseError, match="cannot open the DuckDB database"):
+        open_engine("duckdb", str(path))
+
+
+def test_without_duckdb_the_engine_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "duckdb", None)  # import duckdb now fails
+    with pytest.raises(EngineUnavailable, match=r'pip install "keen\[server\]"'):
+        open_engine("duckdb")
+
+
+def test_an_unknown_engine_is_refused_before_anything_starts() -> None:
+    with pytest.raises(ValueError, match="Unknown engine 'mysql'; use one of sqlite, duckdb"):
+        LocalKeenServer(engine="mysql")
+
+
+def test_a_long_duckdb_statement_is_interrupted_at_the_query_deadline() -> None:
+    """DuckDB cannot look at the deadline itself: a timer interrupts the running statement
+    (here one that would count for hours), the answer is 503 QueryTimeoutError, and the
+    interruption does not reach the next statement of the store."""
+    from keen.server._errors import QueryError
+    from keen.server.limits import query_deadline
+
+    with open_engine("duckdb") as store:
+        store.insert_events("p", "c", [{"n": 1}], now=NOW)
+        with pytest.raises(QueryError) as caught, query_deadline(0.2), \
+                store._read() as cursor:  # type: ignore[attr-defined]
+            cursor.execute("SELECT count(*) FROM range(1000000000000) t(i) "
+                           "WHERE i % 7 = 3").fetchall()
+        assert (caught.value.status, caught.value.error_code) == (503, "QueryTimeoutError")
+        params = {"event_collection": "c", "timeframe": "this_1_days"}
+        assert run_query(store, "p", "count", params, now=NOW)["result"] == 1
+
+
+def test_typed_columns_stop_at_the_database_cap_and_answers_stay_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every collection's typed columns are in one table, and each new one is an ALTER TABLE
+    that slows as the table widens: past MAX_TYPED_COLUMNS (lowered here) new properties stay
+    in the JSON body, so many collections with many properties cannot stall writes."""
+    import keen.server.engines.duckdb as engine_module
+
+    monkeypatch.setattr(engine_module, "MAX_TYPED_COLUMNS", 6)
+    with open_engine("duckdb") as store:
+        for name in ("a", "b", "c"):
+            store.insert_events("p", name, [{"x": 1, "y": "s", "z": 2.5}, {"x": 3}], now=NOW)
+        columns = [row[0] for row in store._con.execute(  # type: ignore[attr-defined]
+            "DESCRIBE events").fetchall()]
+        slots = {name.split("_")[0] for name in columns if re.fullmatch(r"p\d+_[sifb]", name)}
+        assert len(slots) == 6  # the first collection's five (keen.id and keen.created_at
+        # included) and one of the second's: the third collection has none
+        params = {"event_collection": "c", "timeframe": "this_1_days"}
+        assert run_query(store, "p", "sum", {**params, "target_property": "x"},
+                         now=NOW)["result"] == 4
+        assert run_query(store, "p", "count", {**params, "group_by": "y"}, now=NOW)["result"] == [
+            {"y": None, "result": 1}, {"y": "s", "result": 1}]
+        whole = run_query(store, "p", "extraction", params, now=NOW)["result"]
+        assert [{k: v for k, v in e.items() if k != "keen"} for e in whole] == [
+            {"x": 1, "y": "s", "z": 2.5}, {"x": 3}]
+
+
+def test_a_query_past_duckdbs_memory_limit_is_a_400_and_the_store_goes_on() -> None:
+    from keen.server._errors import QueryError
+
+    with open_engine("duckdb") as store:
+        store.insert_events("p", "c", [{"u": f"user-{i}-{'x' * 50}", "n": i}
+                                       for i in range(50_000)], now=NOW)
+        params = {"event_collection": "c", "timeframe": "this_1_days"}
+        store._con.execute("SET memory_limit = '2MB'")  # type: ignore[attr-defined]
+        with pytest.raises(QueryError) as caught:
+            run_query(store, "p", "count_unique",
+                      {**params, "target_property": "u", "group_by": "n"}, now=NOW)
+        assert (caught.value.status, caught.value.error_code) == (400, "QueryTooComplexError")
+        store._con.execute("RESET memory_limit")  # type: ignore[attr-defined]
+        assert run_query(store, "p", "count", params, now=NOW)["result"] == 50_000
