@@ -23,14 +23,12 @@ a small pool of connections that run concurrently with writes.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 from keen.server._engine_sql import (
     ActorSets,
@@ -42,6 +40,7 @@ from keen.server._engine_sql import (
 )
 from keen.server._errors import QueryError
 from keen.server._events import EventError, collection_name_error, prepare_events
+from keen.server.engines._catalog import SqlCatalog, dumps
 from keen.server.filters import Column, compile_filters, normalize_filters, remove_sql
 from keen.server.limits import (
     QUERY_TIME_LIMIT,
@@ -110,14 +109,10 @@ def _query_errors() -> Iterator[None]:
         raise answer from None
 
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_dumps = dumps
 
 
-def _dumps(value: Any) -> str:
-    return _ENCODER.encode(value)
-
-
-class Storage:
+class Storage(SqlCatalog):
     """Events and documents of every project in one SQLite database (``path`` None = memory)."""
 
     def __init__(self, path: str | None = None) -> None:
@@ -195,6 +190,8 @@ class Storage:
                     conn.close()
                 else:
                     self._pool.append(conn)
+
+    _read = reading
 
     def _check_open(self) -> None:
         if self._closed:
@@ -345,90 +342,6 @@ class Storage:
                 (project_id, collection, name, name, name),
             )
         return int(changed)
-
-    def count_events(self, project_id: str, collection: str | None = None) -> int:
-        """How many events are stored for a project (or one of its collections)."""
-        sql = "SELECT count(*) FROM events WHERE project = ?"
-        params: list[Any] = [project_id]
-        if collection is not None:
-            sql += " AND collection = ?"
-            params.append(collection)
-        with self.reading() as conn:
-            return int(conn.execute(sql, params).fetchone()[0])
-
-    # ------------------------------------------------------------------ schemas
-
-    def collections(self, project_id: str) -> list[dict[str, Any]]:
-        """Every collection of a project as ``{"name", "properties", "url"}``, by name."""
-        with self.reading() as conn:
-            rows = conn.execute(
-                "SELECT collection, path, type FROM properties WHERE project = ? "
-                "ORDER BY collection, path",
-                (project_id,),
-            ).fetchall()
-        by_name: dict[str, dict[str, str]] = {}
-        for name, path, kind in rows:
-            by_name.setdefault(name, {})[path] = kind
-        return [self._describe(project_id, name, props) for name, props in by_name.items()]
-
-    def collection(self, project_id: str, name: str) -> dict[str, Any] | None:
-        """One collection's ``{"name", "properties", "url"}``, or None if it has no events."""
-        with self.reading() as conn:
-            rows = conn.execute(
-                "SELECT path, type FROM properties WHERE project = ? AND collection = ? "
-                "ORDER BY path",
-                (project_id, name),
-            ).fetchall()
-        if not rows:
-            return None
-        return self._describe(project_id, name, dict(rows))
-
-    @staticmethod
-    def _describe(project_id: str, name: str, properties: dict[str, str]) -> dict[str, Any]:
-        return {
-            "name": name,
-            "properties": properties,
-            "url": f"/3.0/projects/{quote(project_id, safe='')}/events/{quote(name, safe='')}",
-        }
-
-    # ------------------------------------------------------------------ documents
-
-    def put_doc(self, project_id: str, kind: str, name: str, doc: Mapping[str, Any]) -> None:
-        """Create or replace a JSON document (400 when it cannot be stored: too deep, or a
-        lone surrogate)."""
-        check_json(dict(doc), "The definition")
-        with self._write() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO documents (project, kind, name, body) VALUES (?, ?, ?, ?)",
-                (project_id, kind, name, _dumps(doc)),
-            )
-
-    def get_doc(self, project_id: str, kind: str, name: str) -> dict[str, Any] | None:
-        """A stored document, or None."""
-        with self.reading() as conn:
-            row = conn.execute(
-                "SELECT body FROM documents WHERE project = ? AND kind = ? AND name = ?",
-                (project_id, kind, name),
-            ).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
-
-    def list_docs(self, project_id: str, kind: str) -> list[dict[str, Any]]:
-        """Every document of a kind in a project, sorted by name."""
-        with self.reading() as conn:
-            rows = conn.execute(
-                "SELECT body FROM documents WHERE project = ? AND kind = ? ORDER BY name",
-                (project_id, kind),
-            ).fetchall()
-        return [dict(json.loads(body)) for (body,) in rows]
-
-    def delete_doc(self, project_id: str, kind: str, name: str) -> bool:
-        """Delete a document; False when there was none."""
-        with self._write() as conn:
-            cursor = conn.execute(
-                "DELETE FROM documents WHERE project = ? AND kind = ? AND name = ?",
-                (project_id, kind, name),
-            )
-            return cursor.rowcount > 0
 
     # ------------------------------------------------------------------ query primitives
     # The EventStore interface (keen.server.engines.base): thin delegations to _engine_sql.

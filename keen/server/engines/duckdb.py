@@ -41,12 +41,12 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 import duckdb
 
 from keen.server._errors import QueryError, bad_request
 from keen.server._events import EventError, collection_name_error, prepare_events
+from keen.server.engines._catalog import SqlCatalog, dumps
 from keen.server.engines._duckdb_sql import (
     DEADLINES,
     TIMESTAMP_COLUMN,
@@ -153,8 +153,7 @@ def _put_back(event: dict[str, Any], path: str, value: Any) -> None:
     node[last] = value
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+_dumps = dumps
 
 
 def _is_sqlite(path: str) -> bool:
@@ -243,7 +242,7 @@ def _key(number: Any, text: Any) -> Any:
     return number if number is not None else text
 
 
-class DuckDBStore:
+class DuckDBStore(SqlCatalog):
     """Events and documents of every project in one DuckDB database (``path`` None = memory)."""
 
     def __init__(self, path: str | None = None) -> None:
@@ -608,86 +607,6 @@ class DuckDBStore:
                 [project_id, collection, name, name],
             )
         return changed
-
-    def count_events(self, project_id: str, collection: str | None = None) -> int:
-        """How many events are stored for a project (or one of its collections)."""
-        sql = "SELECT count(*) FROM events WHERE project = ?"
-        params: list[Any] = [project_id]
-        if collection is not None:
-            sql += " AND collection = ?"
-            params.append(collection)
-        with self._read() as cur:
-            return int(cur.execute(sql, params).fetchone()[0])
-
-    # ------------------------------------------------------------------ schemas
-
-    def collections(self, project_id: str) -> list[dict[str, Any]]:
-        """Every collection of a project as ``{"name", "properties", "url"}``, by name."""
-        with self._read() as cur:
-            rows = cur.execute(
-                "SELECT collection, path, type FROM properties WHERE project = ? "
-                "ORDER BY collection, path", [project_id],
-            ).fetchall()
-        by_name: dict[str, dict[str, str]] = {}
-        for name, path, kind in rows:
-            by_name.setdefault(name, {})[path] = kind
-        return [self._describe(project_id, name, props) for name, props in by_name.items()]
-
-    def collection(self, project_id: str, name: str) -> dict[str, Any] | None:
-        """One collection's ``{"name", "properties", "url"}``, or None if it has no events."""
-        with self._read() as cur:
-            rows = cur.execute(
-                "SELECT path, type FROM properties WHERE project = ? AND collection = ? "
-                "ORDER BY path", [project_id, name],
-            ).fetchall()
-        if not rows:
-            return None
-        return self._describe(project_id, name, dict(rows))
-
-    @staticmethod
-    def _describe(project_id: str, name: str, properties: dict[str, str]) -> dict[str, Any]:
-        return {
-            "name": name,
-            "properties": properties,
-            "url": f"/3.0/projects/{quote(project_id, safe='')}/events/{quote(name, safe='')}",
-        }
-
-    # ------------------------------------------------------------------ documents
-
-    def put_doc(self, project_id: str, kind: str, name: str, doc: Mapping[str, Any]) -> None:
-        """Create or replace a JSON document (400 when it cannot be stored: too deep, or a
-        lone surrogate)."""
-        check_json(dict(doc), "The definition")
-        with self._write() as con:
-            con.execute("INSERT OR REPLACE INTO documents VALUES (?, ?, ?, ?)",
-                        [project_id, kind, name, _dumps(doc)])
-
-    def get_doc(self, project_id: str, kind: str, name: str) -> dict[str, Any] | None:
-        """A stored document, or None."""
-        with self._read() as cur:
-            row = cur.execute(
-                "SELECT body FROM documents WHERE project = ? AND kind = ? AND name = ?",
-                [project_id, kind, name],
-            ).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
-
-    def list_docs(self, project_id: str, kind: str) -> list[dict[str, Any]]:
-        """Every document of a kind in a project, sorted by name."""
-        with self._read() as cur:
-            rows = cur.execute(
-                "SELECT body FROM documents WHERE project = ? AND kind = ? ORDER BY name",
-                [project_id, kind],
-            ).fetchall()
-        return [dict(json.loads(body)) for (body,) in rows]
-
-    def delete_doc(self, project_id: str, kind: str, name: str) -> bool:
-        """Delete a document; False when there was none."""
-        with self._write() as con:
-            rows = con.execute(
-                "DELETE FROM documents WHERE project = ? AND kind = ? AND name = ? RETURNING 1",
-                [project_id, kind, name],
-            ).fetchall()
-        return bool(rows)
 
     # ------------------------------------------------------------------ query primitives
 
