@@ -245,3 +245,15 @@ def test_a_bad_allowed_origin_is_a_usage_error() -> None:
                             capture_output=True, text=True, timeout=TIMEOUT, cwd=str(REPO))
     assert result.returncode == 2
     assert "not an origin" in result.stderr
+
+
+def test_an_all_interfaces_bind_gives_clients_the_loopback_url() -> None:
+    """``--host 0.0.0.0`` printed ``KEEN_BASE_URL=http://0.0.0.0:PORT`` and an Explorer
+    address that browsers and clients on some systems cannot connect to."""
+    from keen.server._http_server import client_url
+
+    assert client_url("0.0.0.0", 8765) == "http://127.0.0.1:8765"
+    assert client_url("::", 8765) == "http://[::1]:8765"
+    assert client_url("127.0.0.1", 80) == "http://127.0.0.1:80"
+    assert client_url("::1", 80) == "http://[::1]:80"
+    assert client_url("example.test", 80) == "http://example.test:80"

@@ -32,6 +32,7 @@ Metadata, CORS). This module runs the connections:
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import re
 import socket
@@ -398,6 +399,21 @@ class _Tracking:
             self.server._lock.notify_all()
 
 
+
+def client_url(host: str, port: int) -> str:
+    """The URL a client on this machine uses for a server bound to ``host``: the loopback
+    address for an all-interfaces bind (``0.0.0.0``, ``::``), which is not an address to
+    connect to everywhere."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        address = None
+    if address is not None and address.is_unspecified:
+        host = "127.0.0.1" if address.version == 4 else "::1"
+    name = f"[{host}]" if ":" in host else host
+    return f"http://{name}:{port}"
+
+
 class LocalKeenServer:
     """A local Keen-compatible server on a free port, for tests and offline work.
 
@@ -470,8 +486,7 @@ class LocalKeenServer:
     @property
     def url(self) -> str:
         """The base URL to give a client (``KeenClient(base_url=...)``, ``KEEN_BASE_URL``)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return client_url(self.host, self.port)
 
     @property
     def project_id(self) -> str:
