@@ -91,3 +91,10 @@ def keys_of(server: LocalKeenServer) -> list[str]:
 
 def no_key_in(server: LocalKeenServer, *texts: str) -> bool:
     return not any(key in text for key in keys_of(server) for text in texts)
+
+
+@pytest.fixture(name="cli")
+def cli_fixture(server: LocalKeenServer, monkeypatch: pytest.MonkeyPatch,
+                capsys: pytest.CaptureFixture[str]) -> Cli:
+    """The ``keen`` command against the module's ``server`` fixture."""
+    return Cli(server, monkeypatch, capsys)

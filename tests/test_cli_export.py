@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from _cli_helpers import NOW, Cli, load
+from _cli_helpers import NOW, Cli, cli_fixture, load  # noqa: F401 (a fixture)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,12 +24,6 @@ from keen.server import LocalKeenServer, engine
 def server_fixture() -> Iterator[LocalKeenServer]:
     with LocalKeenServer(clock=lambda: NOW) as server:
         yield server
-
-
-@pytest.fixture(name="cli")
-def cli_fixture(server: LocalKeenServer, monkeypatch: pytest.MonkeyPatch,
-                capsys: pytest.CaptureFixture[str]) -> Cli:
-    return Cli(server, monkeypatch, capsys)
 
 
 class FakeStore:

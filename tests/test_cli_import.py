@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _cli_helpers import NOW, Cli, load
+from _cli_helpers import NOW, Cli, cli_fixture, load  # noqa: F401 (a fixture)
 
 from keen.cli._import import stable_token
 from keen.server import LocalKeenServer, engine
@@ -20,12 +20,6 @@ TF = "this_7_days"
 def server_fixture() -> Iterator[LocalKeenServer]:
     with LocalKeenServer(clock=lambda: NOW) as server:
         yield server
-
-
-@pytest.fixture(name="cli")
-def cli_fixture(server: LocalKeenServer, monkeypatch: pytest.MonkeyPatch,
-                capsys: pytest.CaptureFixture[str]) -> Cli:
-    return Cli(server, monkeypatch, capsys)
 
 
 def write_jsonl(path: Any, events: list[dict[str, Any]]) -> str:

@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import pytest
-from _cli_helpers import NOW, Cli, load, no_key_in
+from _cli_helpers import NOW, Cli, cli_fixture, load, no_key_in  # noqa: F401 (a fixture)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -38,12 +38,6 @@ def server_fixture(loaded: tuple[LocalKeenServer, list[dict[str, Any]]]) -> Loca
 @pytest.fixture(name="events")
 def events_fixture(loaded: tuple[LocalKeenServer, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return loaded[1]
-
-
-@pytest.fixture(name="cli")
-def cli_fixture(server: LocalKeenServer, monkeypatch: pytest.MonkeyPatch,
-                capsys: pytest.CaptureFixture[str]) -> Cli:
-    return Cli(server, monkeypatch, capsys)
 
 
 def table_rows(out: str) -> list[list[str]]:

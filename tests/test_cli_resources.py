@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _cli_helpers import NOW, Cli, load, no_key_in
+from _cli_helpers import NOW, Cli, cli_fixture, load, no_key_in  # noqa: F401 (a fixture)
 
 from keen.server import LocalKeenServer
 
@@ -38,12 +38,6 @@ def how_many(events: list[dict[str, Any]], **where: str) -> int:
             event = event[part]
         return event
     return sum(1 for e in events if all(value(e, k) == v for k, v in where.items()))
-
-
-@pytest.fixture(name="cli")
-def cli_fixture(server: LocalKeenServer, monkeypatch: pytest.MonkeyPatch,
-                capsys: pytest.CaptureFixture[str]) -> Cli:
-    return Cli(server, monkeypatch, capsys)
 
 
 def lines(out: str) -> list[list[str]]:

@@ -92,6 +92,12 @@ class Call:
             raise not_found()
         return doc
 
+    def delete_stored(self, kind: str, name: str) -> Response:
+        """Delete the stored definition ``kind``/``name``: 204, or a 404 when there is none."""
+        if not self.storage.delete_doc(self.project_id, kind, name):
+            raise not_found()
+        return Response(204)
+
 
 Handler = Callable[..., Response]
 # A path pattern below /3.0/projects/<id> ("*" captures a segment) and its handlers by method.

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from keen.server._errors import bad_request
-from keen.server._http_errors import ApiError, not_found
+from keen.server._http_errors import ApiError
 from keen.server.auth import ADMIN
 from keen.server.engine import dataset_results
 from keen.server.resources._base import (
@@ -77,9 +77,7 @@ def put_dataset(call: Call, name: str) -> Response:
 
 def delete_dataset(call: Call, name: str) -> Response:
     call.principal.require(ADMIN)
-    if not call.storage.delete_doc(call.project_id, DATASET_KIND, name):
-        raise not_found()
-    return Response(204)
+    return call.delete_stored(DATASET_KIND, name)
 
 
 def dataset_results_of(call: Call, name: str) -> Response:

@@ -87,9 +87,7 @@ def put_saved_query(call: Call, name: str) -> Response:
 
 def delete_saved_query(call: Call, name: str) -> Response:
     call.principal.require(ADMIN)
-    if not call.storage.delete_doc(call.project_id, SAVED_QUERY_KIND, name):
-        raise not_found()
-    return Response(204)
+    return call.delete_stored(SAVED_QUERY_KIND, name)
 
 
 def saved_query_result(call: Call, name: str) -> Response:
