@@ -10,8 +10,12 @@ from __future__ import annotations
 import hashlib
 import re
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -22,6 +26,8 @@ from keen.server.engine import run_query
 from keen.server.engines import DatabaseError, EngineUnavailable, open_engine
 
 pytest.importorskip("duckdb")
+
+from keen.server.engines.duckdb import DuckDBStore  # after the skip: it needs duckdb
 
 NOW = datetime(2024, 3, 10, 12, 0, tzinfo=timezone.utc)
 QUERIES = [
@@ -179,3 +185,140 @@ def test_a_query_past_duckdbs_memory_limit_is_a_400_and_the_store_goes_on() -> N
         assert (caught.value.status, caught.value.error_code) == (400, "QueryTooComplexError")
         store._con.execute("RESET memory_limit")  # type: ignore[attr-defined]
         assert run_query(store, "p", "count", params, now=NOW)["result"] == 50_000
+
+
+# ---------------------------------------------------------------- queries racing new columns
+
+
+class _Seams(DuckDBStore):
+    """A DuckDB store with test seams at the points where a query and a write that adds typed
+    columns can interleave; each hook runs once, then clears itself.
+
+    ``before_compile`` / ``after_compile``: around the compiling of the next query (the
+    column knowledge it is compiled with); ``after_execute``: once the next read statement ran
+    or failed; ``mid_write``: inside the next write transaction, after its new columns were
+    added and before it commits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.before_compile: Callable[[], None] | None = None
+        self.after_compile: Callable[[], None] | None = None
+        self.after_execute: Callable[[], None] | None = None
+        self.mid_write: Callable[[], None] | None = None
+
+    def _fire(self, name: str) -> None:
+        hook = getattr(self, name)
+        setattr(self, name, None)
+        if hook is not None:
+            hook()
+
+    def _compiled(self, scope: Any) -> Any:
+        self._fire("before_compile")
+        compiled = super()._compiled(scope)
+        self._fire("after_compile")
+        return compiled
+
+    def _shred(self, *args: Any) -> Any:
+        shredded = super()._shred(*args)
+        self._fire("mid_write")
+        return shredded
+
+    @contextmanager
+    def _read(self) -> Iterator[Any]:
+        with super()._read() as cursor:
+            yield _SeamCursor(cursor, self)
+
+
+class _SeamCursor:
+    def __init__(self, cursor: Any, store: _Seams) -> None:
+        self._cursor = cursor
+        self._store = store
+
+    def execute(self, *args: Any) -> Any:
+        try:
+            return self._cursor.execute(*args)
+        finally:
+            self._store._fire("after_execute")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
+_MOVED = {"property_name": "x", "operator": "eq", "property_value": 7}
+# (analysis, parameters, answer once the write's three events {"x": 7} are seen)
+_RACED = [
+    ("extraction", {}, None),
+    ("count", {"filters": [_MOVED]}, 3),
+    ("sum", {"target_property": "x"}, 21),
+    ("funnel", {"steps": [{"event_collection": "c", "actor_property": "keen.id",
+                           "timeframe": "this_1_days", "filters": [_MOVED]}]}, [3]),
+]
+
+
+def _raced(store: DuckDBStore, analysis: str, params: dict[str, Any]) -> Any:
+    query = params if analysis == "funnel" else {
+        "event_collection": "c", "timeframe": "this_1_days", **params}
+    answer = run_query(store, "p", analysis, query, now=NOW)["result"]
+    return [event.get("x", "MISSING") for event in answer] if analysis == "extraction" else answer
+
+
+@pytest.mark.parametrize("before", [[1], "a"], ids=["list-then-number", "string-then-number"])
+@pytest.mark.parametrize("analysis, params, expected", _RACED, ids=[r[0] for r in _RACED])
+def test_a_query_compiled_before_a_write_moved_values_into_new_columns_sees_them(
+    before: Any, analysis: str, params: dict[str, Any], expected: Any,
+) -> None:
+    """A property that held only lists (no typed column) or only strings gets numbers: the
+    write adds a column and the numbers go there, not in the JSON body. A query compiled just
+    before that write committed, executed just after, must not read the new events with the
+    old column knowledge (their x would be missing): it runs again."""
+    with _Seams() as store:
+        store.insert_events("p", "c", [{"x": before}] * 2, now=NOW)
+        store.after_compile = lambda: store.insert_events("p", "c", [{"x": 7}] * 3, now=NOW)
+        answer = _raced(store, analysis, params)
+        assert store.after_compile is None  # the write did land between compile and execute
+    assert answer == ([before] * 2 + [7] * 3 if expected is None else expected)
+
+
+@pytest.mark.parametrize("analysis, params, expected", [
+    r for r in _RACED if r[0] in ("extraction", "funnel")], ids=["extraction", "funnel"])
+def test_a_query_never_names_a_column_a_write_has_not_committed(
+    analysis: str, params: dict[str, Any], expected: Any,
+) -> None:
+    """Extractions and funnels hold their cursor while they compile: a write that has added a
+    column but not committed it yet is under way when the query is compiled, and still when
+    it is executed (the write waits for that). The query must not name the column (its
+    snapshot has no such column: a DuckDB Binder Error); it answers from a committed state."""
+    mid_write, executed = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+    with _Seams() as store:
+        store.insert_events("p", "c", [{"x": [1]}] * 2, now=NOW)
+
+        def write() -> None:
+            try:
+                store.insert_events("p", "c", [{"x": 7}] * 3, now=NOW)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        writer = threading.Thread(target=write)
+
+        def paused() -> None:  # in the writer's transaction, its new column added
+            mid_write.set()
+            if not executed.wait(TIMEOUT):  # pragma: no cover - reported below
+                errors.append(AssertionError("the query was never executed"))
+
+        def start_writer() -> None:  # in the reader, before it compiles
+            writer.start()
+            assert mid_write.wait(TIMEOUT)
+
+        store.before_compile, store.mid_write = start_writer, paused
+        store.after_execute = executed.set
+        try:
+            answer = _raced(store, analysis, params)
+        finally:
+            executed.set()
+            writer.join(TIMEOUT)
+        assert not errors and not writer.is_alive()
+        assert store.mid_write is None and store.after_execute is None
+        assert _raced(store, analysis, params) == (
+            [[1], [1], 7, 7, 7] if expected is None else expected)
+    assert answer in ([[[1], [1]], [[1], [1], 7, 7, 7]] if expected is None else [[0], expected])
