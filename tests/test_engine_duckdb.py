@@ -8,6 +8,7 @@ Its query semantics are tested with every other engine's by the shared suites
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sys
 import threading
@@ -322,3 +323,72 @@ def test_a_query_never_names_a_column_a_write_has_not_committed(
         assert _raced(store, analysis, params) == (
             [[1], [1], 7, 7, 7] if expected is None else expected)
     assert answer in ([[[1], [1]], [[1], [1], 7, 7, 7]] if expected is None else [[0], expected])
+
+
+# ---------------------------------------------------------------- writes past the memory limit
+
+
+def test_writes_past_duckdbs_memory_limit_are_a_507_and_leave_nothing_behind(
+    tmp_path: Path,
+) -> None:
+    """Storing events, deleting events and deleting a property, each past DuckDB's memory
+    limit (lowered here): a 507 InsufficientStorageError over HTTP, nothing of the write kept
+    (no event, no property in the schema, no typed column a later query would name), and a
+    smaller write under the same limit still passes."""
+    from _server_helpers import NOW as SERVER_NOW
+    from _server_helpers import Api, error_of
+
+    with LocalKeenServer(engine="duckdb", db=str(tmp_path / "k.duckdb"),
+                         clock=lambda: SERVER_NOW) as server:
+        api = Api(server)
+        store: Any = server.storage
+        store.insert_events(server.project_id, "c", [
+            {"u": f"user-{i}", "n": i, "o": {"a": i, "b": f"{i}{'t' * 50}"}}
+            for i in range(20_000)], now=SERVER_NOW)
+        store._con.execute("SET threads = 1")  # memory use does not vary with the machine
+        store._con.execute("CHECKPOINT")
+        store._con.execute("SET memory_limit = '6MB'")
+        master = server.master_key
+        big = [{"u": f"v-{i}", "s": f"{i}{'y' * 50}", "n": i, "new": i} for i in range(20_000)]
+        too_much = [
+            api.delete("/events/c/properties/o", master),
+            api.delete("/events/c", master, params={"filters": json.dumps([
+                {"property_name": "n", "operator": "lt", "property_value": 15_000}])}),
+            api.post("/events", server.write_key, body={"c": big}),  # fails as it commits
+        ]
+        assert [error_of(answer) for answer in too_much] == [
+            (507, "InsufficientStorageError")] * 3
+        assert all("nothing of it was kept" in answer.json()["message"] for answer in too_much)
+        api.write("c", {"u": "small", "n": -1, "o": {"a": -1}})  # under the same limit
+        store._con.execute("RESET memory_limit")
+        assert api.count("c") == 20_001
+        assert api.count("c", filters=[{"property_name": "o.a", "operator": "exists",
+                                        "property_value": True}]) == 20_001
+        assert api.count("c", filters=[{"property_name": "s", "operator": "exists",
+                                        "property_value": True}]) == 0
+        assert api.get("/events/c/properties/new", master).status_code == 404
+        answer = api.post("/queries/sum", server.read_key, body={
+            "event_collection": "c", "timeframe": "this_10_years", "target_property": "new"})
+        assert answer.status_code == 200 and answer.json()["result"] in (0, None)
+        api.write("c", {"new": 5})  # the property a rolled-back write had a column for
+        assert api.post("/queries/sum", server.read_key, body={
+            "event_collection": "c", "timeframe": "this_10_years",
+            "target_property": "new"}).json()["result"] == 5
+
+
+def test_a_migration_past_the_memory_limit_keeps_nothing_and_the_next_start_copies(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "keen.db"
+    with open_engine("sqlite", str(path)) as sqlite_store:
+        sqlite_store.insert_events("p", "c", [{"u": f"user-{i}-{'x' * 50}", "n": i}
+                                              for i in range(20_000)], now=NOW)
+    copy = tmp_path / "keen.db.duckdb"
+    (tmp_path / "keen.db.duckdb.partial").write_bytes(b"left by a crash")
+    with pytest.raises(DatabaseError, match=r"memory limit.*the next start copies again"):
+        DuckDBStore(str(path), config={"memory_limit": "6MB", "threads": 1})
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(copy.name)]
+    with DuckDBStore(str(path)) as store:
+        assert store.migrated_from == str(path)
+        assert store.count_events("p", "c") == 20_000
+    assert copy.exists() and not (tmp_path / "keen.db.duckdb.partial").exists()

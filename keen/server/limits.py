@@ -74,6 +74,8 @@ QUERY_TIME_LIMIT = 60.0  # seconds a query may run (503 QueryTimeoutError past i
 
 QUERY_TIMEOUT = "QueryTimeoutError"
 TOO_COMPLEX = "QueryTooComplexError"
+# a write the database could not keep (507; duckdb engine: past its memory limit)
+STORAGE_FULL = "InsufficientStorageError"
 
 
 # --- JSON values ---------------------------------------------------------------------------

@@ -26,6 +26,26 @@ Time limit (``query_time_limit``, as the SQLite engine's): DuckDB cannot look at
 deadline itself, so a watchdog thread interrupts the cursor (or, for a delete, the writer) at
 the deadline, and ``keen_regexp`` stops once every running query is past its own; either way
 the answer is 503 QueryTimeoutError (``_bounded``).
+
+Memory limit (DuckDB's ``memory_limit``: 80% of the machine's memory unless ``config`` says
+otherwise). A query past it is a 400 QueryTooComplexError: the request is what is too large,
+and a narrower one is the remedy. A write past it (storing events, deleting events or a
+property, or a commit that cannot allocate) is a **507 InsufficientStorageError**, and the
+whole write is rolled back: nothing of it is kept, no typed column it added stays known, and
+the store goes on. Why 507 (RFC 4918: the server "is unable to store the representation needed
+to complete the request") rather than the alternatives: not 413, because the request is within
+every documented limit and how much memory it needs depends on the server's state (queries
+running beside it; an in-memory database's own events), which the client cannot know, and
+keen's background delivery answers a 413 by splitting the batch down to single events and
+dropping those still refused; not 503, because waiting does not free the memory an in-memory
+database's events hold, and clients retry a 503 on their own (KeenClient does) to no end. A
+507 is reported at once by KeenClient and kept and retried by background delivery (it retries
+every 5xx, so no event is lost while the operator frees memory or space).
+
+The migration of a SQLite database is built in ``PATH.duckdb.partial`` and renamed to
+``PATH.duckdb`` once complete, so a migration that fails (out of memory, a crash) leaves no
+database that a later start would take for a finished copy: that start copies again. Its
+failure is a ``DatabaseError`` (``keen-server`` says why and exits).
 """
 
 from __future__ import annotations
@@ -59,6 +79,7 @@ from keen.server.filters import normalize_filters
 from keen.server.limits import (
     MAX_NESTING,
     QUERY_TIME_LIMIT,
+    STORAGE_FULL,
     TOO_COMPLEX,
     check_deadline,
     check_filter_counts,
@@ -203,12 +224,22 @@ class _Watchdog:
 _WATCHDOG = _Watchdog()
 
 
+def _storage_full(reason: str | None = None) -> QueryError:
+    """The 507 of a write DuckDB could not keep (see the module docstring): past its memory
+    limit, or (``reason``) a commit that failed."""
+    what = ("ran out of memory (its memory_limit)" if reason is None
+            else f"could not commit ({reason.splitlines()[0]})")
+    return QueryError(507, STORAGE_FULL,
+                      f"The local server's DuckDB database {what} while storing this change; "
+                      "nothing of it was kept. Smaller writes may still pass.")
+
+
 @contextmanager
-def _bounded(con: Any) -> Iterator[None]:
+def _bounded(con: Any, *, writing: bool = False) -> Iterator[None]:
     """Statements of ``con`` run in the block stop at the running query's deadline
     (``keen.server.limits.query_deadline``): the watchdog calls ``con.interrupt()``, and the
     answer is 503 QueryTimeoutError. A value nested too deeply for a Python function, or a
-    query past DuckDB's memory limit, is a 400 QueryTooComplexError."""
+    query past DuckDB's memory limit, is a 400 QueryTooComplexError (a 507 when ``writing``)."""
     left = time_left()
     if left is not None and left <= 0:
         raise timeout_error()
@@ -227,6 +258,8 @@ def _bounded(con: Any) -> Iterator[None]:
                               f"the limit of {MAX_NESTING} levels); delete those events or "
                               "query another property.") from None
         if isinstance(exc, duckdb.OutOfMemoryException):
+            if writing:
+                raise _storage_full() from None
             raise bad_request(TOO_COMPLEX,
                               "The query needs more memory than DuckDB may use here (its "
                               "memory_limit); narrow its timeframe, filters or group_by.") from None
@@ -245,20 +278,30 @@ def _key(number: Any, text: Any) -> Any:
 class DuckDBStore(SqlCatalog):
     """Events and documents of every project in one DuckDB database (``path`` None = memory)."""
 
-    def __init__(self, path: str | None = None) -> None:
+    def __init__(self, path: str | None = None, *, config: Mapping[str, Any] | None = None,
+                 ) -> None:
+        """``config``: DuckDB settings of the database (``{"memory_limit": "4GB"}``)."""
         self.path = path
         # Seconds a query may run before it is stopped (503 QueryTimeoutError); None: no limit.
         self.query_time_limit: float | None = QUERY_TIME_LIMIT
         self._lock = threading.RLock()
         self._closed = False
+        self._config = dict(config or {})
         migrate_from: str | None = None
         target = ":memory:" if path is None or path == ":memory:" else path
         if target != ":memory:" and _is_sqlite(target):
             migrate_from, target = target, target + ".duckdb"
             if os.path.exists(target):
                 migrate_from = None  # migrated on an earlier start
+            else:
+                self._migrate(migrate_from, target)
+        self._open(target)
+        self.database = target
+        self.migrated_from = migrate_from
+
+    def _open(self, target: str) -> None:
         try:
-            self._con = duckdb.connect(target)
+            self._con = duckdb.connect(target, config=self._config)
             register_functions(self._con)
             self._con.execute(_SCHEMA)
             row = self._con.execute("SELECT max(seq) FROM events").fetchone()
@@ -266,10 +309,32 @@ class DuckDBStore(SqlCatalog):
             raise DatabaseError(f"cannot open the DuckDB database {target!r}: {exc}") from None
         self._next_seq = 0 if row is None or row[0] is None else int(row[0]) + 1
         self._load_typed()
-        self.database = target
-        self.migrated_from = migrate_from
-        if migrate_from is not None:
-            self._import_sqlite(migrate_from)
+
+    def _migrate(self, sqlite_path: str, target: str) -> None:
+        """Copy the SQLite database into ``target`` through ``target.partial``, renamed only
+        once complete and checkpointed; on failure nothing is left (DatabaseError)."""
+        partial = target + ".partial"
+        leftovers = (partial, partial + ".wal")
+        for name in leftovers:  # of a copy that a crash interrupted
+            if os.path.exists(name):
+                os.remove(name)
+        try:
+            self._open(partial)
+            try:
+                self._import_sqlite(sqlite_path)
+                self._con.execute("CHECKPOINT")
+            finally:
+                self._con.close()
+            os.replace(partial, target)
+        except (duckdb.Error, QueryError, sqlite3.Error) as exc:
+            for name in leftovers:
+                if os.path.exists(name):
+                    os.remove(name)
+            reason = ("DuckDB could not hold it within its memory limit"
+                      if isinstance(exc, QueryError) else str(exc).splitlines()[0])
+            raise DatabaseError(
+                f"cannot copy the SQLite database {sqlite_path!r} into {target!r}: {reason} "
+                "(nothing was kept; the next start copies again)") from None
 
     # ------------------------------------------------------------------ typed columns
 
@@ -371,21 +436,37 @@ class DuckDBStore(SqlCatalog):
 
     @contextmanager
     def _write(self) -> Iterator[Any]:
+        """The writer connection in a transaction, under the lock. The block's changes are
+        committed when it ends, or all rolled back when it raises or the commit fails: then
+        the typed columns it added are forgotten, and a write past DuckDB's memory limit is
+        a 507 (``_storage_full``)."""
         with self._lock:
             self._check_open()
             con = self._con
+            next_column = self._next_column
             con.execute("BEGIN TRANSACTION")
             try:
                 yield con
-            except BaseException:
+            except BaseException as exc:
+                self._forget(next_column)
                 con.execute("ROLLBACK")
-                self._pending.clear()
+                if isinstance(exc, duckdb.OutOfMemoryException):
+                    raise _storage_full() from None
                 raise
-            con.execute("COMMIT")
+            try:
+                con.execute("COMMIT")
+            except duckdb.Error as exc:  # DuckDB has rolled the transaction back
+                self._forget(next_column)
+                raise _storage_full(str(exc)) from None
             if self._pending:  # still under the lock: see _stable
                 self._typed.update(self._pending)
                 self._pending.clear()
                 self._version += 1
+
+    def _forget(self, next_column: int) -> None:
+        """Forget the typed columns of a rolled-back write (``_write``)."""
+        self._pending.clear()
+        self._next_column = next_column
 
     def _stable(self, run: Callable[[], _T]) -> _T:
         """``run()`` again until no write changed the typed columns while it ran: a query
@@ -546,7 +627,8 @@ class DuckDBStore(SqlCatalog):
         checked = normalize_filters(filters)
         if checked:
             check_filter_counts(checked)
-        with query_deadline(self.query_time_limit), self._write() as con, _bounded(con):
+        with query_deadline(self.query_time_limit), self._write() as con, \
+                _bounded(con, writing=True):
             # compiled under the lock: the typed columns hold still
             compiled = self._compiled(Scope(project_id, collection, start, end, None, checked))
             where, params = compiled.filters(checked)
