@@ -9,6 +9,7 @@ import re
 import socket
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from _server_helpers import TIMEOUT, Api, api_fixture, error_of, server_fixture  # noqa: F401
@@ -289,24 +290,87 @@ def test_a_half_sent_request_is_answered_408(quick: LocalKeenServer, partial: by
     assert _error(_exchange(quick, partial)) == (408, "RequestTimeoutError")
 
 
-def test_connections_beyond_the_bound_get_503_and_health_still_answers(
-    quick: LocalKeenServer,
+_HEALTH = b"GET /_keen/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+@pytest.fixture(name="bounded")
+def bounded_fixture() -> Iterator[LocalKeenServer]:
+    """At most 4 connections; timeouts long enough never to close one during a test."""
+    with LocalKeenServer(limits=Limits(max_connections=4)) as running:
+        yield running
+
+
+def _served(sock: socket.socket) -> bool:
+    """One request answered on a kept-alive connection (not the health check, which is
+    answered beyond the bound too)."""
+    sock.sendall(b"GET /3.0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    return sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+
+
+def _idle(server: LocalKeenServer, count: int) -> bool:
+    """Wait until ``count`` connections of ``server`` are idle between requests."""
+    assert server._server is not None
+    return server._server.wait_for_idle(count, TIMEOUT)
+
+
+def test_idle_connections_are_closed_longest_idle_first_to_admit_new_ones(
+    bounded: LocalKeenServer,
 ) -> None:
-    health = b"GET /_keen/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-    held = []
+    """Four kept-alive connections, idle after one request each, fill the bound: each new
+    connection is admitted by closing the one idle longest, whose client reads a clean end
+    of stream (no answer, no reset); a connection used again is no longer the oldest."""
+    held: list[socket.socket] = []
     try:
-        for _ in range(4):  # fill the bound with kept-alive connections
-            sock = _connect(quick)
-            held.append(sock)
-            sock.sendall(health)
-            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
-        answer = _exchange(quick, _post(quick, "Content-Length: 2\r\n", b"{}"))
-        assert _error(answer) == (503, "ServiceUnavailableError")
-        assert b"Retry-After: 1" in answer
-        answer = _exchange(quick, health)  # the health check is answered even now
-        assert answer.startswith(b"HTTP/1.1 200 ") and b'"ok":true' in answer
+        for count in range(1, 5):
+            held.append(_connect(bounded))
+            assert _served(held[-1]) and _idle(bounded, count)
+        assert _served(held[0]) and _idle(bounded, 4)  # held[0] is now the latest used
+        newcomer = _connect(bounded)
+        held.append(newcomer)
+        assert _served(newcomer)  # admitted
+        assert held[1].recv(65536) == b""  # closed cleanly, nothing of an answer
+        assert _idle(bounded, 4)
+        held.append(_connect(bounded))
+        assert _served(held[-1])
+        assert held[2].recv(65536) == b""
+        for sock in (held[0], held[3], newcomer):  # the others are still served
+            assert _served(sock)
     finally:
         for sock in held:
+            sock.close()
+
+
+def test_connections_mid_request_are_never_closed_beyond_the_bound_they_get_503(
+    bounded: LocalKeenServer,
+) -> None:
+    """Two connections with half a request head, two with a query waiting for the storage:
+    a connection beyond the bound closes none of them (503 with Retry-After, the health check
+    still answered); each then gets its whole answer."""
+    query = (f"GET /3.0/projects/{bounded.project_id}/queries/count?event_collection=c"
+             f"&timeframe=this_1_days HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+             f"Authorization: {bounded.read_key}\r\n\r\n").encode()
+    busy: list[socket.socket] = []
+    storage: Any = bounded.storage
+    try:
+        with storage._lock:  # queries wait for the storage
+            for count in range(1, 5):
+                busy.append(_connect(bounded))
+                assert _idle(bounded, 1)  # its thread waits for a request
+                busy[-1].sendall(b"GET /3.0 HTTP/1.1\r\n" if count <= 2 else query)
+                assert _idle(bounded, 0)  # its request began: busy
+            answer = _exchange(bounded, _post(bounded, "Content-Length: 2\r\n", b"{}"))
+            assert _error(answer) == (503, "ServiceUnavailableError")
+            assert b"Retry-After: 1" in answer
+            answer = _exchange(bounded, _HEALTH)  # the health check is answered even now
+            assert answer.startswith(b"HTTP/1.1 200 ") and b'"ok":true' in answer
+            for sock in busy[:2]:
+                sock.sendall(b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                assert _statuses(_read_until_closed(sock)) == [200]
+        for sock in busy[2:]:
+            head, _, body = sock.recv(65536).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 ") and json.loads(body) == {"result": 0}
+    finally:
+        for sock in busy:
             sock.close()
 
 
@@ -355,8 +419,10 @@ def test_half_sent_requests_do_not_hold_up_legitimate_ones(quick: LocalKeenServe
     assert quick._server is not None
     slow = [_connect(quick) for _ in range(4)]
     try:
+        assert _idle(quick, 4)
         for sock in slow:
             sock.sendall(b"POST /3.0/projects/x/events HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        assert _idle(quick, 0)  # all four are mid-request: none may be closed for a newcomer
         answer = _exchange(quick, b"GET /3.0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert _error(answer) == (503, "ServiceUnavailableError")
         for sock in slow:

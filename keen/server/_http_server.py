@@ -8,7 +8,13 @@ Metadata, CORS). This module runs the connections:
   line, headers and body together) on a socket with ``TCP_NODELAY``, so a pooled client never
   waits on the small-write / delayed-ACK interaction (once ~44 ms per request).
 * one thread per connection, at most ``Limits.max_connections`` at once (lowered to fit the
-  process's file-descriptor limit); a connection beyond that is answered ``503
+  process's file-descriptor limit). A connection beyond that is admitted by closing the
+  connection that has been idle longest between requests (waiting for the first byte of its
+  next request, or of its first: as a busy server frees kept-alive connections, which clients
+  expect to be closed at any time between requests), so idle connections cannot lock others
+  out; the evicted client sees the connection closed (FIN) with nothing of an answer. A
+  connection is never closed while a request of it is under way (from its first byte to the
+  end of its answer): when none is idle, the new connection is answered ``503
   ServiceUnavailableError`` with ``Retry-After: 1`` and closed, never left waiting. The listen
   backlog is 1024 (the kernel may cap it: ``net.core.somaxconn``).
 * timeouts (``Limits``): a connection idle for ``idle_timeout`` s is closed; a request whose head
@@ -39,7 +45,7 @@ import socket
 import socketserver
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from email.utils import formatdate
 from http import HTTPStatus
@@ -111,6 +117,10 @@ class _Connection(socketserver.BaseRequestHandler):
         limits = self.server.limits
         while not self.server.stopping.is_set():
             try:
+                if not reader.buffer:  # between requests: the server may evict it meanwhile
+                    with self.server.idle(sock):
+                        reader.expire_in(limits.idle_timeout, status=0)
+                        reader.first_byte()
                 head = read_head(reader, limits)
             except Closed:
                 return
@@ -295,6 +305,9 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
         self.stopping = threading.Event()
         self._lock = threading.Condition()
         self._connections: set[socket.socket] = set()
+        # connections waiting for a request, longest idle first (evicted in that order)
+        self._idle: dict[socket.socket, None] = {}
+        self._evicted: set[socket.socket] = set()
         self._active = 0
         self._refusers = threading.BoundedSemaphore(_BUSY_REFUSERS)
         if ":" in address[0]:
@@ -302,10 +315,21 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
         super().__init__(address, _Connection)
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        evicted = None
         with self._lock:
             full = len(self._connections) >= self.max_connections
+            if full and self._idle:  # make room: close the connection idle longest
+                evicted = next(iter(self._idle))
+                del self._idle[evicted]
+                self._evicted.add(evicted)
+                self._connections.discard(evicted)
+                full = False
             if not full:
                 self._connections.add(request)
+        if evicted is not None:
+            # FIN to its client, and its thread's wait for a request ends (``idle``)
+            with contextlib.suppress(OSError):
+                evicted.shutdown(socket.SHUT_RDWR)
         if not full:
             super().process_request(request, client_address)
         elif self._refusers.acquire(blocking=False):
@@ -361,6 +385,32 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
         with self._lock:
             self._connections.discard(request)
             self._lock.notify_all()
+
+    @contextlib.contextmanager
+    def idle(self, sock: socket.socket) -> Iterator[None]:
+        """The block waits for the next request of ``sock``: meanwhile the connection may be
+        evicted to admit another (``process_request``), and once it was the block ends with
+        ``Closed``, even if a request began to arrive as it was (which is dropped unread,
+        as it would be by a keep-alive timeout). Leaving the block otherwise makes the
+        connection busy: never evicted until it is idle again."""
+        with self._lock:
+            self._idle[sock] = None
+            self._lock.notify_all()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._idle.pop(sock, None)
+                evicted = sock in self._evicted
+                self._evicted.discard(sock)
+                self._lock.notify_all()
+        if evicted:
+            raise Closed
+
+    def wait_for_idle(self, count: int, timeout: float) -> bool:
+        """Wait until exactly ``count`` connections are idle between requests (for tests)."""
+        with self._lock:
+            return self._lock.wait_for(lambda: len(self._idle) == count, timeout)
 
     def wait_for_connections(self, at_most: int, timeout: float) -> bool:
         """Wait until at most ``at_most`` client connections are open (for tests)."""
