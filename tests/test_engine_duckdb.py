@@ -172,6 +172,18 @@ def test_typed_columns_stop_at_the_database_cap_and_answers_stay_whole(
             {"x": 1, "y": "s", "z": 2.5}, {"x": 3}]
 
 
+@contextmanager
+def _memory_limit(store: Any, limit: str) -> Iterator[None]:
+    """DuckDB's memory limit lowered to ``limit`` in the block, then put back as it was
+    (``RESET memory_limit`` does not put it back on DuckDB 1.4)."""
+    before = store._con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    store._con.execute(f"SET memory_limit = '{limit}'")
+    try:
+        yield
+    finally:
+        store._con.execute(f"SET memory_limit = '{before}'")
+
+
 def test_a_query_past_duckdbs_memory_limit_is_a_400_and_the_store_goes_on() -> None:
     from keen.server._errors import QueryError
 
@@ -179,12 +191,10 @@ def test_a_query_past_duckdbs_memory_limit_is_a_400_and_the_store_goes_on() -> N
         store.insert_events("p", "c", [{"u": f"user-{i}-{'x' * 50}", "n": i}
                                        for i in range(50_000)], now=NOW)
         params = {"event_collection": "c", "timeframe": "this_1_days"}
-        store._con.execute("SET memory_limit = '2MB'")  # type: ignore[attr-defined]
-        with pytest.raises(QueryError) as caught:
+        with _memory_limit(store, "2MB"), pytest.raises(QueryError) as caught:
             run_query(store, "p", "count_unique",
                       {**params, "target_property": "u", "group_by": "n"}, now=NOW)
         assert (caught.value.status, caught.value.error_code) == (400, "QueryTooComplexError")
-        store._con.execute("RESET memory_limit")  # type: ignore[attr-defined]
         assert run_query(store, "p", "count", params, now=NOW)["result"] == 50_000
 
 
@@ -333,8 +343,8 @@ def test_writes_past_duckdbs_memory_limit_are_a_507_and_leave_nothing_behind(
 ) -> None:
     """Storing events, deleting events and deleting a property, each past DuckDB's memory
     limit (lowered here): a 507 InsufficientStorageError over HTTP, nothing of the write kept
-    (no event, no property in the schema, no typed column a later query would name), and a
-    smaller write under the same limit still passes."""
+    (no event, no property in the schema, no typed column a later query would name), and the
+    store goes on: a later write and queries pass."""
     from _server_helpers import NOW as SERVER_NOW
     from _server_helpers import Api, error_of
 
@@ -347,20 +357,19 @@ def test_writes_past_duckdbs_memory_limit_are_a_507_and_leave_nothing_behind(
             for i in range(20_000)], now=SERVER_NOW)
         store._con.execute("SET threads = 1")  # memory use does not vary with the machine
         store._con.execute("CHECKPOINT")
-        store._con.execute("SET memory_limit = '6MB'")
         master = server.master_key
         big = [{"u": f"v-{i}", "s": f"{i}{'y' * 50}", "n": i, "new": i} for i in range(20_000)]
-        too_much = [
-            api.delete("/events/c/properties/o", master),
-            api.delete("/events/c", master, params={"filters": json.dumps([
-                {"property_name": "n", "operator": "lt", "property_value": 15_000}])}),
-            api.post("/events", server.write_key, body={"c": big}),  # fails as it commits
-        ]
+        with _memory_limit(store, "6MB"):
+            too_much = [
+                api.delete("/events/c/properties/o", master),
+                api.delete("/events/c", master, params={"filters": json.dumps([
+                    {"property_name": "n", "operator": "lt", "property_value": 15_000}])}),
+                api.post("/events", server.write_key, body={"c": big}),  # fails as it commits
+            ]
         assert [error_of(answer) for answer in too_much] == [
             (507, "InsufficientStorageError")] * 3
         assert all("nothing of it was kept" in answer.json()["message"] for answer in too_much)
-        api.write("c", {"u": "small", "n": -1, "o": {"a": -1}})  # under the same limit
-        store._con.execute("RESET memory_limit")
+        api.write("c", {"u": "small", "n": -1, "o": {"a": -1}})
         assert api.count("c") == 20_001
         assert api.count("c", filters=[{"property_name": "o.a", "operator": "exists",
                                         "property_value": True}]) == 20_001
