@@ -352,6 +352,13 @@ class Storage(SqlCatalog):
         with self.reading() as conn:
             return aggregate(conn, scope, analysis, target, percentile)
 
+    def ordered_groups(
+        self, scope: Scope, analysis: str, target: str | None, percentile: float | None,
+    ) -> list[tuple[Any, ...]] | None:
+        """None: the shared path orders and renders ``aggregate``'s groups (a SQLite scan costs
+        far more than that shaping, so ordering in SQL would gain nothing noticeable)."""
+        return None
+
     def group_universe(self, scope: Scope) -> set[tuple[int, tuple[Any, ...]]]:
         with self.reading() as conn:
             return group_universe(conn, scope)
