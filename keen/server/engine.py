@@ -75,7 +75,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from itertools import groupby
+from itertools import groupby, starmap
 from operator import itemgetter
 from typing import Any
 
@@ -354,28 +354,27 @@ def _rendered_groups(
     rows = storage.ordered_groups(scope, spec.analysis, spec.target, spec.percentile)
     if rows is None:
         return None
-    # One item: {"<property>":<key text>,...,"result":<value text>}; "%" in a name is literal.
-    template = "{" + ",".join(encode_value(name).replace("%", "%%") + ":%s"
-                              for name in names) + "}"
-    counts = spec.analysis == "count"  # raw counts are ints, the text of an int is its str
+    # One item from one row (bucket, key texts..., value text): {"<property>":<key text>,...,
+    # "result":<value text>}, the bucket left out; braces in a name are literal.
+    template = "{{" + ",".join(
+        encode_value(name).replace("{", "{{").replace("}", "}}") + f":{{{index}}}"
+        for index, name in enumerate(names, 1)) + "}}"
+    item = template.format
 
     def render(found: list[tuple[Any, ...]]) -> JsonText:
-        items: list[str] = []
-        if counts and not order.keys and order.limit is None:
-            for start in range(0, len(found), _RENDER_CHUNK):
+        if spec.analysis != "count" or order.keys or order.limit is not None:
+            # (raw counts are ints, whose text is their str: they need none of this)
+            finished = [(*row[:-1], _finish(spec.analysis, row[-1])) for row in found]
+            for _, descending in order.keys:  # only "result": stable, ties keep group order
                 limits.check_deadline()
-                items += [template % row[1:] for row in found[start:start + _RENDER_CHUNK]]
-            return JsonText("[" + ",".join(items) + "]")
-        finished = [(row[1:-1], _finish(spec.analysis, row[-1])) for row in found]
-        for _, descending in order.keys:  # only "result": stable, ties keep the group order
+                finished.sort(key=lambda row: sort_key(row[-1]), reverse=descending)
+            if order.limit is not None:
+                finished = finished[:order.limit]
+            found = [(*row[:-1], encode_value(row[-1])) for row in finished]
+        items: list[str] = []
+        for start in range(0, len(found), _RENDER_CHUNK):
             limits.check_deadline()
-            finished.sort(key=lambda entry: sort_key(entry[1]), reverse=descending)
-        if order.limit is not None:
-            finished = finished[:order.limit]
-        for start in range(0, len(finished), _RENDER_CHUNK):
-            limits.check_deadline()
-            items += [template % (*keys, encode_value(value))
-                      for keys, value in finished[start:start + _RENDER_CHUNK]]
+            items += starmap(item, found[start:start + _RENDER_CHUNK])
         return JsonText("[" + ",".join(items) + "]")
 
     if scope.buckets is None:
