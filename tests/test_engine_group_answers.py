@@ -316,3 +316,22 @@ def test_duckdb_answers_groups_of_scalar_properties_in_order_itself() -> None:
             (0, "true", 1), (0, "1.5", 1), (0, '"b"', 1)]
         scope.group_by = ["j"]
         assert storage.ordered_groups(scope, "count", None, None) is None
+
+
+@given(value=st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8))
+@settings(max_examples=60, deadline=None)
+def test_answers_with_rendered_parts_are_the_text_of_their_values(value: Any) -> None:
+    """``encode`` writes a JsonText as its text wherever it sits, and everything else as
+    json.dumps does, strings that look like its markers (NUL, a colon, digits) included."""
+    from keen.server._json import JsonText
+
+    lookalike = "\x00" + "0" * 32 + ":0\x00"
+    plain_body = {"result": [value, {"value": value}], "x": lookalike}
+    part = text(value).decode()
+    rendered = {"result": [JsonText(part), {"value": JsonText(part)}], "x": lookalike}
+    assert encode(plain_body) == text(plain_body)
+    assert encode(rendered) == text(plain_body)
+    assert encode(JsonText(part)) == text(value)

@@ -33,8 +33,9 @@ class JsonText:
 def encode(payload: Any) -> bytes:
     """The UTF-8 JSON text of ``payload``, its ``JsonText`` parts written as they are."""
     texts: list[str] = []
-    # A JsonText is first encoded as a string holding a marker no answer can contain (a NUL,
-    # written \\u0000 in JSON, and a random token of this call), then the marker is replaced.
+    # A JsonText is first encoded as a string marker (NULs, written \\u0000 in JSON, around
+    # 128 random bits drawn for this call, which no value of the answer can hold but by
+    # guessing them), then each marker's JSON text is replaced by the JsonText's.
     token = secrets.token_hex(16)
 
     def default(value: Any) -> Any:
