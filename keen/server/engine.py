@@ -3,7 +3,11 @@
 ``run_query`` turns the parameters of one query into the primitives of an
 :class:`~keen.server.engines.base.EventStore` (the timeframe, interval buckets, filters and
 group_by are resolved here; aggregation happens inside the engine's database), then shapes the
-response body. The engine answers its own errors: a statement past the query's deadline is a 503
+response body. The group lists of a simple analysis whose groups the engine gives already
+ordered and rendered (``EventStore.ordered_groups``) are written as JSON text
+(``keen.server._json.JsonText``, one string per group) rather than a dict per group; other
+queries are shaped from ``aggregate``'s dicts. Either way the answer's text is the same.
+The engine answers its own errors: a statement past the query's deadline is a 503
 ``QueryTimeoutError``, a query too large for the database a 400 ``QueryTooComplexError``.
 
 Choices where keen-api.md leaves room ([INF] points); timeframe, timezone and interval rules are in

@@ -15,7 +15,10 @@ Python functions registered on every connection, evaluated only on the rows that
 (``CASE`` is lazy in DuckDB): ``keen_canon`` (the canonical JSON text of a list or object:
 sorted keys, integral floats as integers), ``keen_rebuild`` (an object with the typed values of
 its descendants put back), ``keen_regexp`` (Python :mod:`re` search, as the API's regex filter
-promises) and ``keen_value`` (a property whose name holds NUL, which a SQL literal cannot).
+promises), ``keen_value`` (a property whose name holds NUL, which a SQL literal cannot), and
+``keen_string_json`` / ``keen_float_json`` (the JSON text Python writes for a string that
+needs escapes and for a float that is no integer: group keys rendered by ``Typed.ordered_text``
+are the answer's exact text).
 """
 
 from __future__ import annotations
@@ -143,7 +146,7 @@ def _float_json_sql(number: float) -> str:
 
 
 def register_functions(connection: Any) -> None:
-    """Install ``keen_canon`` and ``keen_regexp`` on a DuckDB connection."""
+    """Install the Python functions of the module docstring on a DuckDB connection."""
     import duckdb
 
     varchar, boolean = duckdb.sqltype("VARCHAR"), duckdb.sqltype("BOOLEAN")
