@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from _engines import engine_fixture, open_store  # noqa: F401 (a fixture)
+from _server_helpers import Api, api_fixture, each_engine, server_fixture  # noqa: F401
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -335,3 +336,26 @@ def test_answers_with_rendered_parts_are_the_text_of_their_values(value: Any) ->
     assert encode(plain_body) == text(plain_body)
     assert encode(rendered) == text(plain_body)
     assert encode(JsonText(part)) == text(value)
+
+
+@each_engine
+def test_http_answers_are_the_reference_byte_for_byte(api: Api) -> None:
+    """Over HTTP: an ad-hoc query's body is the reference's text, and a saved query and a
+    scoped read give the reference's groups."""
+    events = [{"s": s, "team": i % 2} for i, s in enumerate([*ESCAPED, "a!", "a", "a"])]
+    api.write("c", *events, {"team": 1})
+    events.append({"team": 1})
+    query = {"event_collection": "c", "timeframe": "this_10_years", "group_by": "s"}
+    response = api.post("/queries/count", api.server.read_key, body=query)
+    assert response.status_code == 200
+    assert response.content == text({"result": reference(events, ["s"])})
+    saved = api.put("/queries/saved/g", api.server.master_key,
+                    body={"query": {"analysis_type": "count", **query}, "refresh_rate": 0})
+    assert saved.status_code == 201, saved.text
+    result = api.get("/queries/saved/g/result", api.server.read_key)
+    assert result.json()["result"] == reference(events, ["s"])
+    key = api.create_key(name="team1", permitted=["queries"], options={"queries": {"filters": [
+        {"property_name": "team", "operator": "eq", "property_value": 1}]}})
+    scoped = api.post("/queries/count", key, body=query)
+    assert scoped.content == text({"result": reference(
+        [e for e in events if e["team"] == 1], ["s"])})
