@@ -271,14 +271,20 @@ def test_key_filters_and_metadata(store: Storage) -> None:
     assert decoded["execution_metadata"]["events_scanned"] == 10  # only what the key reads
 
 
+@pytest.mark.parametrize(("analysis", "extra"), [
+    ("count", {}),
+    ("sum", {"target_property": "n", "order_by": {"property_name": "result",
+                                                 "direction": "DESC"}}),
+])
 def test_a_deadline_passing_while_groups_are_shaped_is_a_503(
-    store: Storage, monkeypatch: pytest.MonkeyPatch,
+    store: Storage, monkeypatch: pytest.MonkeyPatch, analysis: str, extra: dict[str, Any],
 ) -> None:
     """The database answers in time; the deadline passes while the 1,200 groups are turned
     into the answer, which stops there (503) instead of finishing late."""
+    monkeypatch.setattr(engine_module, "_RENDER_CHUNK", 100)
     stamp = {"timestamp": "2026-03-09T00:00:00Z"}
-    collection = load(store, [{"u": f"u{i}", "keen": stamp} for i in range(1200)])
-    params = {"event_collection": collection, "timeframe": THREE_DAYS, "group_by": "u"}
+    collection = load(store, [{"u": f"u{i}", "n": i, "keen": stamp} for i in range(1200)])
+    params = {"event_collection": collection, "timeframe": THREE_DAYS, "group_by": "u", **extra}
     store.query_time_limit = 30.0
     late = [0.0]
     real = time.monotonic
@@ -294,11 +300,11 @@ def test_a_deadline_passing_while_groups_are_shaped_is_a_503(
 
         monkeypatch.setattr(store, primitive, answered)
     with pytest.raises(QueryError) as caught:
-        run_query(store, "p", "count", params, now=NOW, rendered=True)
+        run_query(store, "p", analysis, params, now=NOW, rendered=True)
     assert (caught.value.status, caught.value.error_code) == (503, "QueryTimeoutError")
     assert late[0] == 60.0
     monkeypatch.undo()  # the real clock: the same query is answered
-    assert len(run_query(store, "p", "count", params, now=NOW)["result"]) == 1200
+    assert len(run_query(store, "p", analysis, params, now=NOW)["result"]) == 1200
 
 
 def test_duckdb_answers_groups_of_scalar_properties_in_order_itself() -> None:

@@ -77,11 +77,11 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from itertools import groupby, starmap
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 from keen.server import _engine_sql as sql
 from keen.server import limits
@@ -115,6 +115,8 @@ _RENDER_CHUNK = 10_000  # group items rendered between two deadline checks
 _GROUP_KEYS = ("group_by", "order_by", "limit")
 
 Key = tuple[int, tuple[Any, ...]]
+_T = TypeVar("_T")
+_U = TypeVar("_U")
 
 
 # ------------------------------------------------------------------------- parameters
@@ -368,13 +370,13 @@ def _rendered_groups(
     def render(found: list[tuple[Any, ...]]) -> JsonText:
         if spec.analysis != "count" or order.keys or order.limit is not None:
             # (raw counts are ints, whose text is their str: they need none of this)
-            finished = [(*row[:-1], _finish(spec.analysis, row[-1])) for row in found]
+            found = _in_chunks(found, lambda row: (*row[:-1], _finish(spec.analysis, row[-1])))
             for _, descending in order.keys:  # only "result": stable, ties keep group order
                 limits.check_deadline()
-                finished.sort(key=lambda row: sort_key(row[-1]), reverse=descending)
+                found.sort(key=lambda row: sort_key(row[-1]), reverse=descending)
             if order.limit is not None:
-                finished = finished[:order.limit]
-            found = [(*row[:-1], encode_value(row[-1])) for row in finished]
+                found = found[:order.limit]
+            found = _in_chunks(found, lambda row: (*row[:-1], encode_value(row[-1])))
         items: list[str] = []
         for start in range(0, len(found), _RENDER_CHUNK):
             limits.check_deadline()
@@ -389,6 +391,15 @@ def _rendered_groups(
          "value": render(by_bucket.get(index, []))}
         for index, (lo, hi) in enumerate(scope.buckets)
     ]
+
+
+def _in_chunks(rows: list[_T], function: Callable[[_T], _U]) -> list[_U]:
+    """``function`` of every row, looking at the query's deadline every ``_RENDER_CHUNK``."""
+    done: list[_U] = []
+    for start in range(0, len(rows), _RENDER_CHUNK):
+        limits.check_deadline()
+        done += map(function, rows[start:start + _RENDER_CHUNK])
+    return done
 
 
 def _multi(
