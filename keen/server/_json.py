@@ -9,7 +9,6 @@ with compact separators and ``ensure_ascii=False`` (the text of every answer of 
 from __future__ import annotations
 
 import json
-import re
 import secrets
 from typing import Any
 
@@ -33,22 +32,23 @@ class JsonText:
 def encode(payload: Any) -> bytes:
     """The UTF-8 JSON text of ``payload``, its ``JsonText`` parts written as they are."""
     texts: list[str] = []
-    # A JsonText is first encoded as a string marker (NULs, written \\u0000 in JSON, around
-    # 128 random bits drawn for this call, which no value of the answer can hold but by
-    # guessing them), then each marker's JSON text is replaced by the JsonText's.
-    token = secrets.token_hex(16)
+    # Each JsonText is first written as one marker string (NULs, \\u0000 in JSON, around 128
+    # random bits drawn for this call, which no value of the answer can hold but by guessing
+    # them); json calls ``default`` in the order it writes, so the k-th marker of the text is
+    # the k-th JsonText.
+    marker = f"\x00{secrets.token_hex(16)}\x00"
 
     def default(value: Any) -> Any:
         if isinstance(value, JsonText):
             texts.append(value.text)
-            return f"\x00{token}:{len(texts) - 1}\x00"
+            return marker
         raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
     text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=default)
     if texts:
-        parts = re.split('"\\\\u0000' + token + ':([0-9]+)\\\\u0000"', text)
-        parts[1::2] = [texts[int(index)] for index in parts[1::2]]
-        text = "".join(parts)
+        parts = text.split(encode_value(marker))
+        assert len(parts) == len(texts) + 1
+        text = "".join(part for pair in zip(parts, [*texts, ""]) for part in pair)
     return text.encode("utf-8")
 
 
