@@ -131,13 +131,26 @@ def answer(storage: Storage, collection: str, analysis: str = "count", **params:
     return encode(run_query(storage, "p", analysis, params, now=NOW, rendered=True))
 
 
+DAYS = ["2026-03-08", "2026-03-09", "2026-03-10", "2026-03-11"]
+
+
 def check(storage: Storage, events: list[dict[str, Any]], props: list[str],
           analysis: str = "count", **params: Any) -> None:
     collection = load(storage, events)
     order = params.get("order_by")
     descending = None if order is None else order["direction"] == "DESC"
-    expected = reference(events, props, analysis, params.get("target_property"), descending,
+
+    def groups(chosen: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return reference(chosen, props, analysis, params.get("target_property"), descending,
                          params.get("limit"))
+
+    expected: Any = groups(events)
+    if params.get("interval") == "daily":  # THREE_DAYS in UTC days (events at 2026-03-0Xt...)
+        expected = [{"timeframe": {"start": f"{day}T00:00:00.000Z",
+                                   "end": f"{after}T00:00:00.000Z"},
+                     "value": groups([e for e in events
+                                      if e["keen"]["timestamp"].startswith(day)])}
+                    for day, after in zip(DAYS, DAYS[1:])]
     got = answer(storage, collection, analysis, group_by=props, **params)
     assert got == text({"result": expected})
     # the plain answer (run_query without rendered) is the same value
@@ -184,12 +197,14 @@ ORDERS = st.one_of(st.none(), st.sampled_from(["ASC", "DESC"]))
 @SETTINGS
 @given(events=events_of(SCALARS), two=st.booleans(),
        analysis=st.sampled_from(["count", "sum", "maximum"]), direction=ORDERS,
-       limit=st.none() | st.integers(1, 4))
+       limit=st.none() | st.integers(1, 4), daily=st.booleans())
 def test_group_by_scalars_is_the_reference_byte_for_byte(
     store: Storage, events: list[dict[str, Any]], two: bool, analysis: str,
-    direction: str | None, limit: int | None,
+    direction: str | None, limit: int | None, daily: bool,
 ) -> None:
     params: dict[str, Any] = {} if analysis == "count" else {"target_property": "n"}
+    if daily:
+        params["interval"] = "daily"
     if direction is not None:
         params["order_by"] = {"property_name": "result", "direction": direction}
         if limit is not None:
