@@ -337,7 +337,7 @@ def _simple(
     scope = _scope(storage, project_id, params, extra, now, what=what)
     spec = _Analysis(analysis, params, what)
     order = _Order(params, ["result", *scope.group_by])
-    rendered = _rendered_groups(storage, scope, spec, order)
+    rendered = _rendered_groups(storage, scope, {"result": spec}, order)
     if rendered is not None:
         return {"result": rendered}, scope
     labelled = {"result": spec.run(storage, scope)}
@@ -345,38 +345,57 @@ def _simple(
 
 
 def _rendered_groups(
-    storage: Storage, scope: sql.Scope, spec: _Analysis, order: _Order,
+    storage: Storage, scope: sql.Scope, analyses: Mapping[str, _Analysis], order: _Order,
 ) -> Any:
-    """The ``result`` of a simple analysis with group_by, its group lists rendered as JSON text
-    from the engine's ``ordered_groups`` (no dict per group, no decoding of group keys); None
-    when the engine cannot order this scope's groups, or the query needs what only ``_shape``
-    does (median, percentile and select_unique add groups without values; ordering by a group
-    property compares decoded values; a group_by property named like the result, or twice,
-    merges item members). Same items, order and text as ``_shape`` gives."""
-    names = [*scope.group_by, "result"]
-    if (not scope.group_by or spec.analysis in _UNIVERSE or len(set(names)) != len(names)
-            or any(name != "result" for name, _ in order.keys)):
+    """The ``result`` of a simple analysis (one label, ``result``) or a multi_analysis with
+    group_by, its group lists rendered as JSON text from the engine's ``ordered_groups`` (no
+    dict per group, no decoding of group keys); None when the engine cannot order this scope's
+    groups, or the query needs what only ``_shape`` does (median, percentile and select_unique
+    add groups without values; ordering by a group property compares decoded values; a
+    group_by property named like a label, or twice, merges item members; analyses that found
+    different groups, which events written between their statements can cause, are merged).
+    Same items, order and text as ``_shape`` gives."""
+    labels = list(analyses)
+    names = [*scope.group_by, *labels]
+    if (not scope.group_by or len(set(names)) != len(names)
+            or any(spec.analysis in _UNIVERSE for spec in analyses.values())
+            or any(name not in analyses for name, _ in order.keys)):
         return None
-    rows = storage.ordered_groups(scope, spec.analysis, spec.target, spec.percentile)
+    found: list[list[tuple[Any, ...]]] = []
+    for spec in analyses.values():
+        answer = storage.ordered_groups(scope, spec.analysis, spec.target, spec.percentile)
+        if answer is None:
+            return None
+        found.append(answer)
+    rows = found[0] if len(found) == 1 else _merged(found)
     if rows is None:
         return None
-    # One item from one row (bucket, key texts..., value text): {"<property>":<key text>,...,
-    # "result":<value text>}, the bucket left out; braces in a name are literal.
+    # One item from one row: {"<property>":<key text>,...,"<label>":<value text>,...}, the
+    # bucket left out; braces in a name are literal.
     template = "{{" + ",".join(
         encode_value(name).replace("{", "{{").replace("}", "}}") + f":{{{index}}}"
         for index, name in enumerate(names, 1)) + "}}"
     item = template.format
+    width = len(scope.group_by) + 1  # where the values start in a row
+    kinds = [spec.analysis for spec in analyses.values()]
+
+    def finish(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (*row[:width], *map(_finish, kinds, row[width:]))
+
+    def encode(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (*row[:width], *map(encode_value, row[width:]))
 
     def render(found: list[tuple[Any, ...]]) -> JsonText:
-        if spec.analysis != "count" or order.keys or order.limit is not None:
+        if kinds != ["count"] or order.keys or order.limit is not None:
             # (raw counts are ints, whose text is their str: they need none of this)
-            found = _in_chunks(found, lambda row: (*row[:-1], _finish(spec.analysis, row[-1])))
-            for _, descending in order.keys:  # only "result": stable, ties keep group order
+            found = _in_chunks(found, finish)
+            for name, descending in reversed(order.keys):  # stable: ties keep group order
                 limits.check_deadline()
-                found.sort(key=lambda row: sort_key(row[-1]), reverse=descending)
+                position = width + labels.index(name)
+                found.sort(key=lambda row: sort_key(row[position]), reverse=descending)
             if order.limit is not None:
                 found = found[:order.limit]
-            found = _in_chunks(found, lambda row: (*row[:-1], encode_value(row[-1])))
+            found = _in_chunks(found, encode)
         items: list[str] = []
         for start in range(0, len(found), _RENDER_CHUNK):
             limits.check_deadline()
@@ -391,6 +410,22 @@ def _rendered_groups(
          "value": render(by_bucket.get(index, []))}
         for index, (lo, hi) in enumerate(scope.buckets)
     ]
+
+
+def _merged(found: list[list[tuple[Any, ...]]]) -> list[tuple[Any, ...]] | None:
+    """One row per group, ``(bucket, key texts..., one value per analysis)``, from the rows of
+    several analyses; None when they did not find the same groups."""
+    if any(len(answer) != len(found[0]) for answer in found):
+        return None
+    merged: list[tuple[Any, ...]] = []
+    for start in range(0, len(found[0]), _RENDER_CHUNK):
+        limits.check_deadline()
+        for group in zip(*(answer[start:start + _RENDER_CHUNK] for answer in found)):
+            keys = group[0][:-1]
+            if any(row[:-1] != keys for row in group):
+                return None
+            merged.append((*keys, *(row[-1] for row in group)))
+    return merged
 
 
 def _in_chunks(rows: list[_T], function: Callable[[_T], _U]) -> list[_U]:
@@ -426,6 +461,9 @@ def _multi(
             raise _invalid(f"The analysis label {label!r} collides with a group_by property.")
         analyses[label] = _Analysis(kind, spec, f"{kind} analysis {label!r}")
     order = _Order(params, [*analyses, *scope.group_by])
+    rendered = _rendered_groups(storage, scope, analyses, order)
+    if rendered is not None:
+        return {"result": rendered}, scope
     labelled = {label: spec.run(storage, scope) for label, spec in analyses.items()}
     return {"result": _shape(scope, labelled, analyses, order, single=False)}, scope
 
