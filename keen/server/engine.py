@@ -75,6 +75,7 @@ Choices where keen-api.md leaves room ([INF] points); timeframe, timezone and in
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -352,22 +353,16 @@ def _rendered_groups(
     dict per group, no decoding of group keys); None when the engine cannot order this scope's
     groups, or the query needs what only ``_shape`` does (median, percentile and select_unique
     add groups without values; ordering by a group property compares decoded values; a
-    group_by property named like a label, or twice, merges item members; analyses that found
-    different groups, which events written between their statements can cause, are merged).
-    Same items, order and text as ``_shape`` gives."""
+    group_by property named like a label, or twice, merges item members). Same items, order
+    and text as ``_shape`` gives."""
     labels = list(analyses)
     names = [*scope.group_by, *labels]
     if (not scope.group_by or len(set(names)) != len(names)
             or any(spec.analysis in _UNIVERSE for spec in analyses.values())
             or any(name not in analyses for name, _ in order.keys)):
         return None
-    found: list[list[tuple[Any, ...]]] = []
-    for spec in analyses.values():
-        answer = storage.ordered_groups(scope, spec.analysis, spec.target, spec.percentile)
-        if answer is None:
-            return None
-        found.append(answer)
-    rows = found[0] if len(found) == 1 else _merged(found)
+    rows = storage.ordered_groups(scope, [(spec.analysis, spec.target, spec.percentile)
+                                          for spec in analyses.values()])
     if rows is None:
         return None
     # One item from one row: {"<property>":<key text>,...,"<label>":<value text>,...}, the
@@ -383,11 +378,13 @@ def _rendered_groups(
         return (*row[:width], *map(_finish, kinds, row[width:]))
 
     def encode(row: tuple[Any, ...]) -> tuple[Any, ...]:
-        return (*row[:width], *map(encode_value, row[width:]))
+        return (*row[:width], *map(_value_text, row[width:]))
+
+    def finish_and_encode(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (*row[:width], *map(_value_text, map(_finish, kinds, row[width:])))
 
     def render(found: list[tuple[Any, ...]]) -> JsonText:
-        if kinds != ["count"] or order.keys or order.limit is not None:
-            # (raw counts are ints, whose text is their str: they need none of this)
+        if order.keys or order.limit is not None:
             found = _in_chunks(found, finish)
             for name, descending in reversed(order.keys):  # stable: ties keep group order
                 limits.check_deadline()
@@ -396,6 +393,8 @@ def _rendered_groups(
             if order.limit is not None:
                 found = found[:order.limit]
             found = _in_chunks(found, encode)
+        elif kinds != ["count"]:  # (raw counts are ints, whose text is their str: as they are)
+            found = _in_chunks(found, finish_and_encode)
         items: list[str] = []
         for start in range(0, len(found), _RENDER_CHUNK):
             limits.check_deadline()
@@ -412,20 +411,13 @@ def _rendered_groups(
     ]
 
 
-def _merged(found: list[list[tuple[Any, ...]]]) -> list[tuple[Any, ...]] | None:
-    """One row per group, ``(bucket, key texts..., one value per analysis)``, from the rows of
-    several analyses; None when they did not find the same groups."""
-    if any(len(answer) != len(found[0]) for answer in found):
-        return None
-    merged: list[tuple[Any, ...]] = []
-    for start in range(0, len(found[0]), _RENDER_CHUNK):
-        limits.check_deadline()
-        for group in zip(*(answer[start:start + _RENDER_CHUNK] for answer in found)):
-            keys = group[0][:-1]
-            if any(row[:-1] != keys for row in group):
-                return None
-            merged.append((*keys, *(row[-1] for row in group)))
-    return merged
+def _value_text(value: Any) -> str:
+    """``encode_value(value)``, without its detour for the usual ints and finite floats."""
+    if type(value) is int:
+        return int.__repr__(value)
+    if type(value) is float and math.isfinite(value):
+        return float.__repr__(value)
+    return encode_value(value)
 
 
 def _in_chunks(rows: list[_T], function: Callable[[_T], _U]) -> list[_U]:

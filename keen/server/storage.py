@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -353,7 +353,7 @@ class Storage(SqlCatalog):
             return aggregate(conn, scope, analysis, target, percentile)
 
     def ordered_groups(
-        self, scope: Scope, analysis: str, target: str | None, percentile: float | None,
+        self, scope: Scope, analyses: Sequence[tuple[str, str | None, float | None]],
     ) -> list[tuple[Any, ...]] | None:
         """None: the shared path orders and renders ``aggregate``'s groups (a SQLite scan costs
         far more than that shaping, so ordering in SQL would gain nothing noticeable)."""

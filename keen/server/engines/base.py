@@ -18,7 +18,7 @@ and dicts in Python); an engine that cannot (or not for a scope) returns None.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -105,16 +105,18 @@ class EventStore(Protocol):
         (median/percentile: the nearest-rank value; select_unique: a list of values)."""
 
     def ordered_groups(
-        self, scope: Scope, analysis: str, target: str | None, percentile: float | None,
+        self, scope: Scope, analyses: Sequence[tuple[str, str | None, float | None]],
     ) -> list[tuple[Any, ...]] | None:
-        """What ``aggregate`` finds, already in the answer's order and text, for a scope with
-        group_by; or None when the engine cannot give it for this scope (the shared path then
-        orders and renders ``aggregate``'s result). Rows ``(bucket, key_1, ..., key_n, raw
-        value)`` ordered by bucket, then by group as the answer lists them (by the first
+        """What ``aggregate`` finds for each of ``analyses`` (``(analysis, target,
+        percentile)``), already in the answer's order and text, for a scope with group_by; or
+        None when the engine cannot give it for this scope (the shared path then orders and
+        renders ``aggregate``'s results). Rows ``(bucket, key_1, ..., key_n, raw value of each
+        analysis...)`` ordered by bucket, then by group as the answer lists them (by the first
         property's value in ``keen.server.filters.sort_key`` order, then the next's...), each
         key the exact JSON text the answer shows for that property's value (the canonical
         representative, rendered as ``keen.server._json.encode_value`` does; ``null`` for null
-        and missing). Not asked for median, percentile or select_unique."""
+        and missing). Every row holds every analysis (one snapshot of the events). Not asked
+        for median, percentile or select_unique."""
 
     def group_universe(self, scope: Scope) -> set[Key]:
         """Every (bucket, group) that has at least one matching event."""

@@ -245,6 +245,20 @@ def _sum_value(row: Sequence[Any]) -> Any:
     return int(whole) if fraction is None else fraction if whole is None else int(whole) + fraction
 
 
+def _values(
+    columns: Sequence[Any], analyses: Sequence[tuple[str, str | None, float | None]],
+) -> Iterator[Any]:
+    """One value per analysis from its result columns (a sum has two, see ``_sum_value``)."""
+    position = 0
+    for analysis, _, _ in analyses:
+        if analysis == "sum":
+            yield _sum_value(columns[position:position + 2])
+            position += 2
+        else:
+            yield columns[position]
+            position += 1
+
+
 def _key(number: Any, text: Any) -> Any:
     """A group key in the shared convention (a number, else JSON text)."""
     return number if number is not None else text
@@ -682,19 +696,20 @@ class DuckDBStore(SqlCatalog):
         raise AssertionError(analysis)  # pragma: no cover - the engine validates analysis names
 
     def ordered_groups(
-        self, scope: Any, analysis: str, target: str | None, percentile: float | None,
+        self, scope: Any, analyses: Sequence[tuple[str, str | None, float | None]],
     ) -> list[tuple[Any, ...]] | None:
         """Groups in the answer's order and text (see ``keen.server.engines.base``) when every
         group_by property is kept in typed columns (only strings, numbers and booleans: their
-        order and JSON text are computed in SQL); else None."""
-        return self._stable(lambda: self._ordered_groups(scope, analysis, target, percentile))
+        order and JSON text are computed in SQL); else None. One statement for all analyses."""
+        return self._stable(lambda: self._ordered_groups(scope, analyses))
 
     def _ordered_groups(
-        self, scope: Any, analysis: str, target: str | None, percentile: float | None,
+        self, scope: Any, analyses: Sequence[tuple[str, str | None, float | None]],
     ) -> list[tuple[Any, ...]] | None:
         compiled = self._compiled(scope)
         typed = [compiled.typed.get(name) for name in scope.group_by]
-        if not typed or analysis in ("median", "percentile", "select_unique"):
+        if not typed or any(analysis in ("median", "percentile", "select_unique")
+                            for analysis, _, _ in analyses):
             return None
         inner = ["q.b AS g0"]
         texts: list[str] = []
@@ -709,20 +724,24 @@ class DuckDBStore(SqlCatalog):
             text, ranks = typed_property.ordered_text(aliases)
             texts.append(text)
             order += ranks
-        result_sql, extra_where = self._result_sql(compiled, analysis, target, percentile)
-        results = [f"r{i}" for i in range(len(result_sql))]
-        inner += [f"{sql} AS {alias}" for sql, alias in zip(result_sql, results)]
+        results: list[str] = []
+        for analysis, target, percentile in analyses:
+            result_sql, _ = self._result_sql(compiled, analysis, target, percentile)
+            for sql in result_sql:  # (no extra WHERE: only median and percentile have one)
+                results.append(f"r{len(results)}")
+                inner.append(f"{sql} AS {results[-1]}")
         where, params = compiled.filters(scope.filters)
-        source, params = compiled.source(where + extra_where, params)
+        source, params = compiled.source(where, params)
         positions = ", ".join(str(i + 1) for i in range(len(inner) - len(results)))
         sql = (f"SELECT g0, {', '.join(texts)}, {', '.join(results)} "  # noqa: S608
                f"FROM (SELECT {', '.join(inner)} {source} GROUP BY {positions}) "
                f"ORDER BY {', '.join(order)}")
         with self._read() as cur:
             rows: list[tuple[Any, ...]] = cur.execute(sql, params).fetchall()
-        if analysis == "sum":
-            return [(*row[:-2], _sum_value(row)) for row in rows]
-        return rows
+        if not any(analysis == "sum" for analysis, _, _ in analyses):
+            return rows
+        width = 1 + len(texts)
+        return [(*row[:width], *_values(row[width:], analyses)) for row in rows]
 
     @staticmethod
     def _row_key(
