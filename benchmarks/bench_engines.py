@@ -21,11 +21,17 @@ absolute times.
     python benchmarks/bench_engines.py                       # duckdb engine, 1,000,000 events
     python benchmarks/bench_engines.py --events 200000 --runs 3
     python benchmarks/bench_engines.py --engine sqlite --events 100000
+    python benchmarks/bench_engines.py --keep /tmp/bench1m --only group_by   # iterate on queries
+
+``--keep DIR`` keeps both databases in DIR and, when DIR already holds them (from an earlier
+run with the same ``--events`` and ``--engine``), skips ingest and loading: only the queries
+run again. ``--only TEXT`` runs the query shapes whose name contains TEXT.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -256,24 +262,43 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--engine", default="duckdb", choices=("duckdb", "sqlite"))
     parser.add_argument("--dir", default=None, help="where to put the databases (temp dir)")
+    parser.add_argument("--keep", default=None, metavar="DIR",
+                        help="keep the databases in DIR; reuse them when DIR holds them")
+    parser.add_argument("--only", default="", metavar="TEXT",
+                        help="only the query shapes whose name contains TEXT")
     args = parser.parse_args()
     print(f"{args.events:,} events, engine {args.engine}, load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    with tempfile.TemporaryDirectory(dir=args.dir) as folder:
+    if args.keep is not None:
+        os.makedirs(args.keep, exist_ok=True)
+    with (tempfile.TemporaryDirectory(dir=args.dir) if args.keep is None
+          else contextlib.nullcontext(args.keep)) as folder:
         db = os.path.join(folder, f"keen.{args.engine}")
+        plain_path = os.path.join(folder, "plain.duckdb")
+        reuse = args.keep is not None and os.path.exists(db) and os.path.exists(plain_path)
         server = Server(args.engine, db)
         try:
-            source = os.path.join(folder, "events.ndjson")
-            rate = ingest(server, args.events, source)
-            print(f"ingest over HTTP, batches of {BATCH:,}: {rate:,.0f} events/s")
-            con, loaded, plain_size = plain_table(source, folder)
-            print(f"baseline: DuckDB read_json into a typed table: "
-                  f"{args.events / loaded:,.0f} events/s")
+            if reuse:
+                count = server.query("count")["result"]
+                if count != args.events:
+                    raise SystemExit(f"{folder} holds {count:,} events, not {args.events:,}")
+                con = duckdb.connect(plain_path)
+                plain_size = os.path.getsize(plain_path)
+                print(f"reusing the databases of {folder} (no ingest)")
+            else:
+                source = os.path.join(folder, "events.ndjson")
+                rate = ingest(server, args.events, source)
+                print(f"ingest over HTTP, batches of {BATCH:,}: {rate:,.0f} events/s")
+                con, loaded, plain_size = plain_table(source, folder)
+                print(f"baseline: DuckDB read_json into a typed table: "
+                      f"{args.events / loaded:,.0f} events/s")
             fixed = statistics.median(timed(lambda: server.query(
                 "count", event_collection="nothing"))[0] for _ in range(9))
             print(f"one query over HTTP on an empty collection: {fixed * 1000:.1f} ms")
             print(f"{'query':<38}{'ours':>10}{'DuckDB':>10}{'ratio':>9}")
             for name, ours, baseline, same in shapes(server, con):
+                if args.only not in name:
+                    continue
                 times: dict[str, list[float]] = {"ours": [], "base": []}
                 answers: dict[str, Any] = {}
                 for index in range(args.runs):

@@ -3,7 +3,11 @@
 ``run_query`` turns the parameters of one query into the primitives of an
 :class:`~keen.server.engines.base.EventStore` (the timeframe, interval buckets, filters and
 group_by are resolved here; aggregation happens inside the engine's database), then shapes the
-response body. The engine answers its own errors: a statement past the query's deadline is a 503
+response body. The group lists of a simple analysis whose groups the engine gives already
+ordered and rendered (``EventStore.ordered_groups``) are written as JSON text
+(``keen.server._json.JsonText``, one string per group) rather than a dict per group; other
+queries are shaped from ``aggregate``'s dicts. Either way the answer's text is the same.
+The engine answers its own errors: a statement past the query's deadline is a 503
 ``QueryTimeoutError``, a query too large for the database a 400 ``QueryTooComplexError``.
 
 Choices where keen-api.md leaves room ([INF] points); timeframe, timezone and interval rules are in
@@ -71,16 +75,20 @@ Choices where keen-api.md leaves room ([INF] points); timeframe, timezone and in
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from itertools import groupby, starmap
+from operator import itemgetter
+from typing import Any, TypeVar
 
 from keen.server import _engine_sql as sql
 from keen.server import limits
 from keen.server._errors import QueryError, bad_request
 from keen.server._events import property_paths
+from keen.server._json import JsonText, encode_value, plain
 from keen.server.engines.base import EventStore as Storage  # any engine of the server
 from keen.server.filters import MISSING, normalize_filters, sort_key, value_at
 from keen.server.timeframes import (
@@ -101,9 +109,15 @@ MAX_EXTRACTION = 100_000
 EMAIL_EXTRACTION_RESULT = "Processing. Check the specified email for the extraction results."
 
 _EMPTY: dict[str, Any] = {"count": 0, "count_unique": 0, "sum": 0}
+# Analyses whose groups are not only those aggregate() finds (groups without a usable value
+# are added from group_universe), so they take the dict path of _shape.
+_UNIVERSE = frozenset({"median", "percentile", "select_unique"})
+_RENDER_CHUNK = 10_000  # group items rendered between two deadline checks
 _GROUP_KEYS = ("group_by", "order_by", "limit")
 
 Key = tuple[int, tuple[Any, ...]]
+_T = TypeVar("_T")
+_U = TypeVar("_U")
 
 
 # ------------------------------------------------------------------------- parameters
@@ -324,8 +338,95 @@ def _simple(
     scope = _scope(storage, project_id, params, extra, now, what=what)
     spec = _Analysis(analysis, params, what)
     order = _Order(params, ["result", *scope.group_by])
+    rendered = _rendered_groups(storage, scope, {"result": spec}, order)
+    if rendered is not None:
+        return {"result": rendered}, scope
     labelled = {"result": spec.run(storage, scope)}
     return {"result": _shape(scope, labelled, {"result": spec}, order, single=True)}, scope
+
+
+def _rendered_groups(
+    storage: Storage, scope: sql.Scope, analyses: Mapping[str, _Analysis], order: _Order,
+) -> Any:
+    """The ``result`` of a simple analysis (one label, ``result``) or a multi_analysis with
+    group_by, its group lists rendered as JSON text from the engine's ``ordered_groups`` (no
+    dict per group, no decoding of group keys); None when the engine cannot order this scope's
+    groups, or the query needs what only ``_shape`` does (median, percentile and select_unique
+    add groups without values; ordering by a group property compares decoded values; a
+    group_by property named like a label, or twice, merges item members). Same items, order
+    and text as ``_shape`` gives."""
+    labels = list(analyses)
+    names = [*scope.group_by, *labels]
+    if (not scope.group_by or len(set(names)) != len(names)
+            or any(spec.analysis in _UNIVERSE for spec in analyses.values())
+            or any(name not in analyses for name, _ in order.keys)):
+        return None
+    rows = storage.ordered_groups(scope, [(spec.analysis, spec.target, spec.percentile)
+                                          for spec in analyses.values()])
+    if rows is None:
+        return None
+    # One item from one row: {"<property>":<key text>,...,"<label>":<value text>,...}, the
+    # bucket left out; braces in a name are literal.
+    template = "{{" + ",".join(
+        encode_value(name).replace("{", "{{").replace("}", "}}") + f":{{{index}}}"
+        for index, name in enumerate(names, 1)) + "}}"
+    item = template.format
+    width = len(scope.group_by) + 1  # where the values start in a row
+    kinds = [spec.analysis for spec in analyses.values()]
+
+    def finish(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (*row[:width], *map(_finish, kinds, row[width:]))
+
+    def encode(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (*row[:width], *map(_value_text, row[width:]))
+
+    def finish_and_encode(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (*row[:width], *map(_value_text, map(_finish, kinds, row[width:])))
+
+    def render(found: list[tuple[Any, ...]]) -> JsonText:
+        if order.keys or order.limit is not None:
+            found = _in_chunks(found, finish)
+            for name, descending in reversed(order.keys):  # stable: ties keep group order
+                limits.check_deadline()
+                position = width + labels.index(name)
+                found.sort(key=lambda row: sort_key(row[position]), reverse=descending)
+            if order.limit is not None:
+                found = found[:order.limit]
+            found = _in_chunks(found, encode)
+        elif kinds != ["count"]:  # (raw counts are ints, whose text is their str: as they are)
+            found = _in_chunks(found, finish_and_encode)
+        items: list[str] = []
+        for start in range(0, len(found), _RENDER_CHUNK):
+            limits.check_deadline()
+            items += starmap(item, found[start:start + _RENDER_CHUNK])
+        return JsonText("[" + ",".join(items) + "]")
+
+    if scope.buckets is None:
+        return render(rows)
+    by_bucket = {bucket: list(found) for bucket, found in groupby(rows, key=itemgetter(0))}
+    return [
+        {"timeframe": {"start": format_timestamp(lo), "end": format_timestamp(hi)},
+         "value": render(by_bucket.get(index, []))}
+        for index, (lo, hi) in enumerate(scope.buckets)
+    ]
+
+
+def _value_text(value: Any) -> str:
+    """``encode_value(value)``, without its detour for the usual ints and finite floats."""
+    if type(value) is int:
+        return int.__repr__(value)
+    if type(value) is float and math.isfinite(value):
+        return float.__repr__(value)
+    return encode_value(value)
+
+
+def _in_chunks(rows: list[_T], function: Callable[[_T], _U]) -> list[_U]:
+    """``function`` of every row, looking at the query's deadline every ``_RENDER_CHUNK``."""
+    done: list[_U] = []
+    for start in range(0, len(rows), _RENDER_CHUNK):
+        limits.check_deadline()
+        done += map(function, rows[start:start + _RENDER_CHUNK])
+    return done
 
 
 def _multi(
@@ -352,6 +453,9 @@ def _multi(
             raise _invalid(f"The analysis label {label!r} collides with a group_by property.")
         analyses[label] = _Analysis(kind, spec, f"{kind} analysis {label!r}")
     order = _Order(params, [*analyses, *scope.group_by])
+    rendered = _rendered_groups(storage, scope, analyses, order)
+    if rendered is not None:
+        return {"result": rendered}, scope
     labelled = {label: spec.run(storage, scope) for label, spec in analyses.items()}
     return {"result": _shape(scope, labelled, analyses, order, single=False)}, scope
 
@@ -492,13 +596,16 @@ def run_query(
     *,
     now: datetime,
     extra_filters: Sequence[Mapping[str, Any]] = (),
+    rendered: bool = False,
 ) -> dict[str, Any]:
     """Run one query; returns the whole response body (``{"result": ...}``, plus ``steps`` and
     ``actors`` for funnels and ``execution_metadata`` when asked).
 
     ``params`` hold native JSON values (decode GET strings with ``decode_query_params``);
     ``extra_filters`` (from a scoped or access key) are AND-ed with the query's filters (in a
-    funnel, with every step's). Raises ``QueryError``.
+    funnel, with every step's). With ``rendered`` the body may hold ``keen.server._json.JsonText``
+    parts (group lists rendered as JSON text), to be written with ``keen.server._json.encode``;
+    without, every value is a plain JSON value. Raises ``QueryError``.
     """
     started = time.perf_counter()
     if analysis_type not in ANALYSES:
@@ -527,7 +634,7 @@ def run_query(
                           "A value this query compares is nested too deeply (stored before "
                           f"the limit of {limits.MAX_NESTING} levels); delete those events or "
                           "query another property.") from None
-    return body
+    return body if rendered else plain(body)
 
 
 def _metadata(
@@ -634,6 +741,7 @@ def dataset_results(
     timeframe: Any,
     *,
     now: datetime,
+    rendered: bool = False,
 ) -> dict[str, Any]:
     """Results of a cached dataset, computed on demand (keen-api.md 14.4): the dataset's query
     restricted to ``index_by`` = the given value(s) and to ``timeframe`` (clipped to the
@@ -659,4 +767,4 @@ def dataset_results(
     params["filters"] = list(query.get("filters") or []) + _index_filters(
         definition.get("index_by"), index_by_value
     )
-    return run_query(storage, project_id, str(analysis), params, now=now)
+    return run_query(storage, project_id, str(analysis), params, now=now, rendered=rendered)

@@ -15,7 +15,10 @@ Python functions registered on every connection, evaluated only on the rows that
 (``CASE`` is lazy in DuckDB): ``keen_canon`` (the canonical JSON text of a list or object:
 sorted keys, integral floats as integers), ``keen_rebuild`` (an object with the typed values of
 its descendants put back), ``keen_regexp`` (Python :mod:`re` search, as the API's regex filter
-promises) and ``keen_value`` (a property whose name holds NUL, which a SQL literal cannot).
+promises), ``keen_value`` (a property whose name holds NUL, which a SQL literal cannot), and
+``keen_string_json`` / ``keen_float_json`` (the JSON text Python writes for a string that
+needs escapes and for a float that is no integer: group keys rendered by ``Typed.ordered_text``
+are the answer's exact text).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keen.server._engine_sql import Scope
+from keen.server._json import encode_value
 from keen.server.filters import (
     _EARTH_RADIUS_MILES,
     _geo_target,
@@ -131,8 +135,18 @@ def _regexp_sql(pattern: str | None, text: str | None) -> bool:
     return bool(_sql_regexp(pattern, text))
 
 
+def _string_json_sql(text: str) -> str:
+    """The JSON text Python writes for a string (the rare strings needing escapes)."""
+    return _encode_string(text)
+
+
+def _float_json_sql(number: float) -> str:
+    """The JSON text of a float that is not an integer in the int64 range (as the answer's)."""
+    return encode_value(number)
+
+
 def register_functions(connection: Any) -> None:
-    """Install ``keen_canon`` and ``keen_regexp`` on a DuckDB connection."""
+    """Install the Python functions of the module docstring on a DuckDB connection."""
     import duckdb
 
     varchar, boolean = duckdb.sqltype("VARCHAR"), duckdb.sqltype("BOOLEAN")
@@ -144,6 +158,10 @@ def register_functions(connection: Any) -> None:
                                varchar, null_handling="special", side_effects=False)
     connection.create_function("keen_regexp", _regexp_sql, [varchar, varchar], boolean,
                                null_handling="special", side_effects=False)
+    connection.create_function("keen_string_json", _string_json_sql, [varchar], varchar,
+                               side_effects=False)
+    connection.create_function("keen_float_json", _float_json_sql, [duckdb.sqltype("DOUBLE")],
+                               varchar, side_effects=False)
 
 
 def _literal(text: str) -> str:
@@ -213,6 +231,38 @@ class Typed:
                     return _encode_string(value) if kind == "s" else ("true" if value else "false")
                 position += 1
         return "null"
+
+    def ordered_text(self, columns: Sequence[str]) -> tuple[str, list[str]]:
+        """SQL over this property's ``key_columns`` (named ``columns`` in a grouped select):
+        the JSON text the answer shows for the value (``null`` when missing; integral numbers
+        in the int64 range as integers, other numbers as Python writes floats, strings escaped
+        as Python's ``json`` does), and the ORDER BY terms putting values in
+        ``keen.server.filters.sort_key`` order (missing, booleans, numbers, strings; strings by
+        code point, which is DuckDB's byte order of UTF-8)."""
+        kinds = (["n"] if self.number() else []) + [k for k in ("s", "b") if k in self.kinds]
+        named = dict(zip(kinds, columns))  # the order of key_columns
+        whens: list[str] = []
+        ranks: list[str] = []
+        if "b" in named:
+            b = named["b"]
+            whens.append(f"WHEN {b} THEN 'true' WHEN NOT {b} THEN 'false'")
+            ranks.append(f"WHEN {b} IS NOT NULL THEN 1")
+        if "n" in named:
+            n = named["n"]
+            whens.append(f"WHEN {n} = trunc({n}) AND abs({n}) < 9223372036854775808.0 "
+                         f"THEN CAST(CAST({n} AS HUGEINT) AS VARCHAR) "
+                         f"WHEN {n} IS NOT NULL THEN keen_float_json({n})")
+            ranks.append(f"WHEN {n} IS NOT NULL THEN 2")
+        if "s" in named:
+            s = named["s"]
+            whens.append(f"WHEN regexp_matches({s}, '[\\x00-\\x1f\"\\\\]') "
+                         f"THEN keen_string_json({s}) "
+                         f"WHEN {s} IS NOT NULL THEN '\"' || {s} || '\"'")
+            ranks.append(f"WHEN {s} IS NOT NULL THEN 3")
+        text = f"(CASE {' '.join(whens)} ELSE 'null' END)"
+        order = [f"(CASE {' '.join(ranks)} ELSE 0 END)"]
+        order += [named[k] for k in ("b", "n", "s") if k in named]
+        return text, order
 
     def value(self, row: Sequence[Any]) -> Any:
         """The JSON value from the ``key_columns`` of one row (None when missing)."""

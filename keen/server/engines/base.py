@@ -11,11 +11,14 @@ protocol and registers a factory in :mod:`keen.server.engines`.
 Group keys (in ``aggregate`` results and funnel actors) follow one convention, decoded by
 ``keen.server._engine_sql.decode_group_value``: a number for numbers (``1`` and ``1.0`` are
 one key), otherwise the JSON text of the value, ``'null'`` for null and missing.
+``ordered_groups`` gives an engine the choice of answering group_by queries in their final
+order and text instead (a group_by over 100,000 values is then no 100,000 decodings, sort keys
+and dicts in Python); an engine that cannot (or not for a scope) returns None.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -100,6 +103,20 @@ class EventStore(Protocol):
     ) -> dict[Key, Any]:
         """``{(bucket, group_key): raw value}`` for every (bucket, group) with matching events
         (median/percentile: the nearest-rank value; select_unique: a list of values)."""
+
+    def ordered_groups(
+        self, scope: Scope, analyses: Sequence[tuple[str, str | None, float | None]],
+    ) -> list[tuple[Any, ...]] | None:
+        """What ``aggregate`` finds for each of ``analyses`` (``(analysis, target,
+        percentile)``), already in the answer's order and text, for a scope with group_by; or
+        None when the engine cannot give it for this scope (the shared path then orders and
+        renders ``aggregate``'s results). Rows ``(bucket, key_1, ..., key_n, raw value of each
+        analysis...)`` ordered by bucket, then by group as the answer lists them (by the first
+        property's value in ``keen.server.filters.sort_key`` order, then the next's...), each
+        key the exact JSON text the answer shows for that property's value (the canonical
+        representative, rendered as ``keen.server._json.encode_value`` does; ``null`` for null
+        and missing). Every row holds every analysis (one snapshot of the events). Not asked
+        for median, percentile or select_unique."""
 
     def group_universe(self, scope: Scope) -> set[Key]:
         """Every (bucket, group) that has at least one matching event."""

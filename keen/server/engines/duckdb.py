@@ -270,6 +270,28 @@ def _bounded(con: Any, *, writing: bool = False) -> Iterator[None]:
         DEADLINES.remove(token)
 
 
+def _sum_value(row: Sequence[Any]) -> Any:
+    """The sum of a row ending with the integer and the float sums (None when both are)."""
+    whole, fraction = row[-2], row[-1]
+    if whole is None and fraction is None:
+        return None
+    return int(whole) if fraction is None else fraction if whole is None else int(whole) + fraction
+
+
+def _values(
+    columns: Sequence[Any], analyses: Sequence[tuple[str, str | None, float | None]],
+) -> Iterator[Any]:
+    """One value per analysis from its result columns (a sum has two, see ``_sum_value``)."""
+    position = 0
+    for analysis, _, _ in analyses:
+        if analysis == "sum":
+            yield _sum_value(columns[position:position + 2])
+            position += 2
+        else:
+            yield columns[position]
+            position += 1
+
+
 def _key(number: Any, text: Any) -> Any:
     """A group key in the shared convention (a number, else JSON text)."""
     return number if number is not None else text
@@ -708,34 +730,10 @@ class DuckDBStore(SqlCatalog):
             columns, decode = compiled.group_columns(name)
             groups += columns
             decoders.append((len(columns), decode))
-        extra_where = ""
-        if analysis == "count":
-            result_sql = ["count(*)"]
-        else:
+        if analysis == "select_unique":
             assert target is not None
-            number, integers, floats = compiled.number(target)
-            if analysis == "sum":
-                result_sql = [f"sum({integers})" if integers else "NULL",
-                              f"sum({floats})" if floats else "NULL"]
-            elif analysis in ("minimum", "maximum", "average", "standard_deviation"):
-                function = {"minimum": "min", "maximum": "max", "average": "avg",
-                            "standard_deviation": "stddev_pop"}[analysis]
-                result_sql = [f"{function}({number})"]
-            elif analysis in ("median", "percentile"):
-                # nearest rank: the ceil(p/100 * n)-th smallest value (at least the first)
-                # DuckDB's quantile_disc(q) is the ceil(q * n)-th value; q is nudged down by
-                # 1e-14 so that float rounding of q * n never crosses an integer (exact for
-                # n up to 10**10, checked against the integer formula of the SQLite engine).
-                rank = round((50.0 if analysis == "median" else float(percentile or 0)) * 100)
-                fraction = max(0.0, rank / 10_000 - 1e-14)
-                result_sql = [f"quantile_disc({number}, {fraction!r})"]
-                extra_where = f" AND {number} IS NOT NULL"
-            elif analysis == "count_unique":
-                result_sql = [compiled.distinct_count(target)]
-            elif analysis == "select_unique":
-                return self._select_unique(compiled, groups, decoders, target)
-            else:  # pragma: no cover - the engine validates analysis names
-                raise AssertionError(analysis)
+            return self._select_unique(compiled, groups, decoders, target)
+        result_sql, extra_where = self._result_sql(compiled, analysis, target, percentile)
         where, params = compiled.filters(scope.filters)
         source, params = compiled.source(where + extra_where, params)
         keys = ", ".join(["q.b", *groups])
@@ -747,14 +745,85 @@ class DuckDBStore(SqlCatalog):
         with self._read() as cur:
             for row in cur.execute(sql, params).fetchall():
                 key = self._row_key(row, decoders)
-                if analysis == "sum":
-                    whole, fraction = row[-2], row[-1]
-                    found[key] = None if whole is None and fraction is None else (
-                        int(whole) if fraction is None else
-                        fraction if whole is None else int(whole) + fraction)
-                else:
-                    found[key] = row[-1]
+                found[key] = _sum_value(row) if analysis == "sum" else row[-1]
         return found
+
+    @staticmethod
+    def _result_sql(
+        compiled: Compiled, analysis: str, target: str | None, percentile: float | None,
+    ) -> tuple[list[str], str]:
+        """The aggregate columns of an analysis (``sum``: two, see ``_sum_value``) and what
+        the WHERE clause needs besides the filters."""
+        if analysis == "count":
+            return ["count(*)"], ""
+        assert target is not None
+        number, integers, floats = compiled.number(target)
+        if analysis == "sum":
+            return [f"sum({integers})" if integers else "NULL",
+                    f"sum({floats})" if floats else "NULL"], ""
+        if analysis in ("minimum", "maximum", "average", "standard_deviation"):
+            function = {"minimum": "min", "maximum": "max", "average": "avg",
+                        "standard_deviation": "stddev_pop"}[analysis]
+            return [f"{function}({number})"], ""
+        if analysis in ("median", "percentile"):
+            # nearest rank: the ceil(p/100 * n)-th smallest value (at least the first)
+            # DuckDB's quantile_disc(q) is the ceil(q * n)-th value; q is nudged down by
+            # 1e-14 so that float rounding of q * n never crosses an integer (exact for
+            # n up to 10**10, checked against the integer formula of the SQLite engine).
+            rank = round((50.0 if analysis == "median" else float(percentile or 0)) * 100)
+            fraction = max(0.0, rank / 10_000 - 1e-14)
+            return [f"quantile_disc({number}, {fraction!r})"], f" AND {number} IS NOT NULL"
+        if analysis == "count_unique":
+            return [compiled.distinct_count(target)], ""
+        raise AssertionError(analysis)  # pragma: no cover - the engine validates analysis names
+
+    def ordered_groups(
+        self, scope: Any, analyses: Sequence[tuple[str, str | None, float | None]],
+    ) -> list[tuple[Any, ...]] | None:
+        """Groups in the answer's order and text (see ``keen.server.engines.base``) when every
+        group_by property is kept in typed columns (only strings, numbers and booleans: their
+        order and JSON text are computed in SQL); else None. One statement for all analyses."""
+        return self._stable(lambda: self._ordered_groups(scope, analyses))
+
+    def _ordered_groups(
+        self, scope: Any, analyses: Sequence[tuple[str, str | None, float | None]],
+    ) -> list[tuple[Any, ...]] | None:
+        compiled = self._compiled(scope)
+        typed = [compiled.typed.get(name) for name in scope.group_by]
+        if not typed or any(analysis in ("median", "percentile", "select_unique")
+                            for analysis, _, _ in analyses):
+            return None
+        inner = ["q.b AS g0"]
+        texts: list[str] = []
+        order = ["g0"]
+        for typed_property in typed:
+            if typed_property is None:
+                return None
+            aliases = []
+            for column in typed_property.key_columns():
+                aliases.append(f"g{len(inner)}")
+                inner.append(f"{column} AS {aliases[-1]}")
+            text, ranks = typed_property.ordered_text(aliases)
+            texts.append(text)
+            order += ranks
+        results: list[str] = []
+        for analysis, target, percentile in analyses:
+            result_sql, _ = self._result_sql(compiled, analysis, target, percentile)
+            for sql in result_sql:  # (no extra WHERE: only median and percentile have one)
+                results.append(f"r{len(results)}")
+                inner.append(f"{sql} AS {results[-1]}")
+        where, params = compiled.filters(scope.filters)
+        source, params = compiled.source(where, params)
+        positions = ", ".join(str(i + 1) for i in range(len(inner) - len(results)))
+        sql = (f"SELECT g0, {', '.join(texts)}, {', '.join(results)} "  # noqa: S608
+               f"FROM (SELECT {', '.join(inner)} {source} GROUP BY {positions}) "
+               f"ORDER BY {', '.join(order)}")
+        with self._read() as cur:
+            rows: list[tuple[Any, ...]] = cur.execute(sql, params).fetchall()
+        if not any(analysis == "sum" for analysis, _, _ in analyses):
+            return rows
+        width = 1 + len(texts)
+        return [(*row[:width], *_values(row[width:], analyses)) for row in rows]
 
     @staticmethod
     def _row_key(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from keen.server._errors import QueryError, bad_request
 from keen.server._http_errors import ApiError, not_found
+from keen.server._json import encode
 from keen.server.auth import Principal
 from keen.server.config import ProjectConfig
 from keen.server.engine import ANALYSES, decode_query_params
@@ -105,8 +106,8 @@ Route = tuple[tuple[str, ...], dict[str, Handler]]
 
 
 def json_response(status: int, payload: Any) -> Response:
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return Response(status, body, "application/json")
+    """``payload`` as compact JSON (``JsonText`` parts written as they are)."""
+    return Response(status, encode(payload), "application/json")
 
 
 def error_response(error: QueryError) -> Response:

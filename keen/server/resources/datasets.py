@@ -96,7 +96,7 @@ def dataset_results_of(call: Call, name: str) -> Response:
                            f"This access key may not read index value {index.get(prop)!r}"
                            f" of {prop!r}.")
     result = dataset_results(call.storage, call.project_id, doc, index,
-                             params.get("timeframe"), now=call.now)
+                             params.get("timeframe"), now=call.now, rendered=True)
     return json_response(200, result)
 
 

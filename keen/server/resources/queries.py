@@ -38,7 +38,7 @@ def query(call: Call, analysis: str) -> Response:
     else:
         params = call.params()
     result = run_query(call.storage, call.project_id, analysis, params, now=call.now,
-                       extra_filters=call.principal.query_filters)
+                       extra_filters=call.principal.query_filters, rendered=True)
     return json_response(200, result)
 
 

@@ -98,7 +98,7 @@ def saved_query_result(call: Call, name: str) -> Response:
     params = dict(doc["query"])
     analysis = params.pop("analysis_type")
     body = run_query(call.storage, call.project_id, analysis, params, now=call.now,
-                     extra_filters=filters)
+                     extra_filters=filters, rendered=True)
     view = _view(call, doc)
     view["result"] = body if analysis == "funnel" else body["result"]
     return json_response(200, view)
