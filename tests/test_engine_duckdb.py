@@ -385,6 +385,50 @@ def test_writes_past_duckdbs_memory_limit_are_a_507_and_leave_nothing_behind(
             "target_property": "new"}).json()["result"] == 5
 
 
+def test_writes_that_spill_to_a_full_disk_are_a_507_and_leave_nothing_behind(
+    tmp_path: Path,
+) -> None:
+    """Under memory pressure DuckDB spills a write's data to temporary files; on a full disk
+    (``disk_full``: real write failures, no stub) that is an ``IOException`` in the middle of
+    the write's statements, not at its commit: a 507 InsufficientStorageError over HTTP
+    naming the failed write, nothing kept, and the store goes on once there is space."""
+    from _server_helpers import NOW as SERVER_NOW
+    from _server_helpers import Api, disk_full, error_of
+
+    with LocalKeenServer(engine="duckdb", db=str(tmp_path / "k.duckdb"),
+                         clock=lambda: SERVER_NOW) as server:
+        api = Api(server)
+        store: Any = server.storage
+        store.insert_events(server.project_id, "c", [
+            {"u": f"user-{i}", "n": i, "o": {"a": i, "b": f"{i}{'t' * 50}"}}
+            for i in range(20_000)], now=SERVER_NOW)
+        store._con.execute("SET threads = 1")
+        store._con.execute("CHECKPOINT")
+        master = server.master_key
+        big = [{"u": f"v-{i}", "s": f"{i}{'y' * 50}", "n": i, "new": i} for i in range(20_000)]
+        with _memory_limit(store, "12MB"), disk_full():
+            refused = [
+                api.delete("/events/c/properties/o", master),
+                api.delete("/events/c", master, params={"filters": json.dumps([
+                    {"property_name": "n", "operator": "lt", "property_value": 15_000}])}),
+                api.post("/events", server.write_key, body={"c": big}),
+            ]
+        assert [error_of(answer) for answer in refused] == [
+            (507, "InsufficientStorageError")] * 3
+        messages = [answer.json()["message"] for answer in refused]
+        assert all("nothing of it was kept" in message for message in messages), messages
+        assert any("could not write" in message for message in messages), messages
+        assert api.count("c") == 20_000
+        assert api.count("c", filters=[{"property_name": "o.a", "operator": "exists",
+                                        "property_value": True}]) == 20_000
+        assert api.get("/events/c/properties/new", master).status_code == 404
+        api.write("c", {"new": 5})
+        assert api.count("c") == 20_001
+        assert api.post("/queries/sum", server.read_key, body={
+            "event_collection": "c", "timeframe": "this_10_years",
+            "target_property": "new"}).json()["result"] == 5
+
+
 def test_a_migration_past_the_memory_limit_keeps_nothing_and_the_next_start_copies(
     tmp_path: Path,
 ) -> None:
@@ -394,7 +438,8 @@ def test_a_migration_past_the_memory_limit_keeps_nothing_and_the_next_start_copi
                                               for i in range(20_000)], now=NOW)
     copy = tmp_path / "keen.db.duckdb"
     (tmp_path / "keen.db.duckdb.partial").write_bytes(b"left by a crash")
-    with pytest.raises(DatabaseError, match=r"memory limit.*the next start copies again"):
+    with pytest.raises(DatabaseError,
+                       match=r"(memory limit|could not allocate).*the next start copies again"):
         DuckDBStore(str(path), config={"memory_limit": "6MB", "threads": 1})
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(copy.name)]
     with DuckDBStore(str(path)) as store:

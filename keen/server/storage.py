@@ -49,6 +49,7 @@ from keen.server.limits import (
     deadline_passed,
     query_deadline,
     sqlite_limit_error,
+    sqlite_storage_error,
     timeout_error,
 )
 from keen.server.timeframes import resolve_timeframe, to_micros
@@ -146,18 +147,24 @@ class Storage(SqlCatalog):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """The writer connection inside one transaction (committed unless an error escapes)."""
+        """The writer connection inside one transaction, committed unless an error escapes.
+        Rolled back whole when the block raises or the commit fails; a write that fails
+        because the disk is full or failing (SQLITE_FULL, SQLITE_IOERR: in the block or at
+        the commit) is then a 507 InsufficientStorageError (``sqlite_storage_error``)."""
         with self._lock:
             self._check_open()
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
-            except BaseException:
-                if conn.in_transaction:  # an interrupted write has rolled back already
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:  # SQLite may have rolled back already (interrupt, FULL)
                     conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                answer = sqlite_storage_error(exc) if isinstance(exc, sqlite3.Error) else None
+                if answer is None:
+                    raise
+                raise answer from None
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:

@@ -32,7 +32,10 @@ otherwise). A query past it is a 400 QueryTooComplexError: the request is what i
 and a narrower one is the remedy. A write past it (storing events, deleting events or a
 property, or a commit that cannot allocate) is a **507 InsufficientStorageError**, and the
 whole write is rolled back: nothing of it is kept, no typed column it added stays known, and
-the store goes on. Why 507 (RFC 4918: the server "is unable to store the representation needed
+the store goes on. A write that cannot write its files (a full disk: the database, its WAL, or
+the temporary files DuckDB spills to under memory pressure; an ``IOException`` or a failed
+commit) is the same 507, rolled back the same way (``_storage_full``; the SQLite engine answers
+its SQLITE_FULL and SQLITE_IOERR alike: ``keen.server.limits.storage_full``). Why 507 (RFC 4918: the server "is unable to store the representation needed
 to complete the request") rather than the alternatives: not 413, because the request is within
 every documented limit and how much memory it needs depends on the server's state (queries
 running beside it; an in-memory database's own events), which the client cannot know, and
@@ -79,13 +82,13 @@ from keen.server.filters import normalize_filters
 from keen.server.limits import (
     MAX_NESTING,
     QUERY_TIME_LIMIT,
-    STORAGE_FULL,
     TOO_COMPLEX,
     check_deadline,
     check_filter_counts,
     check_json,
     deadline_passed,
     query_deadline,
+    storage_full,
     time_left,
     timeout_error,
 )
@@ -224,14 +227,15 @@ class _Watchdog:
 _WATCHDOG = _Watchdog()
 
 
-def _storage_full(reason: str | None = None) -> QueryError:
-    """The 507 of a write DuckDB could not keep (see the module docstring): past its memory
-    limit, or (``reason``) a commit that failed."""
-    what = ("ran out of memory (its memory_limit)" if reason is None
-            else f"could not commit ({reason.splitlines()[0]})")
-    return QueryError(507, STORAGE_FULL,
-                      f"The local server's DuckDB database {what} while storing this change; "
-                      "nothing of it was kept. Smaller writes may still pass.")
+def _storage_full(exc: duckdb.Error) -> QueryError | None:
+    """The 507 of a write DuckDB could not keep (see the module docstring), or None: past its
+    memory limit, or an I/O error (a full disk: its file, its WAL, or the temporary files it
+    spills to under memory pressure)."""
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return storage_full("ran out of memory (past its memory limit, DuckDB's memory_limit)")
+    if isinstance(exc, duckdb.IOException):
+        return storage_full(f"could not write ({str(exc).splitlines()[0]})")
+    return None
 
 
 @contextmanager
@@ -239,7 +243,8 @@ def _bounded(con: Any, *, writing: bool = False) -> Iterator[None]:
     """Statements of ``con`` run in the block stop at the running query's deadline
     (``keen.server.limits.query_deadline``): the watchdog calls ``con.interrupt()``, and the
     answer is 503 QueryTimeoutError. A value nested too deeply for a Python function, or a
-    query past DuckDB's memory limit, is a 400 QueryTooComplexError (a 507 when ``writing``)."""
+    query past DuckDB's memory limit, is a 400 QueryTooComplexError (``writing``: left to
+    ``_write``, which answers it 507)."""
     left = time_left()
     if left is not None and left <= 0:
         raise timeout_error()
@@ -257,9 +262,7 @@ def _bounded(con: Any, *, writing: bool = False) -> Iterator[None]:
                               "A value this query compares is nested too deeply (stored before "
                               f"the limit of {MAX_NESTING} levels); delete those events or "
                               "query another property.") from None
-        if isinstance(exc, duckdb.OutOfMemoryException):
-            if writing:
-                raise _storage_full() from None
+        if isinstance(exc, duckdb.OutOfMemoryException) and not writing:  # (_write: a 507)
             raise bad_request(TOO_COMPLEX,
                               "The query needs more memory than DuckDB may use here (its "
                               "memory_limit); narrow its timeframe, filters or group_by.") from None
@@ -330,7 +333,7 @@ class DuckDBStore(SqlCatalog):
             for name in leftovers:
                 if os.path.exists(name):
                     os.remove(name)
-            reason = ("DuckDB could not hold it within its memory limit"
+            reason = (exc.message.split("; ")[0]  # (a 507 of _write: why it was not kept)
                       if isinstance(exc, QueryError) else str(exc).splitlines()[0])
             raise DatabaseError(
                 f"cannot copy the SQLite database {sqlite_path!r} into {target!r}: {reason} "
@@ -438,8 +441,8 @@ class DuckDBStore(SqlCatalog):
     def _write(self) -> Iterator[Any]:
         """The writer connection in a transaction, under the lock. The block's changes are
         committed when it ends, or all rolled back when it raises or the commit fails: then
-        the typed columns it added are forgotten, and a write past DuckDB's memory limit is
-        a 507 (``_storage_full``)."""
+        the typed columns it added are forgotten, and a write past DuckDB's memory limit, or
+        that fails to write its files (a full disk), is a 507 (``_storage_full``)."""
         with self._lock:
             self._check_open()
             con = self._con
@@ -450,14 +453,15 @@ class DuckDBStore(SqlCatalog):
             except BaseException as exc:
                 self._forget(next_column)
                 con.execute("ROLLBACK")
-                if isinstance(exc, duckdb.OutOfMemoryException):
-                    raise _storage_full() from None
-                raise
+                answer = _storage_full(exc) if isinstance(exc, duckdb.Error) else None
+                if answer is None:
+                    raise
+                raise answer from None
             try:
                 con.execute("COMMIT")
             except duckdb.Error as exc:  # DuckDB has rolled the transaction back
                 self._forget(next_column)
-                raise _storage_full(str(exc)) from None
+                raise storage_full(f"could not commit ({str(exc).splitlines()[0]})") from None
             if self._pending:  # still under the lock: see _stable
                 self._typed.update(self._pending)
                 self._pending.clear()
