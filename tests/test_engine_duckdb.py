@@ -446,3 +446,98 @@ def test_a_migration_past_the_memory_limit_keeps_nothing_and_the_next_start_copi
         assert store.migrated_from == str(path)
         assert store.count_events("p", "c") == 20_000
     assert copy.exists() and not (tmp_path / "keen.db.duckdb.partial").exists()
+
+
+# ---------------------------------------------------------------- delete_property in chunks
+
+
+def _mixed(i: int) -> dict[str, Any]:
+    """An event of collection ``c``: ``p`` holds every kind of value or is missing, ``o`` is
+    an object whose scalars have typed columns, ``q.r`` a nested property."""
+    kinds: list[Any] = [i, f"s{i}", i / 4, i % 2 == 0, None, {"a": i, "b": "x"}, [i, "l"]]
+    event: dict[str, Any] = {"n": i, "o": {"a": i, "b": f"b{i % 3}"}, "q": {"r": i, "t": 1}}
+    if i % 9 != 8:  # missing from some events
+        event["p"] = kinds[i % len(kinds)]
+    return event
+
+
+def _without(event: dict[str, Any], path: str) -> dict[str, Any]:
+    """The brute-force reference: ``event`` without the dotted ``path`` (objects kept)."""
+    copy = json.loads(json.dumps(event))
+    *parents, leaf = path.split(".")
+    node = copy
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(leaf, None)
+    return copy
+
+
+class _BodiesFetched:
+    """The store's writer connection, counting the most event bodies one fetch handed to
+    Python (the memory delete_property holds at once)."""
+
+    def __init__(self, con: Any) -> None:
+        self.con = con
+        self.most = 0  # bodies
+        self.most_chars = 0  # characters of them
+
+    def execute(self, *args: Any) -> _BodiesFetched:
+        self.con.execute(*args)
+        return self
+
+    def fetchall(self) -> list[Any]:
+        rows = self.con.fetchall()
+        bodies = [value for row in rows for value in row
+                  if isinstance(value, str) and value.startswith("{")]
+        if bodies:
+            self.most = max(self.most, len(bodies))
+            self.most_chars = max(self.most_chars, sum(map(len, bodies)))
+        return list(rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.con, name)
+
+
+@pytest.mark.parametrize(("chunk", "chunk_chars"), [(1, 10**9), (7, 10**9), (10**6, 300)])
+@pytest.mark.parametrize("name", ["p", "o", "q.r", "absent"])
+def test_delete_property_in_chunks_answers_as_in_one_pass(
+    monkeypatch: pytest.MonkeyPatch, chunk: int, chunk_chars: int, name: str,
+) -> None:
+    """delete_property reads and rewrites bodies a chunk at a time (``_DELETE_CHUNK`` events,
+    about ``_DELETE_CHUNK_BYTES`` of bodies; never more in Python at once): with more
+    matching events than a chunk (and another collection's events between them) it removes
+    the property from exactly the events a brute-force pass does, counts them the same, and
+    queries see the same events and schema."""
+    import keen.server.engines.duckdb as engine_module
+
+    monkeypatch.setattr(engine_module, "_DELETE_CHUNK", chunk, raising=False)
+    monkeypatch.setattr(engine_module, "_DELETE_CHUNK_BYTES", chunk_chars, raising=False)
+    events = [_mixed(i) for i in range(120)]
+    with DuckDBStore() as store:
+        for start in range(0, len(events), 40):  # several writes, interleaved with another
+            store.insert_events("p", "c", events[start:start + 40], now=NOW)
+            store.insert_events("p", "other", [{"p": 1, "o": {"a": 1}}] * 5, now=NOW)
+        expected = [_without(event, name) for event in events]
+        held = sum(1 for before, after in zip(events, expected) if before != after)
+        fetched = _BodiesFetched(store._con)
+        store._con = fetched
+        try:
+            assert store.delete_property("p", "c", name) == held
+        finally:
+            store._con = fetched.con
+        assert fetched.most <= chunk
+        assert fetched.most_chars < chunk_chars + 100  # one event past it at most (< 100 here)
+        answer = run_query(store, "p", "extraction",
+                           {"event_collection": "c", "timeframe": "this_1_days"}, now=NOW)
+        assert [{k: v for k, v in e.items() if k != "keen"}
+                for e in answer["result"]] == expected
+        assert store.count_events("p", "other") == 15  # other collections untouched
+        other = run_query(store, "p", "extraction",
+                          {"event_collection": "other", "timeframe": "this_1_days"}, now=NOW)
+        assert all(e["p"] == 1 and e["o"] == {"a": 1} for e in other["result"])
+        schema = store.collection("p", "c")
+        assert schema is not None
+        assert not [path for path in schema["properties"]
+                    if path == name or path.startswith(name + ".")]
+        assert store.delete_property("p", "c", name) == 0  # nothing left to remove

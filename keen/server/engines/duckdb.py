@@ -35,15 +35,16 @@ whole write is rolled back: nothing of it is kept, no typed column it added stay
 the store goes on. A write that cannot write its files (a full disk: the database, its WAL, or
 the temporary files DuckDB spills to under memory pressure; an ``IOException`` or a failed
 commit) is the same 507, rolled back the same way (``_storage_full``; the SQLite engine answers
-its SQLITE_FULL and SQLITE_IOERR alike: ``keen.server.limits.storage_full``). Why 507 (RFC 4918: the server "is unable to store the representation needed
-to complete the request") rather than the alternatives: not 413, because the request is within
-every documented limit and how much memory it needs depends on the server's state (queries
-running beside it; an in-memory database's own events), which the client cannot know, and
-keen's background delivery answers a 413 by splitting the batch down to single events and
-dropping those still refused; not 503, because waiting does not free the memory an in-memory
-database's events hold, and clients retry a 503 on their own (KeenClient does) to no end. A
-507 is reported at once by KeenClient and kept and retried by background delivery (it retries
-every 5xx, so no event is lost while the operator frees memory or space).
+its SQLITE_FULL and SQLITE_IOERR alike: ``keen.server.limits.storage_full``). Why 507 (RFC
+4918: the server "is unable to store the representation needed to complete the request") rather
+than the alternatives: not 413, because the request is within every documented limit and how
+much memory it needs depends on the server's state (queries running beside it; an in-memory
+database's own events), which the client cannot know, and keen's background delivery answers a
+413 by splitting the batch down to single events and dropping those still refused; not 503,
+because waiting does not free the memory an in-memory database's events hold, and clients retry
+a 503 on their own (KeenClient does) to no end. A 507 is reported at once by KeenClient and
+kept and retried by background delivery (it retries every 5xx, so no event is lost while the
+operator frees memory or space).
 
 The migration of a SQLite database is built in ``PATH.duckdb.partial`` and renamed to
 ``PATH.duckdb`` once complete, so a migration that fails (out of memory, a crash) leaves no
@@ -140,6 +141,10 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _IMPORT_BATCH = 20_000
 _FETCH_ROWS = 1_000  # rows fetched at a time when events are read back
 _INSERT_CHUNK = 1_000  # events validated, then inserted together (memory: a few times the body)
+# delete_property reads and rewrites at most this many events together, and about this many
+# characters of their bodies (a chunk may end one event past it)
+_DELETE_CHUNK = 5_000
+_DELETE_CHUNK_BYTES = 4_000_000
 MAX_TYPED_PATHS = 64  # per collection; further properties are read from the JSON body only
 # per database (every collection's columns are in one table): each new column is an ALTER TABLE
 # that takes longer as the table widens, so past this, new properties stay in the JSON body
@@ -666,27 +671,40 @@ class DuckDBStore(SqlCatalog):
             column, kinds = self._typed.get((project_id, collection), {}).get(name, (-1, ""))
             held = "".join(f" OR p{column}_{kind} IS NOT NULL"
                            for kind in kinds if column >= 0 and kind in _SCALARS)
-            rows = con.execute(
-                "SELECT seq, body FROM events WHERE project = ? AND collection = ? "  # noqa: S608
-                f"AND (json_extract(body, {_literal(pointer(name))}) IS NOT NULL{held})",
-                [project_id, collection],
-            ).fetchall()
+            where = ("project = ? AND collection = ? AND "
+                     f"(json_extract(body, {_literal(pointer(name))}) IS NOT NULL{held})")
             cleared = "".join(
                 f", p{column}_{kind} = NULL"
                 for path, (column, kinds) in self._typed.get((project_id, collection), {}).items()
                 if column >= 0 and (path == name or path.startswith(name + "."))
                 for kind in kinds if kind in _SCALARS
             )
-            for offset in range(0, len(rows), _IMPORT_BATCH):
-                chunk = rows[offset:offset + _IMPORT_BATCH]
+            # Bodies are read and rewritten a chunk at a time (at most _DELETE_CHUNK events and
+            # about _DELETE_CHUNK_BYTES of bodies), so Python holds one chunk, not the
+            # collection: first the seq each chunk starts at (the matching events by seq, a new
+            # chunk wherever either bound is crossed), then each chunk by its seq range.
+            starts = [row[0] for row in con.execute(
+                "SELECT min(seq) FROM (SELECT seq, "  # noqa: S608
+                f"(row_number() OVER w - 1) // {int(_DELETE_CHUNK)} + "
+                f"(sum(length(body)) OVER w - length(body)) // {int(_DELETE_CHUNK_BYTES)} AS k "
+                f"FROM events WHERE {where} WINDOW w AS (ORDER BY seq)) GROUP BY k ORDER BY 1",
+                [project_id, collection],
+            ).fetchall()]
+            for index, start in enumerate(starts):
+                end = starts[index + 1] if index + 1 < len(starts) else 2**63 - 1
+                chunk = con.execute(
+                    f"SELECT seq, body FROM events WHERE {where} AND seq >= ? AND seq < ?",  # noqa: S608
+                    [project_id, collection, start, end],
+                ).fetchall()
                 con.execute(
                     f"UPDATE events SET body = u.body{cleared} "  # noqa: S608
                     "FROM (SELECT unnest(?::BIGINT[]) AS seq, "
-                    "unnest(?::VARCHAR[]) AS body) AS u WHERE events.seq = u.seq",
+                    "unnest(?::VARCHAR[]) AS body) AS u WHERE events.seq = u.seq "
+                    "AND events.seq >= ? AND events.seq < ?",  # (reads only the chunk's range)
                     [[seq for seq, _ in chunk],
-                     [_sql_remove(body, path_json) for _, body in chunk]],
+                     [_sql_remove(body, path_json) for _, body in chunk], start, end],
                 )
-            changed = len(rows)
+                changed += len(chunk)
             con.execute(
                 "DELETE FROM properties WHERE project = ? AND collection = ? "
                 "AND (path = ? OR starts_with(path, ? || '.'))",
