@@ -22,6 +22,9 @@ from _server_helpers import NOW, Api, disk_full, error_of
 from keen.server import LocalKeenServer
 
 COUNT = {"event_collection": "c", "timeframe": "this_10_years"}
+DATASET = {"display_name": "Daily", "index_by": "u",
+           "query": {"analysis_type": "count", "event_collection": "c",
+                     "timeframe": "this_30_days", "interval": "daily"}}
 
 
 @pytest.fixture(name="api", params=ENGINE_PARAMS)
@@ -64,6 +67,7 @@ def _state(api: Api) -> dict[str, Any]:
         "schema": api.get("/events/c", master).json().get("properties"),
         "saved": sorted(q["query_name"] for q in saved.json()),
         "keys": sorted(k["name"] for k in keys.json()),
+        "dataset": api.get("/datasets/daily", master).status_code,
     }
 
 
@@ -84,6 +88,7 @@ def test_writes_on_a_full_disk_are_507_and_keep_nothing(api: Api) -> None:
             "delete a saved query": api.delete("/queries/saved/kept", master),
             "create a key": api.post("/keys", master, body={"name": "new",
                                                              "permitted": ["writes"]}),
+            "create a dataset": api.put("/datasets/daily", master, body=DATASET),
         }
     for what, answer in refused.items():
         assert error_of(answer) == (507, "InsufficientStorageError"), (what, answer.text)
@@ -102,6 +107,7 @@ def test_writes_on_a_full_disk_are_507_and_keep_nothing(api: Api) -> None:
     after = _state(api)
     assert (after["events"], after["with o"], after["with new"]) == (301, 0, 1)
     assert after["saved"] == ["kept", "new"]
+    assert api.put("/datasets/daily", master, body=DATASET).status_code == 201
 
 
 def test_a_sqlite_database_at_its_page_limit_is_507_and_goes_on(tmp_path: Path) -> None:
