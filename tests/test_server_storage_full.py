@@ -133,3 +133,32 @@ def test_a_sqlite_database_at_its_page_limit_is_507_and_goes_on(tmp_path: Path) 
         assert api.get("/queries/saved/big", server.master_key).status_code == 404
         api.write("c", {"n": 1})
         assert api.count("c") == 2
+
+
+@pytest.mark.parametrize("engine", ENGINE_PARAMS)
+def test_a_query_whose_temporary_files_the_disk_cannot_hold_is_507(
+    engine: str, tmp_path: Path,
+) -> None:
+    """A large group_by needs temporary files (SQLite's, or DuckDB's spill past its memory
+    limit, lowered here): on a full disk the query is a 507 that says so, and the same query
+    is answered once there is space."""
+    with LocalKeenServer(clock=lambda: NOW, engine=engine,
+                         db=str(tmp_path / "keen.db")) as server:
+        api = Api(server)
+        store: Any = server.storage
+        store.insert_events(server.project_id, "c", [{"u": f"user-{i}-{'x' * 50}", "n": i}
+                                                     for i in range(50_000)], now=NOW)
+        query = {**COUNT, "target_property": "u", "group_by": "n"}
+        if engine == "duckdb":
+            store._con.execute("SET threads = 1")
+            before = store._con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+            store._con.execute("SET memory_limit = '8MB'")
+        with disk_full():
+            refused = api.post("/queries/count_unique", api.server.read_key, body=query)
+        if engine == "duckdb":
+            store._con.execute(f"SET memory_limit = '{before}'")
+        assert error_of(refused) == (507, "InsufficientStorageError"), refused.text
+        assert "while answering this query" in refused.json()["message"]
+        answer = api.post("/queries/count_unique", api.server.read_key, body=query)
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()["result"]) == 50_000

@@ -226,10 +226,16 @@ def sqlite_limit_error(exc: sqlite3.Error) -> QueryError | None:
 
 # --- writes the database could not keep ----------------------------------------------------
 
-def storage_full(what: str) -> QueryError:
+def storage_full(what: str, *, query: bool = False) -> QueryError:
     """The 507 InsufficientStorageError of a write the database could not keep, rolled back
-    whole by the engine (``what``: why, e.g. "could not write (database or disk is full)").
-    Both engines answer every such write with it (README: "Limits of the local server")."""
+    whole by the engine (``what``: why, e.g. "could not write (database or disk is full)"), or
+    (``query``) of a query whose temporary files the disk could not hold. Both engines answer
+    every such failure with it (README: "Limits of the local server")."""
+    if query:
+        return QueryError(507, STORAGE_FULL,
+                          f"The local server's database {what} while answering this query "
+                          "(nothing was changed). Free disk space or memory for the server (or "
+                          "narrow the query), then ask again.")
     return QueryError(507, STORAGE_FULL,
                       f"The local server's database {what} while storing this change; nothing "
                       "of it was kept. Free disk space or memory for the server (or send less "
@@ -240,10 +246,10 @@ def storage_full(what: str) -> QueryError:
 _SQLITE_STORAGE = ("database or disk is full", "disk i/o error")
 
 
-def sqlite_storage_error(exc: sqlite3.Error) -> QueryError | None:
-    """The 507 of a SQLite write that failed because its storage is full or failing; None
-    for any other error."""
+def sqlite_storage_error(exc: sqlite3.Error, *, query: bool = False) -> QueryError | None:
+    """The 507 of a SQLite write (or ``query``) that failed because its storage is full or
+    failing; None for any other error."""
     message = str(exc)
     if any(part in message.lower() for part in _SQLITE_STORAGE):
-        return storage_full(f"could not write ({message})")
+        return storage_full(f"could not write ({message})", query=query)
     return None

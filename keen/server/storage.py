@@ -99,12 +99,15 @@ def _past_deadline() -> int:
 
 @contextmanager
 def _query_errors() -> Iterator[None]:
-    """SQLite errors a query caused by its size or its deadline, as the API's answers."""
+    """SQLite errors a query caused by its size or its deadline, or met on a full disk, as
+    the API's answers."""
     try:
         yield
     except sqlite3.Error as exc:
         # A Python function that stopped at the deadline (keen_regexp) is an error to SQLite.
-        answer = timeout_error() if deadline_passed() else sqlite_limit_error(exc)
+        # A full disk is a 507 (temporary files of a large group_by, DISTINCT or sort).
+        answer = timeout_error() if deadline_passed() else (
+            sqlite_limit_error(exc) or sqlite_storage_error(exc, query=True))
         if answer is None:
             raise
         raise answer from None

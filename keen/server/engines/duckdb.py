@@ -239,8 +239,12 @@ def _storage_full(exc: duckdb.Error) -> QueryError | None:
     if isinstance(exc, duckdb.OutOfMemoryException):
         return storage_full("ran out of memory (past its memory limit, DuckDB's memory_limit)")
     if isinstance(exc, duckdb.IOException):
-        return storage_full(f"could not write ({str(exc).splitlines()[0]})")
+        return storage_full(_io_failure(exc))
     return None
+
+
+def _io_failure(exc: duckdb.Error) -> str:
+    return f"could not write ({str(exc).splitlines()[0]})"
 
 
 @contextmanager
@@ -249,7 +253,8 @@ def _bounded(con: Any, *, writing: bool = False) -> Iterator[None]:
     (``keen.server.limits.query_deadline``): the watchdog calls ``con.interrupt()``, and the
     answer is 503 QueryTimeoutError. A value nested too deeply for a Python function, or a
     query past DuckDB's memory limit, is a 400 QueryTooComplexError (``writing``: left to
-    ``_write``, which answers it 507)."""
+    ``_write``, which answers it 507); a query whose temporary files the disk cannot hold is a
+    507 InsufficientStorageError."""
     left = time_left()
     if left is not None and left <= 0:
         raise timeout_error()
@@ -267,6 +272,8 @@ def _bounded(con: Any, *, writing: bool = False) -> Iterator[None]:
                               "A value this query compares is nested too deeply (stored before "
                               f"the limit of {MAX_NESTING} levels); delete those events or "
                               "query another property.") from None
+        if isinstance(exc, duckdb.IOException) and not writing:  # spilling to a full disk
+            raise storage_full(_io_failure(exc), query=True) from None
         if isinstance(exc, duckdb.OutOfMemoryException) and not writing:  # (_write: a 507)
             raise bad_request(TOO_COMPLEX,
                               "The query needs more memory than DuckDB may use here (its "
