@@ -2,7 +2,8 @@
 
 Each limit is generous for real use and protects the server from input that would otherwise cost
 it a 500, unbounded memory or a stall: past a limit the server answers a 4xx (or a 503 for the
-query time limit) with an ``error_code`` naming the problem, never a 500.
+query time limit, a 507 when the disk or DuckDB's memory cannot hold the work: ``storage_full``)
+with an ``error_code`` naming the problem, never a 500.
 
 This module also holds the checks that apply to any JSON value the server is handed (nesting
 depth, lone surrogates, which UTF-8 and so SQLite cannot store) and the query deadline that the
