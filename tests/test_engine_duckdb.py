@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import requests
 from _server_helpers import TIMEOUT, ServerProcess
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keen.server import DEV_PROJECT_ID, DEV_READ_KEY, LocalKeenServer
 from keen.server.engine import run_query
@@ -541,3 +543,40 @@ def test_delete_property_in_chunks_answers_as_in_one_pass(
         assert not [path for path in schema["properties"]
                     if path == name or path.startswith(name + ".")]
         assert store.delete_property("p", "c", name) == 0  # nothing left to remove
+
+
+_MISSING = object()  # the event has no ``p``
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(-1e6, 1e6)
+    | st.text("ab.", max_size=4),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.sampled_from("ab"), inner,
+                                                                 max_size=2),
+    max_leaves=4)
+
+
+@settings(max_examples=30, deadline=None)
+@given(values=st.lists(st.just(_MISSING) | _VALUES, min_size=1, max_size=25),
+       chunk=st.integers(1, 4), name=st.sampled_from(["p", "p.a", "p.b"]))
+def test_delete_property_in_chunks_matches_brute_force(
+    values: list[Any], chunk: int, name: str,
+) -> None:
+    """Any values of ``p`` (missing, scalars of every kind, lists, objects nesting ``a``/``b``),
+    chunks of 1 to 4 events: the same events and count as the brute-force removal."""
+    import keen.server.engines.duckdb as engine_module
+
+    events = [{"n": i} if value is _MISSING else {"n": i, "p": value}
+              for i, value in enumerate(values)]
+    before = engine_module._DELETE_CHUNK
+    engine_module._DELETE_CHUNK = chunk
+    try:
+        with DuckDBStore() as store:
+            store.insert_events("p", "c", events[: len(events) // 2], now=NOW)
+            store.insert_events("p", "c", events[len(events) // 2:], now=NOW)
+            expected = [_without(event, name) for event in events]
+            held = sum(1 for old, new in zip(events, expected) if old != new)
+            assert store.delete_property("p", "c", name) == held
+            answer = run_query(store, "p", "extraction",
+                               {"event_collection": "c", "timeframe": "this_1_days"}, now=NOW)
+    finally:
+        engine_module._DELETE_CHUNK = before
+    assert [{k: v for k, v in e.items() if k != "keen"} for e in answer["result"]] == expected
