@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,24 @@ class Api:
         response = self.post("/keys", self.server.master_key, body=definition)
         assert response.status_code == 201, response.text
         return str(response.json()["key"])
+
+
+@contextmanager
+def disk_full() -> Iterator[None]:
+    """Every write of this process to a file fails inside the block, as on a full disk: the
+    file-size limit (``RLIMIT_FSIZE``, no root needed) is 0 bytes and ``SIGXFSZ`` is ignored,
+    so writes fail with EFBIG (skips the test where there is no such limit)."""
+    resource = pytest.importorskip("resource")
+    if not hasattr(signal, "SIGXFSZ"):  # pragma: no cover
+        pytest.skip("no SIGXFSZ here")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
 
 
 def error_of(response: requests.Response) -> tuple[int, str]:

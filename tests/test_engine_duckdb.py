@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import requests
 from _server_helpers import TIMEOUT, ServerProcess
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keen.server import DEV_PROJECT_ID, DEV_READ_KEY, LocalKeenServer
 from keen.server.engine import run_query
@@ -385,6 +387,50 @@ def test_writes_past_duckdbs_memory_limit_are_a_507_and_leave_nothing_behind(
             "target_property": "new"}).json()["result"] == 5
 
 
+def test_writes_that_spill_to_a_full_disk_are_a_507_and_leave_nothing_behind(
+    tmp_path: Path,
+) -> None:
+    """Under memory pressure DuckDB spills a write's data to temporary files; on a full disk
+    (``disk_full``: real write failures, no stub) that is an ``IOException`` in the middle of
+    the write's statements, not at its commit: a 507 InsufficientStorageError over HTTP
+    naming the failed write, nothing kept, and the store goes on once there is space."""
+    from _server_helpers import NOW as SERVER_NOW
+    from _server_helpers import Api, disk_full, error_of
+
+    with LocalKeenServer(engine="duckdb", db=str(tmp_path / "k.duckdb"),
+                         clock=lambda: SERVER_NOW) as server:
+        api = Api(server)
+        store: Any = server.storage
+        store.insert_events(server.project_id, "c", [
+            {"u": f"user-{i}", "n": i, "o": {"a": i, "b": f"{i}{'t' * 50}"}}
+            for i in range(20_000)], now=SERVER_NOW)
+        store._con.execute("SET threads = 1")
+        store._con.execute("CHECKPOINT")
+        master = server.master_key
+        big = [{"u": f"v-{i}", "s": f"{i}{'y' * 50}", "n": i, "new": i} for i in range(20_000)]
+        with _memory_limit(store, "12MB"), disk_full():
+            refused = [
+                api.delete("/events/c/properties/o", master),
+                api.delete("/events/c", master, params={"filters": json.dumps([
+                    {"property_name": "n", "operator": "lt", "property_value": 15_000}])}),
+                api.post("/events", server.write_key, body={"c": big}),
+            ]
+        assert [error_of(answer) for answer in refused] == [
+            (507, "InsufficientStorageError")] * 3
+        messages = [answer.json()["message"] for answer in refused]
+        assert all("nothing of it was kept" in message for message in messages), messages
+        assert any("could not write" in message for message in messages), messages
+        assert api.count("c") == 20_000
+        assert api.count("c", filters=[{"property_name": "o.a", "operator": "exists",
+                                        "property_value": True}]) == 20_000
+        assert api.get("/events/c/properties/new", master).status_code == 404
+        api.write("c", {"new": 5})
+        assert api.count("c") == 20_001
+        assert api.post("/queries/sum", server.read_key, body={
+            "event_collection": "c", "timeframe": "this_10_years",
+            "target_property": "new"}).json()["result"] == 5
+
+
 def test_a_migration_past_the_memory_limit_keeps_nothing_and_the_next_start_copies(
     tmp_path: Path,
 ) -> None:
@@ -394,10 +440,143 @@ def test_a_migration_past_the_memory_limit_keeps_nothing_and_the_next_start_copi
                                               for i in range(20_000)], now=NOW)
     copy = tmp_path / "keen.db.duckdb"
     (tmp_path / "keen.db.duckdb.partial").write_bytes(b"left by a crash")
-    with pytest.raises(DatabaseError, match=r"memory limit.*the next start copies again"):
+    with pytest.raises(DatabaseError,
+                       match=r"(memory limit|could not allocate).*the next start copies again"):
         DuckDBStore(str(path), config={"memory_limit": "6MB", "threads": 1})
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(copy.name)]
     with DuckDBStore(str(path)) as store:
         assert store.migrated_from == str(path)
         assert store.count_events("p", "c") == 20_000
     assert copy.exists() and not (tmp_path / "keen.db.duckdb.partial").exists()
+
+
+# ---------------------------------------------------------------- delete_property in chunks
+
+
+def _mixed(i: int) -> dict[str, Any]:
+    """An event of collection ``c``: ``p`` holds every kind of value or is missing, ``o`` is
+    an object whose scalars have typed columns, ``q.r`` a nested property."""
+    kinds: list[Any] = [i, f"s{i}", i / 4, i % 2 == 0, None, {"a": i, "b": "x"}, [i, "l"]]
+    event: dict[str, Any] = {"n": i, "o": {"a": i, "b": f"b{i % 3}"}, "q": {"r": i, "t": 1}}
+    if i % 9 != 8:  # missing from some events
+        event["p"] = kinds[i % len(kinds)]
+    return event
+
+
+def _without(event: dict[str, Any], path: str) -> dict[str, Any]:
+    """The brute-force reference: ``event`` without the dotted ``path`` (objects kept)."""
+    copy = json.loads(json.dumps(event))
+    *parents, leaf = path.split(".")
+    node = copy
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(leaf, None)
+    return copy
+
+
+class _BodiesFetched:
+    """The store's writer connection, counting the most event bodies one fetch handed to
+    Python (the memory delete_property holds at once)."""
+
+    def __init__(self, con: Any) -> None:
+        self.con = con
+        self.most = 0  # bodies
+        self.most_chars = 0  # characters of them
+
+    def execute(self, *args: Any) -> _BodiesFetched:
+        self.con.execute(*args)
+        return self
+
+    def fetchall(self) -> list[Any]:
+        rows = self.con.fetchall()
+        bodies = [value for row in rows for value in row
+                  if isinstance(value, str) and value.startswith("{")]
+        if bodies:
+            self.most = max(self.most, len(bodies))
+            self.most_chars = max(self.most_chars, sum(map(len, bodies)))
+        return list(rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.con, name)
+
+
+@pytest.mark.parametrize(("chunk", "chunk_chars"), [(1, 10**9), (7, 10**9), (10**6, 300)])
+@pytest.mark.parametrize("name", ["p", "o", "q.r", "absent"])
+def test_delete_property_in_chunks_answers_as_in_one_pass(
+    monkeypatch: pytest.MonkeyPatch, chunk: int, chunk_chars: int, name: str,
+) -> None:
+    """delete_property reads and rewrites bodies a chunk at a time (``_DELETE_CHUNK`` events,
+    about ``_DELETE_CHUNK_BYTES`` of bodies; never more in Python at once): with more
+    matching events than a chunk (and another collection's events between them) it removes
+    the property from exactly the events a brute-force pass does, counts them the same, and
+    queries see the same events and schema."""
+    import keen.server.engines.duckdb as engine_module
+
+    monkeypatch.setattr(engine_module, "_DELETE_CHUNK", chunk, raising=False)
+    monkeypatch.setattr(engine_module, "_DELETE_CHUNK_BYTES", chunk_chars, raising=False)
+    events = [_mixed(i) for i in range(120)]
+    with DuckDBStore() as store:
+        for start in range(0, len(events), 40):  # several writes, interleaved with another
+            store.insert_events("p", "c", events[start:start + 40], now=NOW)
+            store.insert_events("p", "other", [{"p": 1, "o": {"a": 1}}] * 5, now=NOW)
+        expected = [_without(event, name) for event in events]
+        held = sum(1 for before, after in zip(events, expected) if before != after)
+        fetched = _BodiesFetched(store._con)
+        store._con = fetched
+        try:
+            assert store.delete_property("p", "c", name) == held
+        finally:
+            store._con = fetched.con
+        assert fetched.most <= chunk
+        assert fetched.most_chars < chunk_chars + 100  # one event past it at most (< 100 here)
+        answer = run_query(store, "p", "extraction",
+                           {"event_collection": "c", "timeframe": "this_1_days"}, now=NOW)
+        assert [{k: v for k, v in e.items() if k != "keen"}
+                for e in answer["result"]] == expected
+        assert store.count_events("p", "other") == 15  # other collections untouched
+        other = run_query(store, "p", "extraction",
+                          {"event_collection": "other", "timeframe": "this_1_days"}, now=NOW)
+        assert all(e["p"] == 1 and e["o"] == {"a": 1} for e in other["result"])
+        schema = store.collection("p", "c")
+        assert schema is not None
+        assert not [path for path in schema["properties"]
+                    if path == name or path.startswith(name + ".")]
+        assert store.delete_property("p", "c", name) == 0  # nothing left to remove
+
+
+_MISSING = object()  # the event has no ``p``
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(-1e6, 1e6)
+    | st.text("ab.", max_size=4),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.sampled_from("ab"), inner,
+                                                                 max_size=2),
+    max_leaves=4)
+
+
+@settings(max_examples=30, deadline=None)
+@given(values=st.lists(st.just(_MISSING) | _VALUES, min_size=1, max_size=25),
+       chunk=st.integers(1, 4), name=st.sampled_from(["p", "p.a", "p.b"]))
+def test_delete_property_in_chunks_matches_brute_force(
+    values: list[Any], chunk: int, name: str,
+) -> None:
+    """Any values of ``p`` (missing, scalars of every kind, lists, objects nesting ``a``/``b``),
+    chunks of 1 to 4 events: the same events and count as the brute-force removal."""
+    import keen.server.engines.duckdb as engine_module
+
+    events = [{"n": i} if value is _MISSING else {"n": i, "p": value}
+              for i, value in enumerate(values)]
+    before = engine_module._DELETE_CHUNK
+    engine_module._DELETE_CHUNK = chunk
+    try:
+        with DuckDBStore() as store:
+            store.insert_events("p", "c", events[: len(events) // 2], now=NOW)
+            store.insert_events("p", "c", events[len(events) // 2:], now=NOW)
+            expected = [_without(event, name) for event in events]
+            held = sum(1 for old, new in zip(events, expected) if old != new)
+            assert store.delete_property("p", "c", name) == held
+            answer = run_query(store, "p", "extraction",
+                               {"event_collection": "c", "timeframe": "this_1_days"}, now=NOW)
+    finally:
+        engine_module._DELETE_CHUNK = before
+    assert [{k: v for k, v in e.items() if k != "keen"} for e in answer["result"]] == expected

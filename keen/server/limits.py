@@ -2,7 +2,8 @@
 
 Each limit is generous for real use and protects the server from input that would otherwise cost
 it a 500, unbounded memory or a stall: past a limit the server answers a 4xx (or a 503 for the
-query time limit) with an ``error_code`` naming the problem, never a 500.
+query time limit, a 507 when the disk or DuckDB's memory cannot hold the work: ``storage_full``)
+with an ``error_code`` naming the problem, never a 500.
 
 This module also holds the checks that apply to any JSON value the server is handed (nesting
 depth, lone surrogates, which UTF-8 and so SQLite cannot store) and the query deadline that the
@@ -39,12 +40,15 @@ __all__ = [
     "MAX_UNIT_DIGITS",
     "QUERY_TIMEOUT",
     "QUERY_TIME_LIMIT",
+    "STORAGE_FULL",
     "check_deadline",
     "check_filter_counts",
     "check_json",
     "deadline_passed",
     "query_deadline",
     "sqlite_limit_error",
+    "sqlite_storage_error",
+    "storage_full",
     "text_problem",
     "time_left",
     "timeout_error",
@@ -74,7 +78,8 @@ QUERY_TIME_LIMIT = 60.0  # seconds a query may run (503 QueryTimeoutError past i
 
 QUERY_TIMEOUT = "QueryTimeoutError"
 TOO_COMPLEX = "QueryTooComplexError"
-# a write the database could not keep (507; duckdb engine: past its memory limit)
+# a write the database could not keep (507): its disk is full or failed, or (duckdb engine) the
+# write is past DuckDB's memory limit; rolled back whole (``storage_full``)
 STORAGE_FULL = "InsufficientStorageError"
 
 
@@ -217,4 +222,35 @@ def sqlite_limit_error(exc: sqlite3.Error) -> QueryError | None:
         return bad_request(TOO_COMPLEX,
                            f"The query is too large for the local server ({exc}); use fewer "
                            "filters, values or group_by properties.")
+    return None
+
+
+# --- writes the database could not keep ----------------------------------------------------
+
+def storage_full(what: str, *, query: bool = False) -> QueryError:
+    """The 507 InsufficientStorageError of a write the database could not keep, rolled back
+    whole by the engine (``what``: why, e.g. "could not write (database or disk is full)"), or
+    (``query``) of a query whose temporary files the disk could not hold. Both engines answer
+    every such failure with it (README: "Limits of the local server")."""
+    if query:
+        return QueryError(507, STORAGE_FULL,
+                          f"The local server's database {what} while answering this query "
+                          "(nothing was changed). Free disk space or memory for the server (or "
+                          "narrow the query), then ask again.")
+    return QueryError(507, STORAGE_FULL,
+                      f"The local server's database {what} while storing this change; nothing "
+                      "of it was kept. Free disk space or memory for the server (or send less "
+                      "at once), then send it again.")
+
+
+# SQLITE_FULL and SQLITE_IOERR (every extended code of it has this text)
+_SQLITE_STORAGE = ("database or disk is full", "disk i/o error")
+
+
+def sqlite_storage_error(exc: sqlite3.Error, *, query: bool = False) -> QueryError | None:
+    """The 507 of a SQLite write (or ``query``) that failed because its storage is full or
+    failing; None for any other error."""
+    message = str(exc)
+    if any(part in message.lower() for part in _SQLITE_STORAGE):
+        return storage_full(f"could not write ({message})", query=query)
     return None

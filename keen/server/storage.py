@@ -49,6 +49,7 @@ from keen.server.limits import (
     deadline_passed,
     query_deadline,
     sqlite_limit_error,
+    sqlite_storage_error,
     timeout_error,
 )
 from keen.server.timeframes import resolve_timeframe, to_micros
@@ -98,12 +99,15 @@ def _past_deadline() -> int:
 
 @contextmanager
 def _query_errors() -> Iterator[None]:
-    """SQLite errors a query caused by its size or its deadline, as the API's answers."""
+    """SQLite errors a query caused by its size or its deadline, or met on a full disk, as
+    the API's answers."""
     try:
         yield
     except sqlite3.Error as exc:
         # A Python function that stopped at the deadline (keen_regexp) is an error to SQLite.
-        answer = timeout_error() if deadline_passed() else sqlite_limit_error(exc)
+        # A full disk is a 507 (temporary files of a large group_by, DISTINCT or sort).
+        answer = timeout_error() if deadline_passed() else (
+            sqlite_limit_error(exc) or sqlite_storage_error(exc, query=True))
         if answer is None:
             raise
         raise answer from None
@@ -146,18 +150,24 @@ class Storage(SqlCatalog):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """The writer connection inside one transaction (committed unless an error escapes)."""
+        """The writer connection inside one transaction, committed unless an error escapes.
+        Rolled back whole when the block raises or the commit fails; a write that fails
+        because the disk is full or failing (SQLITE_FULL, SQLITE_IOERR: in the block or at
+        the commit) is then a 507 InsufficientStorageError (``sqlite_storage_error``)."""
         with self._lock:
             self._check_open()
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
-            except BaseException:
-                if conn.in_transaction:  # an interrupted write has rolled back already
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:  # SQLite may have rolled back already (interrupt, FULL)
                     conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                answer = sqlite_storage_error(exc) if isinstance(exc, sqlite3.Error) else None
+                if answer is None:
+                    raise
+                raise answer from None
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:

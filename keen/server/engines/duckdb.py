@@ -32,15 +32,19 @@ otherwise). A query past it is a 400 QueryTooComplexError: the request is what i
 and a narrower one is the remedy. A write past it (storing events, deleting events or a
 property, or a commit that cannot allocate) is a **507 InsufficientStorageError**, and the
 whole write is rolled back: nothing of it is kept, no typed column it added stays known, and
-the store goes on. Why 507 (RFC 4918: the server "is unable to store the representation needed
-to complete the request") rather than the alternatives: not 413, because the request is within
-every documented limit and how much memory it needs depends on the server's state (queries
-running beside it; an in-memory database's own events), which the client cannot know, and
-keen's background delivery answers a 413 by splitting the batch down to single events and
-dropping those still refused; not 503, because waiting does not free the memory an in-memory
-database's events hold, and clients retry a 503 on their own (KeenClient does) to no end. A
-507 is reported at once by KeenClient and kept and retried by background delivery (it retries
-every 5xx, so no event is lost while the operator frees memory or space).
+the store goes on. A write that cannot write its files (a full disk: the database, its WAL, or
+the temporary files DuckDB spills to under memory pressure; an ``IOException`` or a failed
+commit) is the same 507, rolled back the same way (``_storage_full``; the SQLite engine answers
+its SQLITE_FULL and SQLITE_IOERR alike: ``keen.server.limits.storage_full``). Why 507 (RFC
+4918: the server "is unable to store the representation needed to complete the request") rather
+than the alternatives: not 413, because the request is within every documented limit and how
+much memory it needs depends on the server's state (queries running beside it; an in-memory
+database's own events), which the client cannot know, and keen's background delivery answers a
+413 by splitting the batch down to single events and dropping those still refused; not 503,
+because waiting does not free the memory an in-memory database's events hold, and clients retry
+a 503 on their own (KeenClient does) to no end. A 507 is reported at once by KeenClient and
+kept and retried by background delivery (it retries every 5xx, so no event is lost while the
+operator frees memory or space).
 
 The migration of a SQLite database is built in ``PATH.duckdb.partial`` and renamed to
 ``PATH.duckdb`` once complete, so a migration that fails (out of memory, a crash) leaves no
@@ -79,13 +83,13 @@ from keen.server.filters import normalize_filters
 from keen.server.limits import (
     MAX_NESTING,
     QUERY_TIME_LIMIT,
-    STORAGE_FULL,
     TOO_COMPLEX,
     check_deadline,
     check_filter_counts,
     check_json,
     deadline_passed,
     query_deadline,
+    storage_full,
     time_left,
     timeout_error,
 )
@@ -137,6 +141,10 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _IMPORT_BATCH = 20_000
 _FETCH_ROWS = 1_000  # rows fetched at a time when events are read back
 _INSERT_CHUNK = 1_000  # events validated, then inserted together (memory: a few times the body)
+# delete_property reads and rewrites at most this many events together, and about this many
+# characters of their bodies (a chunk may end one event past it)
+_DELETE_CHUNK = 5_000
+_DELETE_CHUNK_BYTES = 4_000_000
 MAX_TYPED_PATHS = 64  # per collection; further properties are read from the JSON body only
 # per database (every collection's columns are in one table): each new column is an ALTER TABLE
 # that takes longer as the table widens, so past this, new properties stay in the JSON body
@@ -224,14 +232,19 @@ class _Watchdog:
 _WATCHDOG = _Watchdog()
 
 
-def _storage_full(reason: str | None = None) -> QueryError:
-    """The 507 of a write DuckDB could not keep (see the module docstring): past its memory
-    limit, or (``reason``) a commit that failed."""
-    what = ("ran out of memory (its memory_limit)" if reason is None
-            else f"could not commit ({reason.splitlines()[0]})")
-    return QueryError(507, STORAGE_FULL,
-                      f"The local server's DuckDB database {what} while storing this change; "
-                      "nothing of it was kept. Smaller writes may still pass.")
+def _storage_full(exc: duckdb.Error) -> QueryError | None:
+    """The 507 of a write DuckDB could not keep (see the module docstring), or None: past its
+    memory limit, or an I/O error (a full disk: its file, its WAL, or the temporary files it
+    spills to under memory pressure)."""
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return storage_full("ran out of memory (past its memory limit, DuckDB's memory_limit)")
+    if isinstance(exc, duckdb.IOException):
+        return storage_full(_io_failure(exc))
+    return None
+
+
+def _io_failure(exc: duckdb.Error) -> str:
+    return f"could not write ({str(exc).splitlines()[0]})"
 
 
 @contextmanager
@@ -239,7 +252,9 @@ def _bounded(con: Any, *, writing: bool = False) -> Iterator[None]:
     """Statements of ``con`` run in the block stop at the running query's deadline
     (``keen.server.limits.query_deadline``): the watchdog calls ``con.interrupt()``, and the
     answer is 503 QueryTimeoutError. A value nested too deeply for a Python function, or a
-    query past DuckDB's memory limit, is a 400 QueryTooComplexError (a 507 when ``writing``)."""
+    query past DuckDB's memory limit, is a 400 QueryTooComplexError (``writing``: left to
+    ``_write``, which answers it 507); a query whose temporary files the disk cannot hold is a
+    507 InsufficientStorageError."""
     left = time_left()
     if left is not None and left <= 0:
         raise timeout_error()
@@ -257,9 +272,9 @@ def _bounded(con: Any, *, writing: bool = False) -> Iterator[None]:
                               "A value this query compares is nested too deeply (stored before "
                               f"the limit of {MAX_NESTING} levels); delete those events or "
                               "query another property.") from None
-        if isinstance(exc, duckdb.OutOfMemoryException):
-            if writing:
-                raise _storage_full() from None
+        if isinstance(exc, duckdb.IOException) and not writing:  # spilling to a full disk
+            raise storage_full(_io_failure(exc), query=True) from None
+        if isinstance(exc, duckdb.OutOfMemoryException) and not writing:  # (_write: a 507)
             raise bad_request(TOO_COMPLEX,
                               "The query needs more memory than DuckDB may use here (its "
                               "memory_limit); narrow its timeframe, filters or group_by.") from None
@@ -352,7 +367,7 @@ class DuckDBStore(SqlCatalog):
             for name in leftovers:
                 if os.path.exists(name):
                     os.remove(name)
-            reason = ("DuckDB could not hold it within its memory limit"
+            reason = (exc.message.split("; ")[0]  # (a 507 of _write: why it was not kept)
                       if isinstance(exc, QueryError) else str(exc).splitlines()[0])
             raise DatabaseError(
                 f"cannot copy the SQLite database {sqlite_path!r} into {target!r}: {reason} "
@@ -460,8 +475,8 @@ class DuckDBStore(SqlCatalog):
     def _write(self) -> Iterator[Any]:
         """The writer connection in a transaction, under the lock. The block's changes are
         committed when it ends, or all rolled back when it raises or the commit fails: then
-        the typed columns it added are forgotten, and a write past DuckDB's memory limit is
-        a 507 (``_storage_full``)."""
+        the typed columns it added are forgotten, and a write past DuckDB's memory limit, or
+        that fails to write its files (a full disk), is a 507 (``_storage_full``)."""
         with self._lock:
             self._check_open()
             con = self._con
@@ -472,14 +487,15 @@ class DuckDBStore(SqlCatalog):
             except BaseException as exc:
                 self._forget(next_column)
                 con.execute("ROLLBACK")
-                if isinstance(exc, duckdb.OutOfMemoryException):
-                    raise _storage_full() from None
-                raise
+                answer = _storage_full(exc) if isinstance(exc, duckdb.Error) else None
+                if answer is None:
+                    raise
+                raise answer from None
             try:
                 con.execute("COMMIT")
             except duckdb.Error as exc:  # DuckDB has rolled the transaction back
                 self._forget(next_column)
-                raise _storage_full(str(exc)) from None
+                raise storage_full(f"could not commit ({str(exc).splitlines()[0]})") from None
             if self._pending:  # still under the lock: see _stable
                 self._typed.update(self._pending)
                 self._pending.clear()
@@ -684,27 +700,40 @@ class DuckDBStore(SqlCatalog):
             column, kinds = self._typed.get((project_id, collection), {}).get(name, (-1, ""))
             held = "".join(f" OR p{column}_{kind} IS NOT NULL"
                            for kind in kinds if column >= 0 and kind in _SCALARS)
-            rows = con.execute(
-                "SELECT seq, body FROM events WHERE project = ? AND collection = ? "  # noqa: S608
-                f"AND (json_extract(body, {_literal(pointer(name))}) IS NOT NULL{held})",
-                [project_id, collection],
-            ).fetchall()
+            where = ("project = ? AND collection = ? AND "
+                     f"(json_extract(body, {_literal(pointer(name))}) IS NOT NULL{held})")
             cleared = "".join(
                 f", p{column}_{kind} = NULL"
                 for path, (column, kinds) in self._typed.get((project_id, collection), {}).items()
                 if column >= 0 and (path == name or path.startswith(name + "."))
                 for kind in kinds if kind in _SCALARS
             )
-            for offset in range(0, len(rows), _IMPORT_BATCH):
-                chunk = rows[offset:offset + _IMPORT_BATCH]
+            # Bodies are read and rewritten a chunk at a time (at most _DELETE_CHUNK events and
+            # about _DELETE_CHUNK_BYTES of bodies), so Python holds one chunk, not the
+            # collection: first the seq each chunk starts at (the matching events by seq, a new
+            # chunk wherever either bound is crossed), then each chunk by its seq range.
+            starts = [row[0] for row in con.execute(
+                "SELECT min(seq) FROM (SELECT seq, "  # noqa: S608
+                f"(row_number() OVER w - 1) // {int(_DELETE_CHUNK)} + "
+                f"(sum(length(body)) OVER w - length(body)) // {int(_DELETE_CHUNK_BYTES)} AS k "
+                f"FROM events WHERE {where} WINDOW w AS (ORDER BY seq)) GROUP BY k ORDER BY 1",
+                [project_id, collection],
+            ).fetchall()]
+            for index, start in enumerate(starts):
+                end = starts[index + 1] if index + 1 < len(starts) else 2**63 - 1
+                chunk = con.execute(
+                    f"SELECT seq, body FROM events WHERE {where} AND seq >= ? AND seq < ?",  # noqa: S608
+                    [project_id, collection, start, end],
+                ).fetchall()
                 con.execute(
                     f"UPDATE events SET body = u.body{cleared} "  # noqa: S608
                     "FROM (SELECT unnest(?::BIGINT[]) AS seq, "
-                    "unnest(?::VARCHAR[]) AS body) AS u WHERE events.seq = u.seq",
+                    "unnest(?::VARCHAR[]) AS body) AS u WHERE events.seq = u.seq "
+                    "AND events.seq >= ? AND events.seq < ?",  # (reads only the chunk's range)
                     [[seq for seq, _ in chunk],
-                     [_sql_remove(body, path_json) for _, body in chunk]],
+                     [_sql_remove(body, path_json) for _, body in chunk], start, end],
                 )
-            changed = len(rows)
+                changed += len(chunk)
             con.execute(
                 "DELETE FROM properties WHERE project = ? AND collection = ? "
                 "AND (path = ? OR starts_with(path, ? || '.'))",
