@@ -21,6 +21,7 @@ absolute times.
     python benchmarks/bench_engines.py                       # duckdb engine, 1,000,000 events
     python benchmarks/bench_engines.py --events 200000 --runs 3
     python benchmarks/bench_engines.py --engine sqlite --events 100000
+    python benchmarks/bench_engines.py --events 200000 --ingest-only   # the ingest figure only
 """
 
 from __future__ import annotations
@@ -256,6 +257,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--engine", default="duckdb", choices=("duckdb", "sqlite"))
     parser.add_argument("--dir", default=None, help="where to put the databases (temp dir)")
+    parser.add_argument("--ingest-only", action="store_true",
+                        help="stop after the ingest figure (no baseline, no queries)")
     args = parser.parse_args()
     print(f"{args.events:,} events, engine {args.engine}, load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -266,6 +269,8 @@ def main() -> None:
             source = os.path.join(folder, "events.ndjson")
             rate = ingest(server, args.events, source)
             print(f"ingest over HTTP, batches of {BATCH:,}: {rate:,.0f} events/s")
+            if args.ingest_only:
+                return
             con, loaded, plain_size = plain_table(source, folder)
             print(f"baseline: DuckDB read_json into a typed table: "
                   f"{args.events / loaded:,.0f} events/s")
