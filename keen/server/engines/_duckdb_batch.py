@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -56,13 +56,14 @@ __all__ = ["insert_batch"]
 _DOUBT = (r"[:\[,][ \t\n\r]*-?([0-9]+(\.[0-9]+)?[eE]|[0-9]{16}|[nN][aA]|[iI])"
           r"|,[ \t\n\r]*[\]}]|\\u0000")
 # keen.timestamp forms read in SQL: years 1000-8999 (no overflow past year 9999 with any
-# offset), hours 00-23, an optional fraction (microseconds: its first six digits) and offset.
+# offset), hours 00-23, an optional fraction of up to six digits and an optional offset.
 # DuckDB refuses an impossible date (February 30), which sends the batch to the Python lane.
 _STAMP = (r"[1-8][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):"
-          r"[0-5][0-9]:[0-5][0-9](\.[0-9]{1,20})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?")
+          r"[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?")
 _SCALAR = {"VARCHAR": "", "UBIGINT": 0, "BIGINT": 0, "DOUBLE": 0.0, "BOOLEAN": True,
            "NULL": None}
-_CAST = {"s": "", "i": "::BIGINT", "f": "::DOUBLE", "b": "::BOOLEAN"}
+_TRANSFORM = {"VARCHAR": "VARCHAR", "UBIGINT": "BIGINT", "BIGINT": "BIGINT", "DOUBLE": "DOUBLE",
+              "BOOLEAN": "BOOLEAN", "NULL": "JSON"}
 _SCALAR_KINDS = frozenset("sifb")
 _KIND = {str: "s", bool: "b", int: "i", float: "f"}
 
@@ -121,13 +122,16 @@ def _read(con: Any, text: str, now: datetime) -> dict[str, _Collection]:
         raise _NotTaken
     con.execute(
         "CREATE OR REPLACE TEMP TABLE keen_rows AS "
-        "SELECT o, n - 1 AS n, e, json_structure(e) AS s, strlen(e) AS m FROM ("
+        "SELECT o, n - 1 AS n, e, s, hash(s) AS h, m FROM (SELECT *, json_structure(e) AS s, "
+        "strlen(e) AS m FROM ("
         "  SELECT o, unnest(l) AS e, unnest(range(1, len(l) + 1)) AS n FROM ("
-        "    SELECT o, json_extract(v, '$[*]') AS l FROM keen_top))")
+        "    SELECT o, json_extract(v, '$[*]') AS l FROM keen_top)))")
     con.execute("DROP TABLE keen_top")
-    groups = con.execute("SELECT o, s, count(*), min(n), max(m), sum(m) FROM keen_rows "
-                         "GROUP BY o, s ORDER BY o, min(n)").fetchall()
-    total = sum(count for _, _, count, _, _, _ in groups)
+    groups = con.execute("SELECT o, s, count(*), min(n), max(m), sum(m), any_value(h) "
+                         "FROM keen_rows GROUP BY o, s ORDER BY o, min(n)").fetchall()
+    if len({group[6] for group in groups}) < len({group[1] for group in groups}):
+        raise _NotTaken  # two shapes with one hash: rows are told apart by their hash
+    total = sum(group[2] for group in groups)
     if total > MAX_BATCH_EVENTS or not _fits(text, groups):
         raise _NotTaken
     now_text = format_timestamp(now)
@@ -135,11 +139,10 @@ def _read(con: Any, text: str, now: datetime) -> dict[str, _Collection]:
     now_ms -= now_ms % 1000
     batch = {name: _Collection(o, now_text, now_ms) for name, _, o in top}
     by_o = {c.o: c for c in batch.values()}
-    for o, shape, count, first, longest, _ in groups:
+    for o, shape, count, first, longest, _, hashed in groups:
         if longest >= MAX_STRING:  # a string could reach MAX_STRING characters
             raise _NotTaken
-        by_o[o].add(shape, count, first, now=now)
-    _check_duplicates(con, [s for c in batch.values() for s in c.shapes])
+        by_o[o].add(shape, hashed, count, first, now=now)
     return batch
 
 
@@ -158,24 +161,14 @@ def _fits(text: str, groups: list[Any]) -> bool:
     return max((int(group[4]) for group in groups), default=0) + slack <= MAX_EVENT_BYTES
 
 
-def _check_duplicates(con: Any, shapes: list[_Shape]) -> None:
-    """DuckDB keeps the first of duplicate keys where Python keeps the last, and the shape
-    hides same-kind duplicates: ``json_transform_strict`` refuses them (a statement error)."""
-    if not shapes:
-        return
-    cases = " ".join(f"WHEN {_lit(shape.text)} THEN json_transform_strict(e, "
-                     f"{_lit(json.dumps(_transform_type(shape.structure)))}) IS NULL"
-                     for shape in {s.text: s for s in shapes}.values())
-    con.execute(f"SELECT count(*) FROM keen_rows WHERE CASE s {cases} END").fetchone()
-
-
-def _transform_type(structure: Any) -> Any:
-    """The type ``json_transform_strict`` checks every object of a shape against (keys only)."""
+def _transform_type(structure: Any, in_list: bool = False) -> Any:
+    """The STRUCT ``json_transform_strict`` reads the events of a shape into: typed leaves
+    outside lists (the typed columns' values), the keys of every object (duplicates refused)."""
     if isinstance(structure, dict):
-        return {key: _transform_type(value) for key, value in structure.items()}
-    if isinstance(structure, list) and _has_object(structure):
-        return [_transform_type(structure[0])]
-    return "JSON"
+        return {key: _transform_type(value, in_list) for key, value in structure.items()}
+    if isinstance(structure, list):
+        return [_transform_type(structure[0], True)] if _has_object(structure) else "JSON"
+    return "JSON" if in_list else _TRANSFORM[structure]
 
 
 def _has_object(structure: Any) -> bool:
@@ -198,8 +191,8 @@ def _representative(structure: Any) -> Any:
 class _Shape:
     """One distinct shape of a collection's events, validated."""
 
-    def __init__(self, text: str, count: int, first: int, now: datetime) -> None:
-        self.text, self.count, self.first = text, count, first
+    def __init__(self, text: str, hashed: int, count: int, first: int, now: datetime) -> None:
+        self.text, self.hash, self.count, self.first = text, hashed, count, first
         self.structure = json.loads(text)
         if not isinstance(self.structure, dict):
             raise _NotTaken  # an event that is not an object
@@ -230,8 +223,8 @@ class _Collection:
         self.shapes: list[_Shape] = []
         self.count = 0
 
-    def add(self, text: str, count: int, first: int, *, now: datetime) -> None:
-        self.shapes.append(_Shape(text, count, first, now))
+    def add(self, text: str, hashed: int, count: int, first: int, *, now: datetime) -> None:
+        self.shapes.append(_Shape(text, hashed, count, first, now))
         self.count += count
 
     def store(self, store: DuckDBStore, con: Any, project_id: str,
@@ -285,46 +278,36 @@ class _Collection:
 
     def _insert(self, con: Any, project_id: str, name: str, shapes: list[_Shape],
                 known: dict[str, tuple[int, str]], first: int, dropped: list[int]) -> None:
-        pointers: dict[str, int] = {}
-
-        def extracted(path: tuple[str, ...]) -> str:
-            index = pointers.setdefault(_pointer(path), len(pointers) + 1)
-            return f"x[{index}]"
-
-        columns: dict[str, dict[str, list[str]]] = {}  # column -> value expression -> shapes
-        bodies: list[str] = []
-        for shape in shapes:
-            patch = self._split(shape.stored, (), known, extracted, columns, shape.text)
-            patch.setdefault("keen", {})["addons"] = None
-            bodies.append(f"WHEN {_lit(shape.text)} THEN json_merge_patch(e, "
-                          f"{_lit(json.dumps(patch))})")
-        stamp = extracted(("keen", "timestamp")) if any(s.has_stamp for s in shapes) else None
-        token = extracted(("keen", "uniqueness_token")) if any(
-            s.has_token for s in shapes) else "NULL"
-        names = values = ""
-        for column, by_value in columns.items():
-            cases = " ".join(f"WHEN s IN ({', '.join(map(_lit, texts))}) THEN {value}"
-                             for value, texts in by_value.items())
-            names += f", {column}"
-            values += f", CASE {cases} END"
-        stamp_sql = "NULL" if stamp is None else stamp
-        where = "WHERE o = ?" + (" AND NOT list_contains(?, n)" if dropped else "")
-        paths = "[" + ", ".join(map(_lit, pointers)) + "]" if pointers else "['/']"
+        """One ``INSERT ... SELECT`` per shape: ``json_transform_strict`` reads each event
+        into the shape's typed STRUCT in one parse (a duplicate key is a statement error),
+        ``json_merge_patch`` leaves the body."""
         ids = os.urandom(12 * self.count).hex()
-        seq = "? + row_number() OVER (ORDER BY n) - 1" if dropped else "? + n"
-        con.execute(
-            f"INSERT INTO events (project, collection, ts, seq, token, body{names}) "
-            f"SELECT ?, ?, u - ((u % 1000) + 1000) % 1000, {seq},"
-            f" {token}, CASE s {' '.join(bodies)} END{values} FROM ("
-            f"  SELECT *, {_timestamp_sql('st', self.now_ms)} AS u FROM ("
-            f"    SELECT n, e, s, x, {stamp_sql} AS st, substr(?, 24 * n + 1, 24) AS keen_id FROM ("
-            f"      SELECT n, e, s, json_extract_string(e, {paths}) AS x FROM keen_rows {where})))",
-            [project_id, name, first, ids, self.o] + ([dropped] if dropped else []),
-        )
+        # the rank among the stored events of the collection
+        seq = "? + n - len(list_filter(?, lambda d: d < n))" if dropped else "? + n"
+        keep = " AND NOT list_contains(?, n)" if dropped else ""
+        for shape in shapes:
+            columns: dict[str, str] = {}
+            patch = self._split(shape.stored, (), known, columns)
+            patch.setdefault("keen", {})["addons"] = None
+            stamp = "t['keen']['timestamp']" if shape.has_stamp else "NULL"
+            token = "t['keen']['uniqueness_token']" if shape.has_token else "NULL"
+            names = "".join(f", {column}" for column in columns)
+            values = "".join(f", {value}" for value in columns.values())
+            con.execute(
+                f"INSERT INTO events (project, collection, ts, seq, token, body{names}) "
+                f"SELECT ?, ?, u - ((u % 1000) + 1000) % 1000, {seq}, {token}, "
+                f"json_merge_patch(e, {_lit(json.dumps(patch))}){values} FROM ("
+                f"  SELECT *, {_timestamp_sql(stamp, self.now_ms)} AS u, "
+                f"  substr(?, 24 * n + 1, 24) AS keen_id FROM ("
+                f"    SELECT n, e, json_transform_strict(e, "
+                f"{_lit(json.dumps(_transform_type(shape.structure)))}) AS t "
+                f"    FROM keen_rows WHERE o = ? AND h = ?{keep}))",
+                [project_id, name, first, *([dropped] if dropped else []), ids, self.o,
+                 shape.hash, *([dropped] if dropped else [])],
+            )
 
     def _split(self, stored: dict[str, Any], prefix: tuple[str, ...],
-               known: dict[str, tuple[int, str]], extracted: Callable[[tuple[str, ...]], str],
-               columns: dict[str, dict[str, list[str]]], shape: str) -> dict[str, Any]:
+               known: dict[str, tuple[int, str]], columns: dict[str, str]) -> dict[str, Any]:
         """The merge patch that leaves a stored event's remaining body (as ``_shred``): null
         for the values that go to typed columns; their value expressions into ``columns``."""
         patch: dict[str, Any] = {}
@@ -343,27 +326,25 @@ class _Collection:
                     continue
                 patch[key] = None
                 if dotted == "keen.created_at":
-                    expression = _lit(self.now_text)
+                    columns[f"p{column}_{kind}"] = _lit(self.now_text)
                 elif dotted == "keen.id":
-                    expression = "keen_id"
+                    columns[f"p{column}_{kind}"] = "keen_id"
                 else:
-                    expression = f"{extracted(path)}{_CAST[kind]}"
-                columns.setdefault(f"p{column}_{kind}", {}).setdefault(
-                    expression, []).append(shape)
+                    columns[f"p{column}_{kind}"] = "t" + "".join(f"[{_lit(p)}]" for p in path)
             elif isinstance(value, dict):
-                patch[key] = self._split(value, path, known, extracted, columns, shape)
+                patch[key] = self._split(value, path, known, columns)
         return patch
 
 
 def _timestamp_sql(stamp: str, now_ms: int) -> str:
     """UTC microseconds of the keen.timestamp ``stamp`` (an SQL column; null: ``now_ms``), as
     ``timeframes.parse_iso`` reads it; outside ``_STAMP``: a statement error."""
+    sign = f"substr({stamp}, length({stamp}) - 5, 1)"
     offset = (f"(CAST(substr({stamp}, length({stamp}) - 4, 2) AS BIGINT) * 60"
               f" + CAST(right({stamp}, 2) AS BIGINT)) * 60000000")
-    micros = (
-        f"epoch_us(CAST(left({stamp}, 19) AS TIMESTAMP))"
-        f" + CAST(left(regexp_extract({stamp}, '\\.([0-9]+)', 1) || '000000', 6) AS BIGINT)"
-        f" - CASE substr({stamp}, length({stamp}) - 5, 1) WHEN '+' THEN {offset}"
-        f" WHEN '-' THEN -{offset} ELSE 0 END")
+    local = (f"epoch_us(CAST(left({stamp}, length({stamp}) - CASE WHEN right({stamp}, 1) = 'Z' "
+             f"THEN 1 WHEN {sign} IN ('+', '-') THEN 6 ELSE 0 END) AS TIMESTAMP))")
+    micros = (f"{local} - CASE {sign} WHEN '+' THEN {offset} WHEN '-' THEN -{offset} "
+              "ELSE 0 END")
     return (f"CASE WHEN {stamp} IS NULL THEN {now_ms} WHEN regexp_full_match({stamp}, "
             f"{_lit(_STAMP)}) THEN {micros} ELSE error('keen.timestamp') END")
