@@ -60,9 +60,10 @@ _DOUBT = (r"[:\[,][ \t\n\r]*-?([0-9]+(\.[0-9]+)?[eE]|[0-9]{16}|[nN][aA]|[iI])"
 # DuckDB refuses an impossible date (February 30), which sends the batch to the Python lane.
 _STAMP = (r"[1-8][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):"
           r"[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?")
-_SCALAR = {"VARCHAR": "", "UBIGINT": 0, "BIGINT": 0, "DOUBLE": 0.0, "BOOLEAN": True,
+_SCALAR = {"VARCHAR": "", "UBIGINT": 0, "BIGINT": 0, "HUGEINT": 0, "DOUBLE": 0.0, "BOOLEAN": True,
            "NULL": None}
-_TRANSFORM = {"VARCHAR": "VARCHAR", "UBIGINT": "BIGINT", "BIGINT": "BIGINT", "DOUBLE": "DOUBLE",
+_TRANSFORM = {"VARCHAR": "VARCHAR", "UBIGINT": "BIGINT", "BIGINT": "BIGINT", "HUGEINT": "BIGINT",
+              "DOUBLE": "DOUBLE",
               "BOOLEAN": "BOOLEAN", "NULL": "JSON"}
 _SCALAR_KINDS = frozenset("sifb")
 _KIND = {str: "s", bool: "b", int: "i", float: "f"}
