@@ -16,12 +16,12 @@ from _server_helpers import NOW, Api
 
 pytest.importorskip("duckdb")
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from keen.server import LocalKeenServer  # noqa: E402
-from keen.server.engine import run_query  # noqa: E402
-from keen.server.engines.duckdb import DuckDBStore  # noqa: E402
+from keen.server import LocalKeenServer
+from keen.server.engine import run_query
+from keen.server.engines.duckdb import DuckDBStore
 
 NOW_DT = datetime(2026, 3, 11, 15, 30, tzinfo=timezone.utc)
 

@@ -295,7 +295,7 @@ class _Collection:
             names = "".join(f", {column}" for column in columns)
             values = "".join(f", {value}" for value in columns.values())
             con.execute(
-                f"INSERT INTO events (project, collection, ts, seq, token, body{names}) "
+                f"INSERT INTO events (project, collection, ts, seq, token, body{names}) "  # noqa: S608
                 f"SELECT ?, ?, u - ((u % 1000) + 1000) % 1000, {seq}, {token}, "
                 f"json_merge_patch(e, {_lit(json.dumps(patch))}){values} FROM ("
                 f"  SELECT *, {_timestamp_sql(stamp, self.now_ms)} AS u, "
