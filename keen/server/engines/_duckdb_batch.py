@@ -89,7 +89,7 @@ def insert_batch(store: DuckDBStore, project_id: str, text: str,
                 with store._write() as con:
                     return {name: collection.store(store, con, project_id, name)
                             for name, collection in batch.items()}
-        except (_NotTaken, duckdb.Error, UnicodeError):
+        except (_NotTaken, duckdb.Error, UnicodeError, RecursionError):
             store._next_seq, store._next_column = next_seq, next_column
             return None
 
