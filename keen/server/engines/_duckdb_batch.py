@@ -288,8 +288,7 @@ class _Collection:
         keep = " AND NOT list_contains(?, n)" if dropped else ""
         for shape in shapes:
             columns: dict[str, str] = {}
-            patch = self._split(shape.stored, (), known, columns)
-            patch.setdefault("keen", {})["addons"] = None
+            body = self._split(shape.stored, (), shape, known, columns)
             stamp = "t['keen']['timestamp']" if shape.has_stamp else "NULL"
             token = "t['keen']['uniqueness_token']" if shape.has_token else "NULL"
             names = "".join(f", {column}" for column in columns)
@@ -297,7 +296,7 @@ class _Collection:
             con.execute(
                 f"INSERT INTO events (project, collection, ts, seq, token, body{names}) "  # noqa: S608
                 f"SELECT ?, ?, u - ((u % 1000) + 1000) % 1000, {seq}, {token}, "
-                f"json_merge_patch(e, {_lit(json.dumps(patch))}){values} FROM ("
+                f"{body}{values} FROM ("
                 f"  SELECT *, {_timestamp_sql(stamp, self.now_ms)} AS u, "
                 f"  substr(?, 24 * n + 1, 24) AS keen_id FROM ("
                 f"    SELECT n, e, json_transform_strict(e, "
@@ -307,34 +306,40 @@ class _Collection:
                  shape.hash, *([dropped] if dropped else [])],
             )
 
-    def _split(self, stored: dict[str, Any], prefix: tuple[str, ...],
-               known: dict[str, tuple[int, str]], columns: dict[str, str]) -> dict[str, Any]:
-        """The merge patch that leaves a stored event's remaining body (as ``_shred``): null
-        for the values that go to typed columns; their value expressions into ``columns``."""
-        patch: dict[str, Any] = {}
+    def _split(self, stored: dict[str, Any], prefix: tuple[str, ...], shape: _Shape,
+               known: dict[str, tuple[int, str]], columns: dict[str, str]) -> str:
+        """The SQL of a stored event's remaining body (as ``_shred``: the values of typed
+        columns left out, objects kept even when emptied, keys in order), built from the
+        transformed event ``t``; the typed columns' value expressions go into ``columns``."""
+        parts = []
         for key, value in stored.items():
             path = (*prefix, key)
             dotted = ".".join(path)
+            field = "t" + "".join(f"[{_lit(part)}]" for part in path)
             if dotted == "keen.timestamp":
-                patch[key] = None  # rendered from ts
-                continue
+                continue  # rendered from ts
             kind = _KIND.get(type(value))
             if kind is not None:
                 column = known[dotted][0]
-                if column < 0:
-                    if dotted in ("keen.created_at", "keen.id"):
-                        raise _NotTaken  # the server's value would be in the body
+                if column >= 0:
+                    columns[f"p{column}_{kind}"] = (
+                        _lit(self.now_text) if dotted == "keen.created_at" else
+                        "keen_id" if dotted == "keen.id" else field)
                     continue
-                patch[key] = None
-                if dotted == "keen.created_at":
-                    columns[f"p{column}_{kind}"] = _lit(self.now_text)
-                elif dotted == "keen.id":
-                    columns[f"p{column}_{kind}"] = "keen_id"
-                else:
-                    columns[f"p{column}_{kind}"] = "t" + "".join(f"[{_lit(p)}]" for p in path)
+                if dotted in ("keen.created_at", "keen.id"):
+                    raise _NotTaken  # the server's value would be in the body
             elif isinstance(value, dict):
-                patch[key] = self._split(value, path, known, columns)
-        return patch
+                field = self._split(value, path, shape, known, columns)
+            elif isinstance(value, list) and _has_object(_at(shape.structure, path)):
+                field = f"json_extract(e, {_lit(_pointer(path))})"  # as sent, not as a STRUCT
+            parts.append(f"{_lit(key)}, {field}")
+        return f"json_object({', '.join(parts)})"
+
+
+def _at(structure: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        structure = structure[part]
+    return structure
 
 
 def _timestamp_sql(stamp: str, now_ms: int) -> str:
