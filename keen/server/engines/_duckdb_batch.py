@@ -290,6 +290,7 @@ class _Collection:
             columns: dict[str, str] = {}
             body = self._split(shape.stored, (), shape, known, columns)
             stamp = "t['keen']['timestamp']" if shape.has_stamp else "NULL"
+            stamp_sql = _timestamp_sql("st", self.now_ms) if shape.has_stamp else str(self.now_ms)
             token = "t['keen']['uniqueness_token']" if shape.has_token else "NULL"
             names = "".join(f", {column}" for column in columns)
             values = "".join(f", {value}" for value in columns.values())
@@ -297,11 +298,11 @@ class _Collection:
                 f"INSERT INTO events (project, collection, ts, seq, token, body{names}) "  # noqa: S608
                 f"SELECT ?, ?, u - ((u % 1000) + 1000) % 1000, {seq}, {token}, "
                 f"{body}{values} FROM ("
-                f"  SELECT *, {_timestamp_sql(stamp, self.now_ms)} AS u, "
-                f"  substr(?, 24 * n + 1, 24) AS keen_id FROM ("
-                f"    SELECT n, e, json_transform_strict(e, "
+                f"  SELECT *, {stamp_sql} AS u FROM ("
+                f"    SELECT *, {stamp} AS st, substr(?, 24 * n + 1, 24) AS keen_id FROM ("
+                f"      SELECT n, e, json_transform_strict(e, "
                 f"{_lit(json.dumps(_transform_type(shape.structure)))}) AS t "
-                f"    FROM keen_rows WHERE o = ? AND h = ?{keep}))",
+                f"      FROM keen_rows WHERE o = ? AND h = ?{keep})))",
                 [project_id, name, first, *([dropped] if dropped else []), ids, self.o,
                  shape.hash, *([dropped] if dropped else [])],
             )
@@ -344,13 +345,10 @@ def _at(structure: Any, path: tuple[str, ...]) -> Any:
 
 def _timestamp_sql(stamp: str, now_ms: int) -> str:
     """UTC microseconds of the keen.timestamp ``stamp`` (an SQL column; null: ``now_ms``), as
-    ``timeframes.parse_iso`` reads it; outside ``_STAMP``: a statement error."""
-    sign = f"substr({stamp}, length({stamp}) - 5, 1)"
-    offset = (f"(CAST(substr({stamp}, length({stamp}) - 4, 2) AS BIGINT) * 60"
-              f" + CAST(right({stamp}, 2) AS BIGINT)) * 60000000")
-    local = (f"epoch_us(CAST(left({stamp}, length({stamp}) - CASE WHEN right({stamp}, 1) = 'Z' "
-             f"THEN 1 WHEN {sign} IN ('+', '-') THEN 6 ELSE 0 END) AS TIMESTAMP))")
-    micros = (f"{local} - CASE {sign} WHEN '+' THEN {offset} WHEN '-' THEN -{offset} "
-              "ELSE 0 END")
+    ``timeframes.parse_iso`` reads it (no offset: UTC); outside ``_STAMP``: a statement
+    error."""
+    zoned = (f"CASE WHEN right({stamp}, 1) = 'Z' OR substr({stamp}, length({stamp}) - 5, 1) "
+             f"IN ('+', '-') THEN {stamp} ELSE {stamp} || 'Z' END")
     return (f"CASE WHEN {stamp} IS NULL THEN {now_ms} WHEN regexp_full_match({stamp}, "
-            f"{_lit(_STAMP)}) THEN {micros} ELSE error('keen.timestamp') END")
+            f"{_lit(_STAMP)}) THEN epoch_us(CAST({zoned} AS TIMESTAMPTZ)) "
+            "ELSE error('keen.timestamp') END")
