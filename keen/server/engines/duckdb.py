@@ -532,6 +532,12 @@ class DuckDBStore(SqlCatalog):
     def _save_schema(con: Any, project_id: str, collection: str,
                      schema: Mapping[str, str]) -> None:
         """Merge the types of a batch into the collection's schema (``null`` gives way)."""
+        known = dict(con.execute("SELECT path, type FROM properties WHERE project = ? AND "
+                                 "collection = ?", [project_id, collection]).fetchall())
+        schema = {path: kind for path, kind in schema.items()
+                  if known.get(path, "null") == "null" and known.get(path) != kind}
+        if not schema:  # the usual case once a collection has its properties: no upsert
+            return
         # one statement: DuckDB's executemany runs one statement a row (~1.5 ms each)
         con.execute(
             "INSERT INTO properties SELECT ?, ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]) "
