@@ -8,10 +8,12 @@ kind), and Python validates each distinct shape once (a batch usually has a hand
 shared rules: a representative event of the shape (``""`` for strings, ``0`` / ``0.0`` for
 integers / floats...) goes through ``_events.prepare_event``, which checks names, nesting, the
 ``keen`` namespace and gives the schema types; ``DuckDBStore._shred`` of the representatives
-records the typed columns exactly as the events would. One ``INSERT ... SELECT`` per
-collection then extracts the typed columns and builds each remaining JSON body with a constant
-``json_merge_patch`` per shape. What is stored (typed columns, bodies as JSON values, schemas,
-tokens, insertion order) is what the Python lane stores.
+records the typed columns exactly as the events would. One ``INSERT ... SELECT`` per shape
+then reads its events with ``json_transform_strict`` into the shape's typed STRUCT (one parse:
+the typed columns' values, and a duplicate key is a statement error) and builds the remaining
+JSON body with ``json_object`` (the values of typed columns left out, as ``_shred`` does).
+What is stored (typed columns, bodies as JSON values, schemas, tokens, insertion order) is
+what the Python lane stores; ``tests/test_engine_duckdb_batch.py`` compares the two.
 
 The lane is all or nothing per request: it returns None (nothing stored; the caller takes the
 Python lane, which gives every answer, per-event refusals included) whenever the body holds
@@ -26,7 +28,8 @@ anything DuckDB's parser reads differently from Python's or that needs a per-eve
   non-string ``keen.timestamp`` or token), an empty object or a list mixing kinds (the shape
   cannot show what is inside), a duplicate key (``json_transform_strict`` refuses it), an
   event whose JSON text reaches ``MAX_STRING`` bytes, a token longer than 64 characters, a
-  ``keen.timestamp`` outside ``_STAMP`` (read in SQL exactly as ``timeframes.parse_iso``);
+  ``keen.timestamp`` outside ``_STAMP`` (read in SQL exactly as ``timeframes.parse_iso``), a
+  typed column missing for ``keen.created_at`` or ``keen.id``;
 * the caller also keeps autofill (access keys) and ``${keen.`` placeholders on the Python lane.
 """
 
@@ -281,7 +284,7 @@ class _Collection:
                 known: dict[str, tuple[int, str]], first: int, dropped: list[int]) -> None:
         """One ``INSERT ... SELECT`` per shape: ``json_transform_strict`` reads each event
         into the shape's typed STRUCT in one parse (a duplicate key is a statement error),
-        ``json_merge_patch`` leaves the body."""
+        ``json_object`` builds the remaining body (``_split``)."""
         ids = os.urandom(12 * self.count).hex()
         # the rank among the stored events of the collection
         seq = "? + n - len(list_filter(?, lambda d: d < n))" if dropped else "? + n"
