@@ -40,7 +40,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 
@@ -48,8 +48,9 @@ from keen.server._events import STORED, EventError, collection_name_error, prepa
 from keen.server.limits import MAX_BATCH_EVENTS, MAX_EVENT_BYTES, MAX_STRING
 from keen.server.timeframes import format_timestamp, to_micros
 
-if TYPE_CHECKING:
-    from keen.server.engines.duckdb import DuckDBStore
+# The store is a ``keen.server.engines.duckdb.DuckDBStore`` (typed Any here: that module
+# imports this one).
+DuckDBStore = Any
 
 __all__ = ["insert_batch"]
 
