@@ -28,8 +28,7 @@ anything DuckDB's parser reads differently from Python's or that needs a per-eve
   non-string ``keen.timestamp`` or token), an empty object or a list mixing kinds (the shape
   cannot show what is inside), a duplicate key (``json_transform_strict`` refuses it), an
   event whose JSON text reaches ``MAX_STRING`` bytes, a token longer than 64 characters, a
-  ``keen.timestamp`` outside ``_STAMP`` (read in SQL exactly as ``timeframes.parse_iso``), a
-  typed column missing for ``keen.created_at`` or ``keen.id``;
+  ``keen.timestamp`` outside ``_STAMP`` (read in SQL exactly as ``timeframes.parse_iso``);
 * the caller also keeps autofill (access keys) and ``${keen.`` placeholders on the Python lane.
 """
 
@@ -325,14 +324,14 @@ class _Collection:
                 continue  # rendered from ts
             kind = _KIND.get(type(value))
             if kind is not None:
+                if dotted == "keen.created_at":
+                    field = _lit(self.now_text)
+                elif dotted == "keen.id":
+                    field = "keen_id"
                 column = known[dotted][0]
                 if column >= 0:
-                    columns[f"p{column}_{kind}"] = (
-                        _lit(self.now_text) if dotted == "keen.created_at" else
-                        "keen_id" if dotted == "keen.id" else field)
+                    columns[f"p{column}_{kind}"] = field
                     continue
-                if dotted in ("keen.created_at", "keen.id"):
-                    raise _NotTaken  # the server's value would be in the body
             elif isinstance(value, dict):
                 field = self._split(value, path, shape, known, columns)
             elif isinstance(value, list) and _has_object(_at(shape.structure, path)):
