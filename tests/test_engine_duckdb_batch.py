@@ -173,17 +173,17 @@ _LISTS = st.one_of(st.lists(st.integers(-5, 5), max_size=3), st.lists(_SAFE_TEXT
                             max_size=2))
 
 
-def _objects(depth: int) -> st.SearchStrategy[dict[str, Any]]:
+def _objects(depth: int, min_size: int = 1) -> st.SearchStrategy[dict[str, Any]]:
     value = st.one_of(_SCALARS, _LISTS) if depth == 0 else st.one_of(
-        _SCALARS, _LISTS, _objects(depth - 1))
-    return st.dictionaries(_NAMES, value, min_size=1, max_size=4)
+        _SCALARS, _LISTS, _objects(depth - 1, min_size=0))
+    return st.dictionaries(_NAMES, value, min_size=min_size, max_size=4)
 
 
 _KEEN = st.one_of(st.none(), st.fixed_dictionaries({}, optional={
     "timestamp": st.one_of(st.none(), _STAMPS),
     "uniqueness_token": st.sampled_from(["t1", "t2", "t\u00e9"]),
     "addons": st.just([{"name": "x"}]),
-}).filter(bool))
+}))
 
 
 @st.composite

@@ -25,8 +25,8 @@ anything DuckDB's parser reads differently from Python's or that needs a per-eve
 * batch shape: not an object of lists, a collection twice or with an invalid name, more than
   ``MAX_BATCH_EVENTS`` events, an event possibly over ``MAX_EVENT_BYTES`` as sent;
 * events: not an object, a shape the rules refuse (names, nesting, ``keen`` not an object, a
-  non-string ``keen.timestamp`` or token), an empty object or a list mixing kinds (the shape
-  cannot show what is inside), a duplicate key (``json_transform_strict`` refuses it), an
+  non-string ``keen.timestamp`` or token), a list mixing kinds or holding an empty object
+  (the shape cannot show what is inside), a duplicate key (``json_transform_strict`` refuses it), an
   event whose JSON text reaches ``MAX_STRING`` bytes, a token longer than 64 characters, a
   ``keen.timestamp`` outside ``_STAMP`` (read in SQL exactly as ``timeframes.parse_iso``);
 * the caller also keeps autofill (access keys) and ``${keen.`` placeholders on the Python lane.
@@ -67,7 +67,7 @@ _SCALAR = {"VARCHAR": "", "UBIGINT": 0, "BIGINT": 0, "HUGEINT": 0, "DOUBLE": 0.0
            "NULL": None}
 _TRANSFORM = {"VARCHAR": "VARCHAR", "UBIGINT": "BIGINT", "BIGINT": "BIGINT", "HUGEINT": "BIGINT",
               "DOUBLE": "DOUBLE",
-              "BOOLEAN": "BOOLEAN", "NULL": "JSON"}
+              "BOOLEAN": "BOOLEAN", "NULL": "JSON", "JSON": "JSON"}
 _SCALAR_KINDS = frozenset("sifb")
 _KIND = {str: "s", bool: "b", int: "i", float: "f"}
 
@@ -147,6 +147,16 @@ def _read(con: Any, text: str, now: datetime) -> dict[str, _Collection]:
         if longest >= MAX_STRING:  # a string could reach MAX_STRING characters
             raise _NotTaken
         by_o[o].add(shape, hashed, count, first, now=now)
+    for collection in batch.values():
+        for shape in collection.shapes:
+            if not shape.empty:
+                continue
+            empty = " AND ".join(["json_type(e, ?) = 'OBJECT' AND len(json_keys(e, ?)) = 0"]
+                                 * len(shape.empty))
+            pointers = [_pointer(path) for path in shape.empty for _ in range(2)]
+            if con.execute(f"SELECT count(*) FROM keen_rows WHERE h = ? AND NOT ({empty})",  # noqa: S608
+                           [shape.hash, *pointers]).fetchone()[0]:
+                raise _NotTaken  # not an empty object everywhere
     return batch
 
 
@@ -181,15 +191,21 @@ def _has_object(structure: Any) -> bool:
     return isinstance(structure, list) and any(_has_object(item) for item in structure)
 
 
-def _representative(structure: Any) -> Any:
-    """An event of the shape ``structure`` whose values pass every value rule."""
+def _representative(structure: Any, path: tuple[str, ...], empty: list[tuple[str, ...]],
+                    in_list: bool = False) -> Any:
+    """An event of the shape ``structure`` whose values pass every value rule; the paths
+    where the shape says ``JSON`` outside lists go into ``empty`` (to be checked: ``{}``)."""
     if isinstance(structure, dict):
-        return {key: _representative(value) for key, value in structure.items()}
+        return {key: _representative(value, (*path, key), empty, in_list)
+                for key, value in structure.items()}
     if isinstance(structure, list) and len(structure) == 1:
-        return [_representative(structure[0])]
+        return [_representative(structure[0], path, empty, True)]
     if isinstance(structure, str) and structure in _SCALAR:
         return _SCALAR[structure]
-    raise _NotTaken  # "JSON": an empty object, or a list of mixed kinds: unknown inside
+    if structure == "JSON" and not in_list and path:
+        empty.append(path)  # an empty object, or a key twice with two kinds: checked in SQL
+        return {}
+    raise _NotTaken  # a list of mixed kinds or an empty object in a list: unknown inside
 
 
 class _Shape:
@@ -200,7 +216,8 @@ class _Shape:
         self.structure = json.loads(text)
         if not isinstance(self.structure, dict):
             raise _NotTaken  # an event that is not an object
-        event = _representative(self.structure)
+        self.empty: list[tuple[str, ...]] = []
+        event = _representative(self.structure, (), self.empty)
         keen = event.get("keen")
         self.has_stamp = self.has_token = False
         if isinstance(keen, dict):
