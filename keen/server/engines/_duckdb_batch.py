@@ -80,7 +80,7 @@ def insert_batch(store: DuckDBStore, project_id: str, text: str,
                  now: datetime) -> dict[str, list[dict[str, Any]]] | None:
     """Store the batch ``text`` (a ``POST /events`` body) and return the answer, or None
     (nothing stored) when it must take the Python lane."""
-    if text.lstrip(" \t\n\r")[:1] != "{":
+    if text[:100].lstrip(" \t\n\r")[:1] != "{":  # (more leading space: the Python lane)
         return None
     with store._lock:
         store._check_open()
@@ -168,7 +168,7 @@ def _fits(text: str, groups: list[Any]) -> bool:
     are in no ``m``."""
     if len(text) * 4 <= MAX_EVENT_BYTES:
         return True
-    size = len(text.encode("utf-8"))
+    size = len(text) if text.isascii() else len(text.encode("utf-8"))
     if size <= MAX_EVENT_BYTES:
         return True
     slack = size - sum(int(group[5]) for group in groups)
