@@ -261,6 +261,8 @@ HOSTILE = {
                        '{"keen": {"timestamp": "yesterday"}}, {"keen": {"timestamp": 5}}, '
                        '{"keen": {"timestamp": "2026-03-01T24:00:00"}}, '
                        '{"keen": {"timestamp": "9999-12-31T23:00:00-05:00"}}]}'),
+    "an event over MAX_EVENT_BYTES as sent, small once parsed": (
+        '{"c": [{"a": 1' + " " * 900_001 + "}, " + ", ".join([_ORDINARY] * 3000) + "]}"),
     "token of 65": '{"c": [{"keen": {"uniqueness_token": "' + "t" * 65 + '"}}]}',
     "token not a string": '{"c": [{"keen": {"uniqueness_token": 5}}]}',
     "mixed batch": ('{"c": [' + _ORDINARY + ', {"$bad": 1}, 5, ' + _ORDINARY + "], "
