@@ -43,7 +43,13 @@ from typing import Any
 
 import duckdb
 
-from keen.server._events import STORED, EventError, collection_name_error, prepare_event
+from keen.server._events import (
+    _MAX_TOKEN,
+    STORED,
+    EventError,
+    collection_name_error,
+    prepare_event,
+)
 from keen.server.limits import MAX_BATCH_EVENTS, MAX_EVENT_BYTES, MAX_STRING
 from keen.server.timeframes import format_timestamp, to_micros
 
@@ -65,10 +71,9 @@ _STAMP = (r"[1-8][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[
           r"[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?")
 _SCALAR = {"VARCHAR": "", "UBIGINT": 0, "BIGINT": 0, "HUGEINT": 0, "DOUBLE": 0.0, "BOOLEAN": True,
            "NULL": None}
+# the STRUCT field types json_transform_strict reads each kind into (JSON: checked empty objects)
 _TRANSFORM = {"VARCHAR": "VARCHAR", "UBIGINT": "BIGINT", "BIGINT": "BIGINT", "HUGEINT": "BIGINT",
-              "DOUBLE": "DOUBLE",
-              "BOOLEAN": "BOOLEAN", "NULL": "JSON", "JSON": "JSON"}
-_SCALAR_KINDS = frozenset("sifb")
+              "DOUBLE": "DOUBLE", "BOOLEAN": "BOOLEAN", "NULL": "JSON", "JSON": "JSON"}
 _KIND = {str: "s", bool: "b", int: "i", float: "f"}
 
 
@@ -283,7 +288,7 @@ class _Collection:
         rows = con.execute(
             "SELECT n, t FROM (SELECT n, json_extract_string(e, '/keen/uniqueness_token') AS t "
             "FROM keen_rows WHERE o = ?) WHERE t IS NOT NULL ORDER BY n", [self.o]).fetchall()
-        if any(len(token) > 64 for _, token in rows):
+        if any(len(token) > _MAX_TOKEN for _, token in rows):
             raise _NotTaken
         fresh = {row[0] for row in con.execute(
             "INSERT INTO tokens SELECT ?, ?, unnest(?::VARCHAR[]) ON CONFLICT DO NOTHING "
