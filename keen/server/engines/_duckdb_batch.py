@@ -131,10 +131,12 @@ def _read(con: Any, text: str, now: datetime) -> dict[str, _Collection]:
         raise _NotTaken
     con.execute(
         "CREATE OR REPLACE TEMP TABLE keen_rows AS "
-        "SELECT o, n - 1 AS n, e, s, hash(s) AS h, m FROM (SELECT *, json_structure(e) AS s, "
-        "strlen(e) AS m FROM ("
+        # json_structure recurses: DuckDB 1.4 crashes on an event nested 100,000 deep. An event
+        # of MAX_STRING bytes or more takes the Python lane anyway, and is never given to it.
+        "SELECT o, n - 1 AS n, e, s, hash(s) AS h, m FROM (SELECT *, CASE WHEN m < ? "
+        "THEN json_structure(e) END AS s FROM (SELECT *, strlen(e) AS m FROM ("
         "  SELECT o, unnest(l) AS e, unnest(range(1, len(l) + 1)) AS n FROM ("
-        "    SELECT o, json_extract(v, '$[*]') AS l FROM keen_top)))")
+        "    SELECT o, json_extract(v, '$[*]') AS l FROM keen_top))))", [MAX_STRING])
     con.execute("DROP TABLE keen_top")
     groups = con.execute("SELECT o, s, count(*), min(n), max(m), sum(m), any_value(h) "
                          "FROM keen_rows GROUP BY o, s ORDER BY o, min(n)").fetchall()
