@@ -21,6 +21,7 @@ absolute times.
     python benchmarks/bench_engines.py                       # duckdb engine, 1,000,000 events
     python benchmarks/bench_engines.py --events 200000 --runs 3
     python benchmarks/bench_engines.py --engine sqlite --events 100000
+    python benchmarks/bench_engines.py --events 200000 --ingest-only   # the ingest figure only
     python benchmarks/bench_engines.py --keep /tmp/bench1m --only group_by   # iterate on queries
 
 ``--keep DIR`` keeps both databases in DIR and, when DIR already holds them (from an earlier
@@ -266,6 +267,8 @@ def main() -> None:
                         help="keep the databases in DIR; reuse them when DIR holds them")
     parser.add_argument("--only", default="", metavar="TEXT",
                         help="only the query shapes whose name contains TEXT")
+    parser.add_argument("--ingest-only", action="store_true",
+                        help="stop after the ingest figure (no baseline, no queries)")
     args = parser.parse_args()
     print(f"{args.events:,} events, engine {args.engine}, load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -289,6 +292,8 @@ def main() -> None:
                 source = os.path.join(folder, "events.ndjson")
                 rate = ingest(server, args.events, source)
                 print(f"ingest over HTTP, batches of {BATCH:,}: {rate:,.0f} events/s")
+                if args.ingest_only:
+                    return
                 con, loaded, plain_size = plain_table(source, folder)
                 print(f"baseline: DuckDB read_json into a typed table: "
                       f"{args.events / loaded:,.0f} events/s")

@@ -18,7 +18,7 @@ figure of ``bench_server_keepalive.py`` measured on a fresh in-memory server (se
 requests on one kept-alive connection against new connections).
 
     python benchmarks/bench_server_ingest.py [--events 200000] [--batch 5000] [--threads 2]
-                                             [--rounds 2]
+                                             [--rounds 2] [--engine sqlite|duckdb]
 """
 
 from __future__ import annotations
@@ -154,6 +154,13 @@ def run_round(target: Target, bodies: list[list[bytes]], headers: dict[str, str]
 
 
 def stored(db: str) -> int:
+    if not os.path.exists(db) and os.path.exists(db + ".duckdb"):
+        db += ".duckdb"
+    if db.endswith(".duckdb"):  # the duckdb engine's database (--engine duckdb)
+        import duckdb
+
+        with duckdb.connect(db, read_only=True) as con:
+            return int(con.execute("SELECT count(*) FROM events").fetchone()[0])  # type: ignore[index]
     with sqlite3.connect(db) as conn:
         return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
 
@@ -164,6 +171,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2, help="rounds of each (interleaved)")
+    parser.add_argument("--engine", default="sqlite", choices=("sqlite", "duckdb"),
+                        help="the local server's engine")
     parser.add_argument("--floor-server", metavar="DB", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor_server:
@@ -176,8 +185,10 @@ def main() -> None:
     total = batches_per_thread * args.batch * args.threads
     headers = {"Authorization": DEV_WRITE_KEY, "Content-Type": "application/json"}
     with tempfile.TemporaryDirectory() as tmp:
-        dbs = {"ours": os.path.join(tmp, "ours.db"), "floor": os.path.join(tmp, "floor.db")}
-        commands = {"ours": ["-m", "keen.server", "--port", "0", "--db", dbs["ours"]],
+        ours_db = "ours.duckdb" if args.engine == "duckdb" else "ours.db"
+        dbs = {"ours": os.path.join(tmp, ours_db), "floor": os.path.join(tmp, "floor.db")}
+        commands = {"ours": ["-m", "keen.server", "--port", "0", "--db", dbs["ours"],
+                             "--engine", args.engine],
                     "floor": [__file__, "--floor-server", dbs["floor"]]}
         processes: list[subprocess.Popen[str]] = []
         try:

@@ -1,0 +1,297 @@
+"""The DuckDB engine's fast lane for ``POST /events`` (``DuckDBStore.insert_batch``) stores
+exactly what the exact Python lane (``insert_events``) stores, and gives the batch to the Python
+lane whenever in doubt: hostile bodies get the sqlite engine's answers (which never takes it)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from _server_helpers import NOW, Api
+
+pytest.importorskip("duckdb")
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from keen.server import LocalKeenServer
+from keen.server.engine import run_query
+from keen.server.engines.duckdb import DuckDBStore
+
+NOW_DT = datetime(2026, 3, 11, 15, 30, tzinfo=timezone.utc)
+
+
+# ---------------------------------------------------------------------------- the stored state
+
+def _tagged(value: Any) -> Any:
+    """A JSON value where 1 and 1.0 (and True) differ, for strict comparison."""
+    if isinstance(value, dict):
+        return {key: _tagged(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_tagged(item) for item in value]
+    if isinstance(value, float):
+        return ("f", math.copysign(1, value), value)
+    return (type(value).__name__, value)
+
+
+def _state(store: DuckDBStore) -> dict[str, Any]:
+    """Everything an engine stored, with keen.id (random) checked and left out."""
+    con = store._con
+    typed = con.execute("SELECT project, collection, path, id, kinds FROM typed_columns "
+                        "ORDER BY ALL").fetchall()
+    columns = {f"p{column}_{kind}": path for _, _, path, column, kinds in typed
+               for kind in kinds if kind in "sifb"}
+    names = [row[0] for row in con.execute("DESCRIBE events").fetchall()]
+    rows = []
+    for row in con.execute("SELECT * FROM events ORDER BY seq").fetchall():
+        record = dict(zip(names, row))
+        values = {(columns[name], name[-1]): value for name, value in record.items()
+                  if name in columns and value is not None}
+        body = json.loads(record["body"])
+        keen_id = values.pop(("keen.id", "s"), None) or body["keen"].pop("id")
+        assert len(keen_id) == 24 and int(keen_id, 16) >= 0
+        rows.append({"project": record["project"], "collection": record["collection"],
+                     "ts": record["ts"], "seq": record["seq"], "token": record["token"],
+                     "body": _tagged(body),
+                     "typed": {key: _tagged(value) for key, value in values.items()}})
+    return {
+        "events": rows, "typed_columns": typed,
+        "properties": con.execute("SELECT * FROM properties ORDER BY ALL").fetchall(),
+        "tokens": con.execute("SELECT * FROM tokens ORDER BY ALL").fetchall(),
+    }
+
+
+def _answers(store: DuckDBStore, collection: str, paths: list[str]) -> list[Any]:
+    def ask(analysis: str, **params: Any) -> Any:
+        query = {"event_collection": collection, "timeframe": {
+            "start": "1000-01-01T00:00:00Z", "end": "9000-01-01T00:00:00Z"}, **params}
+        return run_query(store, "p", analysis, query, now=NOW_DT)["result"]  # type: ignore[arg-type]
+
+    answers = [ask("count")]
+    for path in paths[:3]:
+        answers.append(ask("count", group_by=path))
+        answers.append(ask("count", filters=[{"property_name": path, "operator": "exists",
+                                              "property_value": True}]))
+    events = ask("extraction")
+    for event in events:
+        event["keen"].pop("id")
+    answers.append(_tagged(events))
+    return answers
+
+
+def _both(batches: list[str]) -> tuple[DuckDBStore, DuckDBStore, list[Any], list[Any], int]:
+    """Each body through the fast lane (the Python lane when not taken, as the server does) in
+    one store and through the Python lane in another; their answers; batches taken."""
+    fast, exact = DuckDBStore(), DuckDBStore()
+    fast_answers, exact_answers = [], []
+    for text in batches:
+        answer = fast.insert_batch("p", text, now=NOW_DT)
+        if answer is None:
+            answer = {name: fast.insert_events("p", name, events, now=NOW_DT)
+                      for name, events in json.loads(text).items()}
+        fast_answers.append(answer)
+        exact_answers.append({name: exact.insert_events("p", name, events, now=NOW_DT)
+                              for name, events in json.loads(text).items()})
+    return fast, exact, fast_answers, exact_answers, fast.batches_taken
+
+
+def _same(batches: list[str], collections: list[str], paths: list[str]) -> int:
+    fast, exact, fast_answers, exact_answers, taken = _both(batches)
+    try:
+        assert fast_answers == exact_answers
+        assert _state(fast) == _state(exact)
+        for name in collections:
+            assert _answers(fast, name, paths) == _answers(exact, name, paths)
+    finally:
+        fast.close()
+        exact.close()
+    return taken
+
+
+# ---------------------------------------------------------------------------- ordinary batches
+
+def _realistic(rng: random.Random, count: int) -> list[dict[str, Any]]:
+    events = []
+    for index in range(count):
+        event: dict[str, Any] = {
+            "user": {"id": f"u{rng.randrange(50)}", "country": rng.choice(["FR", "DE", "JP"]),
+                     "plan": rng.choice(["free", "pro", None])},
+            "price": rng.choice([round(rng.uniform(1, 500), 2), rng.randrange(100)]),
+            "tags": rng.sample(["a", "b", "c"], rng.randint(0, 2)),
+            "items": [{"sku": f"s{rng.randrange(9)}", "n": rng.randrange(5)}] * rng.randint(0, 2),
+            "ok": rng.random() < 0.5, "note": "caf\u00e9 \"quoted\" \\ back\nslash \U0001f600",
+        }
+        if index % 3:
+            event["keen"] = {"timestamp": rng.choice([
+                "2026-03-01T10:11:12.123456+00:00", "2026-03-01T10:11:12Z",
+                "2026-03-01T10:11:12.5-05:30", "2026-03-01T10:11:12"])}
+        if index % 4 == 0:
+            event.setdefault("keen", {})["uniqueness_token"] = f"t{rng.randrange(5)}"
+        if index % 5 == 0:
+            event["referrer"] = {"source": "ads", "campaign": None}
+        events.append(event)
+    return events
+
+
+def test_an_ordinary_batch_takes_the_fast_lane_and_stores_what_the_python_lane_stores() -> None:
+    rng = random.Random(3)
+    first = {"buys": _realistic(rng, 300), "visits": _realistic(rng, 50), "empty": []}
+    second = {"buys": _realistic(rng, 200)}  # new kinds, tokens already stored
+    batches = [json.dumps(first), json.dumps(second, ensure_ascii=False, indent=1)]
+    taken = _same(batches, ["buys", "visits"], ["user.country", "price", "referrer.campaign"])
+    assert taken == 2
+
+
+def test_properties_past_the_typed_columns_stay_in_the_body_as_in_the_python_lane() -> None:
+    rng = random.Random(5)  # 64 typed properties a collection: the others stay in the JSON
+    events = [{f"p{index}": rng.choice([rng.random() * 10**rng.randrange(-2, 12),
+                                        rng.randrange(-99, 99), f"s{index}", True])
+               for index in range(70)} for _ in range(40)]
+    assert _same([json.dumps({"wide": events})], ["wide"], ["p0", "p65", "p69"]) == 1
+
+
+# ---------------------------------------------------------------------------- random batches
+
+_NAMES = st.sampled_from(["a", "b", "user", "Prix \u00e9", "x/y", "t~1", 'q"', "n"])
+_SAFE_TEXT = st.text(st.sampled_from(list("abc XYZ019_-\u00e9\u4e2d\U0001f600\"\\\n\t/")),
+                     max_size=12)
+_STAMPS = st.sampled_from([
+    "2026-03-01T10:11:12.123456+00:00", "2026-03-01T10:11:12Z", "1969-12-31T23:59:59.9995Z",
+    "2026-03-01T10:11:12.5-05:30", "2026-03-01T10:11:12", "1500-06-30T00:00:00.001+14:00",
+])
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**14), 10**14), _SAFE_TEXT,
+    st.floats(-1e14, 1e14).filter(lambda f: "e" not in repr(f)),
+)
+_LISTS = st.one_of(st.lists(st.integers(-5, 5), max_size=3), st.lists(_SAFE_TEXT, max_size=3),
+                   st.lists(st.fixed_dictionaries({"k": st.integers(0, 3), "v": _SAFE_TEXT}),
+                            max_size=2))
+
+
+def _objects(depth: int, min_size: int = 1) -> st.SearchStrategy[dict[str, Any]]:
+    value = st.one_of(_SCALARS, _LISTS) if depth == 0 else st.one_of(
+        _SCALARS, _LISTS, _objects(depth - 1, min_size=0))
+    return st.dictionaries(_NAMES, value, min_size=min_size, max_size=4)
+
+
+_KEEN = st.one_of(st.none(), st.fixed_dictionaries({}, optional={
+    "timestamp": st.one_of(st.none(), _STAMPS),
+    "uniqueness_token": st.sampled_from(["t1", "t2", "t\u00e9"]),
+    "addons": st.just([{"name": "x"}]),
+}))
+
+
+@st.composite
+def _events(draw: Any) -> dict[str, Any]:
+    event = draw(_objects(2))
+    keen = draw(_KEEN)
+    if keen is not None or draw(st.booleans()):
+        event["keen"] = keen
+    return event
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(_events(), min_size=1, max_size=6), min_size=1, max_size=2))
+def test_random_ordinary_batches_take_the_fast_lane_and_store_the_same(
+        lists: list[list[dict[str, Any]]]) -> None:
+    batches = [json.dumps({"c": events}, ensure_ascii=index % 2 == 0)
+               for index, events in enumerate(lists)]
+    assert _same(batches, ["c"], ["a", "b", "user"]) == len(batches)
+
+
+_ANY_SCALAR = st.one_of(
+    _SCALARS, st.text(max_size=5), st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(-(2**64), 2**64), st.sampled_from(["${keen.ip}", "1e5"]),
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.dictionaries(
+    st.sampled_from(["a", "b", "$c", "d.e", "", "keen"]),
+    st.one_of(_ANY_SCALAR, st.lists(_ANY_SCALAR, max_size=2), st.just({}),
+              st.dictionaries(st.sampled_from(["a", "$b", "timestamp"]), _ANY_SCALAR,
+                              max_size=2)),
+    max_size=4), min_size=1, max_size=6))
+def test_random_unusual_batches_store_and_answer_as_the_python_lane(
+        events: list[dict[str, Any]]) -> None:
+    _same([json.dumps({"c": events})], ["c"], ["a", "b"])
+
+
+# ---------------------------------------------------------------------------- hostile bodies
+
+@pytest.fixture(name="apis", scope="module")
+def apis_fixture() -> Iterator[tuple[Api, Api]]:
+    with LocalKeenServer(clock=lambda: NOW, engine="sqlite") as lite, \
+            LocalKeenServer(clock=lambda: NOW, engine="duckdb") as duck:
+        yield Api(lite), Api(duck)
+
+
+_ORDINARY = '{"a": 1, "keen": {"timestamp": "2026-03-01T00:00:00Z"}}'
+HOSTILE = {
+    "nan": '{"c": [{"a": NaN}, ' + _ORDINARY + "]}",
+    "infinity": '{"c": [{"a": [1, -Infinity]}]}',
+    "lowercase inf": '{"c": [{"a": inf}]}',
+    "trailing comma in list": '{"c": [{"a": 1},]}',
+    "trailing comma in object": '{"c": [{"a": 1,}]}',
+    "duplicate keys": '{"c": [{"a": 1, "a": 2}, {"a": 3}]}',
+    "duplicate keys of two kinds": '{"c": [{"a": 1, "a": "x"}]}',
+    "duplicate nested keys": '{"c": [{"a": {"b": 1, "b": 2}}]}',
+    "duplicate keys in a list": '{"c": [{"l": [{"k": 1, "k": 2}]}]}',
+    "duplicate collection": '{"c": [{"a": 1}], "c": [{"a": 2}]}',
+    "1e400": '{"c": [{"a": 1e400}, {"a": [1e400]}]}',
+    "2**63": '{"c": [{"a": 9223372036854775808}, {"a": [9223372036854775808]}]}',
+    "-2**63-1": '{"c": [{"a": -9223372036854775809}]}',
+    "lone surrogate": '{"c": [{"a": "\\ud800"}, {"\\udc00": 1}]}',
+    "nul": '{"c": [{"a": "x\\u0000y"}]}',
+    "nesting 101": '{"c": [' + '{"a": ' * 100 + "1" + "}" * 100 + "]}",
+    "nesting 3,000 (its shape is too deep for Python)":
+        '{"c": [{"a": ' + "[" * 3_000 + "]" * 3_000 + "}]}",
+    "nesting 100,000": '{"c": [{"a": ' + "[" * 100_000 + "]" * 100_000 + "}]}",
+    "nesting 101 in lists": '{"c": [{"a": ' + "[" * 100 + "]" * 100 + "}]}",
+    "long string": '{"c": [{"a": "' + "x" * 10_000 + '"}, {"a": "' + "y" * 9_999 + '"}]}',
+    "bad names in a list of objects": ('{"c": [{"l": [{"$n": 1}]}, {"l": [{"a.b": 1}]}, '
+                                       '{"l": [{"": 1}]}, {"l": [{"' + "n" * 256 + '": 1}]}]}'),
+    "keen as a list": '{"c": [{"keen": []}, {"keen": "x"}]}',
+    "bad timestamps": ('{"c": [{"keen": {"timestamp": "2026-02-30T00:00:00Z"}}, '
+                       '{"keen": {"timestamp": "yesterday"}}, {"keen": {"timestamp": 5}}, '
+                       '{"keen": {"timestamp": "2026-03-01T24:00:00"}}, '
+                       '{"keen": {"timestamp": "9999-12-31T23:00:00-05:00"}}]}'),
+    "an event over MAX_EVENT_BYTES as sent, small once parsed": (
+        '{"c": [{"a": 1' + " " * 900_001 + "}, " + ", ".join([_ORDINARY] * 3000) + "]}"),
+    "token of 65": '{"c": [{"keen": {"uniqueness_token": "' + "t" * 65 + '"}}]}',
+    "token not a string": '{"c": [{"keen": {"uniqueness_token": 5}}]}',
+    "mixed batch": ('{"c": [' + _ORDINARY + ', {"$bad": 1}, 5, ' + _ORDINARY + "], "
+                    '"d": [' + _ORDINARY + "]}"),
+    "empty objects": '{"c": [{"a": {}}, {"keen": {}}]}',
+    "not an object": '[{"a": 1}]',
+    "a list that is not": '{"c": {"a": 1}}',
+    "bad collection name": '{"$c": [{"a": 1}]}',
+    "extra data": '{"c": [{"a": 1}]} x',
+    "placeholder": '{"c": [{"ip": "${keen.ip}"}]}',
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_a_hostile_batch_gets_the_sqlite_engines_answers(apis: tuple[Api, Api],
+                                                         name: str) -> None:
+    body = HOSTILE[name]
+    collection = f"h{sorted(HOSTILE).index(name)}"
+    body = body.replace('"c"', f'"{collection}"', 1).replace('"d"', f'"{collection}d"', 1)
+    answers = []
+    for api in apis:
+        response = api.post("/events", api.server.write_key, data=body.encode(),
+                             headers={"Content-Type": "application/json"})
+        assert response.status_code < 500, response.text
+        stored = api.post("/queries/extraction", api.server.read_key, body={
+            "event_collection": collection, "timeframe": {
+                "start": "1000-01-01T00:00:00Z", "end": "9000-01-01T00:00:00Z"}})
+        events = stored.json().get("result", [])
+        for event in events:
+            event["keen"].pop("id")
+        answers.append((response.status_code, response.json(), _tagged(events)))
+    assert answers[0] == answers[1]
