@@ -18,24 +18,15 @@ import argparse
 import sys
 import time
 import tracemalloc
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench_server_batch_memory import NOW, realistic  # noqa: E402  (the same events)
+
 from keen.server.engines import open_engine  # noqa: E402
-
-NOW = datetime(2026, 3, 11, 12, 0, tzinfo=timezone.utc)
-
-
-def realistic(i: int) -> dict[str, Any]:
-    return {"user": {"id": f"u-{i % 5000}", "plan": ["free", "pro"][i % 2], "age": 20 + i % 50},
-            "page": f"/docs/{i % 300}", "referrer": "https://example.com/", "n": i,
-            "tags": ["a", "b"], "ok": i % 3 == 0, "price": i * 0.25, "country": "FR",
-            "session": f"s-{i:08d}", "screen": {"w": 1280, "h": 800},
-            "keen": {"timestamp": f"2026-03-{1 + i % 10:02d}T12:00:00.000Z"}}
 
 
 def fill(engine: str, events: int) -> Any:
