@@ -7,6 +7,7 @@ Its query semantics are tested with every other engine's by the shared suites
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -340,6 +341,37 @@ def test_a_query_never_names_a_column_a_write_has_not_committed(
 # ---------------------------------------------------------------- writes past the memory limit
 
 
+def _three_writes_under(server: LocalKeenServer, api: Any, *limits: Any) -> list[Any]:
+    """20,000 events stored, then, inside the context managers ``limits``, the three writes
+    the 507 tests refuse: deleting a property, deleting most events, and a 20,000-event batch
+    with a new property."""
+    from _server_helpers import NOW as SERVER_NOW
+
+    store: Any = server.storage
+    store.insert_events(server.project_id, "c", [
+        {"u": f"user-{i}", "n": i, "o": {"a": i, "b": f"{i}{'t' * 50}"}}
+        for i in range(20_000)], now=SERVER_NOW)
+    store._con.execute("SET threads = 1")  # memory use does not vary with the machine
+    store._con.execute("CHECKPOINT")
+    big = [{"u": f"v-{i}", "s": f"{i}{'y' * 50}", "n": i, "new": i} for i in range(20_000)]
+    with contextlib.ExitStack() as stack:
+        for limit in limits:
+            stack.enter_context(limit)
+        return [
+            api.delete("/events/c/properties/o", server.master_key),
+            api.delete("/events/c", server.master_key, params={"filters": json.dumps([
+                {"property_name": "n", "operator": "lt", "property_value": 15_000}])}),
+            api.post("/events", server.write_key, body={"c": big}),  # fails as it commits
+        ]
+
+
+def _sum_of_new(server: LocalKeenServer, api: Any) -> Any:
+    answer = api.post("/queries/sum", server.read_key, body={
+        "event_collection": "c", "timeframe": "this_10_years", "target_property": "new"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["result"]
+
+
 def test_writes_past_duckdbs_memory_limit_are_a_507_and_leave_nothing_behind(
     tmp_path: Path,
 ) -> None:
@@ -353,21 +385,7 @@ def test_writes_past_duckdbs_memory_limit_are_a_507_and_leave_nothing_behind(
     with LocalKeenServer(engine="duckdb", db=str(tmp_path / "k.duckdb"),
                          clock=lambda: SERVER_NOW) as server:
         api = Api(server)
-        store: Any = server.storage
-        store.insert_events(server.project_id, "c", [
-            {"u": f"user-{i}", "n": i, "o": {"a": i, "b": f"{i}{'t' * 50}"}}
-            for i in range(20_000)], now=SERVER_NOW)
-        store._con.execute("SET threads = 1")  # memory use does not vary with the machine
-        store._con.execute("CHECKPOINT")
-        master = server.master_key
-        big = [{"u": f"v-{i}", "s": f"{i}{'y' * 50}", "n": i, "new": i} for i in range(20_000)]
-        with _memory_limit(store, "6MB"):
-            too_much = [
-                api.delete("/events/c/properties/o", master),
-                api.delete("/events/c", master, params={"filters": json.dumps([
-                    {"property_name": "n", "operator": "lt", "property_value": 15_000}])}),
-                api.post("/events", server.write_key, body={"c": big}),  # fails as it commits
-            ]
+        too_much = _three_writes_under(server, api, _memory_limit(server.storage, "6MB"))
         assert [error_of(answer) for answer in too_much] == [
             (507, "InsufficientStorageError")] * 3
         assert all("nothing of it was kept" in answer.json()["message"] for answer in too_much)
@@ -377,14 +395,10 @@ def test_writes_past_duckdbs_memory_limit_are_a_507_and_leave_nothing_behind(
                                         "property_value": True}]) == 20_001
         assert api.count("c", filters=[{"property_name": "s", "operator": "exists",
                                         "property_value": True}]) == 0
-        assert api.get("/events/c/properties/new", master).status_code == 404
-        answer = api.post("/queries/sum", server.read_key, body={
-            "event_collection": "c", "timeframe": "this_10_years", "target_property": "new"})
-        assert answer.status_code == 200 and answer.json()["result"] in (0, None)
+        assert api.get("/events/c/properties/new", server.master_key).status_code == 404
+        assert _sum_of_new(server, api) in (0, None)
         api.write("c", {"new": 5})  # the property a rolled-back write had a column for
-        assert api.post("/queries/sum", server.read_key, body={
-            "event_collection": "c", "timeframe": "this_10_years",
-            "target_property": "new"}).json()["result"] == 5
+        assert _sum_of_new(server, api) == 5
 
 
 def test_writes_that_spill_to_a_full_disk_are_a_507_and_leave_nothing_behind(
@@ -400,21 +414,8 @@ def test_writes_that_spill_to_a_full_disk_are_a_507_and_leave_nothing_behind(
     with LocalKeenServer(engine="duckdb", db=str(tmp_path / "k.duckdb"),
                          clock=lambda: SERVER_NOW) as server:
         api = Api(server)
-        store: Any = server.storage
-        store.insert_events(server.project_id, "c", [
-            {"u": f"user-{i}", "n": i, "o": {"a": i, "b": f"{i}{'t' * 50}"}}
-            for i in range(20_000)], now=SERVER_NOW)
-        store._con.execute("SET threads = 1")
-        store._con.execute("CHECKPOINT")
-        master = server.master_key
-        big = [{"u": f"v-{i}", "s": f"{i}{'y' * 50}", "n": i, "new": i} for i in range(20_000)]
-        with _memory_limit(store, "12MB"), disk_full():
-            refused = [
-                api.delete("/events/c/properties/o", master),
-                api.delete("/events/c", master, params={"filters": json.dumps([
-                    {"property_name": "n", "operator": "lt", "property_value": 15_000}])}),
-                api.post("/events", server.write_key, body={"c": big}),
-            ]
+        refused = _three_writes_under(server, api, _memory_limit(server.storage, "12MB"),
+                                      disk_full())
         assert [error_of(answer) for answer in refused] == [
             (507, "InsufficientStorageError")] * 3
         messages = [answer.json()["message"] for answer in refused]
@@ -423,12 +424,10 @@ def test_writes_that_spill_to_a_full_disk_are_a_507_and_leave_nothing_behind(
         assert api.count("c") == 20_000
         assert api.count("c", filters=[{"property_name": "o.a", "operator": "exists",
                                         "property_value": True}]) == 20_000
-        assert api.get("/events/c/properties/new", master).status_code == 404
+        assert api.get("/events/c/properties/new", server.master_key).status_code == 404
         api.write("c", {"new": 5})
         assert api.count("c") == 20_001
-        assert api.post("/queries/sum", server.read_key, body={
-            "event_collection": "c", "timeframe": "this_10_years",
-            "target_property": "new"}).json()["result"] == 5
+        assert _sum_of_new(server, api) == 5
 
 
 def test_a_migration_past_the_memory_limit_keeps_nothing_and_the_next_start_copies(
