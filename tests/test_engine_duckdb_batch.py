@@ -268,6 +268,14 @@ HOSTILE = {
     "mixed batch": ('{"c": [' + _ORDINARY + ', {"$bad": 1}, 5, ' + _ORDINARY + "], "
                     '"d": [' + _ORDINARY + "]}"),
     "empty objects": '{"c": [{"a": {}}, {"keen": {}}]}',
+    # the text check runs inside the statement that parses: also for a body without events,
+    # after whitespace and at the end of the body
+    "trailing comma after an empty list": '{"c": [], }',
+    "trailing comma at the end": '{"c": [{"a": 1}] ,\n}',
+    "NaN after whitespace": '{"c": [{"a":\n\t NaN}]}',
+    "exponent after whitespace in a list": '{"c": [{"a": [1,\n 2E+3]}]}',
+    "an empty list then events": '{"c": [], "d": [' + _ORDINARY + "]}",
+    "an empty list then a value that is not a list": '{"c": [], "d": 5}',
     "not an object": '[{"a": 1}]',
     "a list that is not": '{"c": {"a": 1}}',
     "bad collection name": '{"$c": [{"a": 1}]}',
