@@ -21,9 +21,23 @@ from hypothesis import strategies as st
 
 from keen.server import LocalKeenServer
 from keen.server.engine import run_query
+from keen.server.engines import _duckdb_batch
 from keen.server.engines.duckdb import DuckDBStore
 
 NOW_DT = datetime(2026, 3, 11, 15, 30, tzinfo=timezone.utc)
+
+
+_SPEED_RULES = {name: getattr(_duckdb_batch, name)
+                for name in ("_SMALL", "_EVENTS_PER_SHAPE", "_EVENTS_FIXED")}
+
+
+@pytest.fixture(autouse=True)
+def _every_batch_may_take_the_fast_lane(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests' bodies are small and have few events per shape: the speed rules would send
+    them all to the Python lane; here only exactness decides (but where a test puts them
+    back)."""
+    for name in _SPEED_RULES:
+        monkeypatch.setattr(_duckdb_batch, name, 0)
 
 
 # ---------------------------------------------------------------------------- the stored state
@@ -268,6 +282,14 @@ HOSTILE = {
     "mixed batch": ('{"c": [' + _ORDINARY + ', {"$bad": 1}, 5, ' + _ORDINARY + "], "
                     '"d": [' + _ORDINARY + "]}"),
     "empty objects": '{"c": [{"a": {}}, {"keen": {}}]}',
+    # the text check runs inside the statement that parses: also for a body without events,
+    # after whitespace and at the end of the body
+    "trailing comma after an empty list": '{"c": [], }',
+    "trailing comma at the end": '{"c": [{"a": 1}] ,\n}',
+    "NaN after whitespace": '{"c": [{"a":\n\t NaN}]}',
+    "exponent after whitespace in a list": '{"c": [{"a": [1,\n 2E+3]}]}',
+    "an empty list then events": '{"c": [], "d": [' + _ORDINARY + "]}",
+    "an empty list then a value that is not a list": '{"c": [], "d": 5}',
     "not an object": '[{"a": 1}]',
     "a list that is not": '{"c": {"a": 1}}',
     "bad collection name": '{"$c": [{"a": 1}]}',
@@ -295,3 +317,32 @@ def test_a_hostile_batch_gets_the_sqlite_engines_answers(apis: tuple[Api, Api],
             event["keen"].pop("id")
         answers.append((response.status_code, response.json(), _tagged(events)))
     assert answers[0] == answers[1]
+
+
+def _with_optional(rng: random.Random, optional: int) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "keen": {"timestamp": f"2026-03-{rng.randint(1, 28):02d}T10:00:00Z"},
+        "user": {"id": f"u{rng.randrange(1000)}", "plan": rng.choice(["free", "pro"])},
+        "price": round(rng.uniform(1, 500), 2), "quantity": rng.randint(1, 10),
+        "tags": rng.sample("abcdef", rng.randint(1, 3)), "ok": rng.random() < 0.9,
+        "page": f"/p/{rng.randrange(100)}", "platform": rng.choice(["ios", "web"])}
+    for key in ["page", "platform", "ok", "quantity", "price"][:optional]:
+        if rng.random() < 0.5:
+            del event[key]
+    return event
+
+
+@pytest.mark.parametrize(("count", "optional", "taken"), [
+    (40, 0, 0),      # a small body (under _SMALL bytes)
+    (600, 0, 1),     # one shape for 600 events
+    (600, 3, 0),     # ~8 shapes for 600 events: the Python lane is quicker
+    (3000, 3, 1),    # ~8 shapes for 3,000 events
+])
+def test_the_lane_is_chosen_by_size_and_shapes_and_both_store_the_same(
+        count: int, optional: int, taken: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in _SPEED_RULES.items():
+        monkeypatch.setattr(_duckdb_batch, name, value)
+    rng = random.Random(count + optional)
+    body = json.dumps({"c": [_with_optional(rng, optional) for _ in range(count)]})
+    assert (len(body) < _duckdb_batch._SMALL) == (count == 40)
+    assert _same([body], ["c"], ["user.plan", "price", "platform"]) == taken

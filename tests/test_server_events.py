@@ -219,3 +219,16 @@ def test_delete_without_parameters_empties_the_collection(api: Api) -> None:
     assert api.delete("/events/purchases", api.server.master_key).status_code == 204
     assert api.count("purchases") == 0
     assert api.count("other") == 1
+
+
+def test_a_batch_answer_is_the_same_json_text_when_its_successes_are_written_at_once() -> None:
+    from keen.server._events import STORED
+    from keen.server._json import encode
+    from keen.server.resources.events import _batch_answer
+
+    refused = {"success": False, "error": {"name": "InvalidPropertyNameError",
+                                          "description": "x"}}
+    results = {"purchases": [STORED] * 3, 'é"\\n': [STORED, refused, STORED],
+               "empty": [], "equal but not the shared dict": [{"success": True}]}
+    assert encode(_batch_answer(results)) == json.dumps(
+        results, separators=(",", ":"), ensure_ascii=False).encode()

@@ -26,8 +26,9 @@ from typing import Any
 from urllib.parse import quote
 
 from keen.server._errors import bad_request
-from keen.server._events import EventError
+from keen.server._events import STORED, EventError
 from keen.server._http_errors import ApiError, not_found
+from keen.server._json import JsonText, encode_value
 from keen.server.auth import ADMIN, SCHEMA, WRITES
 from keen.server.limits import MAX_BATCH_BYTES as MAX_BATCH_BYTES
 from keen.server.limits import MAX_BATCH_EVENTS, MAX_NESTING, text_problem
@@ -72,7 +73,7 @@ def post_batch(call: Call) -> Response:
     if fast is not None and values is None and not call.principal.autofill:
         answer = fast(call.project_id, text, now=call.now)
         if answer is not None:
-            return json_response(200, answer)
+            return json_response(200, _batch_answer(answer))
     check_size = len(body) > MAX_EVENT_BYTES
     results = {}
     for collection, start in _batch_lists(text):
@@ -80,7 +81,18 @@ def post_batch(call: Call) -> Response:
         results[collection] = call.storage.insert_events(
             call.project_id, collection, events, now=call.now,
             autofill=call.principal.autofill)
-    return json_response(200, results)
+    return json_response(200, _batch_answer(results))
+
+
+_STORED_TEXT = encode_value(STORED)
+
+
+def _batch_answer(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """``results`` with each list of successes only already written as JSON text (5,000
+    ``{"success":true}`` joined instead of encoded one dict at a time)."""
+    return {name: JsonText(f"[{','.join([_STORED_TEXT] * len(items))}]")
+            if all(item is STORED for item in items) else items
+            for name, items in results.items()}
 
 
 _DECODER = json.JSONDecoder()
