@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -99,27 +97,35 @@ def insert_batch(store: DuckDBStore, project_id: str, text: str,
     (nothing stored) when it must take the Python lane."""
     if len(text) < _SMALL or text[:100].lstrip(" \t\n\r")[:1] != "{":
         return None  # a small body, or not an object (or more leading space): the Python lane
-    with store._lock:
-        store._check_open()
-        con = store._con
-        next_seq, next_column = store._next_seq, store._next_column
-        try:
-            with _temp_tables(con):
-                batch = _read(con, text, now)
-                with store._write() as con:
-                    return {name: collection.store(store, con, project_id, name)
-                            for name, collection in batch.items()}
-        except (_NotTaken, duckdb.Error, UnicodeError, RecursionError):
-            store._next_seq, store._next_column = next_seq, next_column
-            return None
-
-
-@contextmanager
-def _temp_tables(con: Any) -> Iterator[None]:
+    # A connection of its own (its own temp table), opened without waiting for the lock that
+    # a batch being stored holds; the store closed meanwhile is a DuckDB error (then
+    # ``insert_events`` says the store is closed).
+    store._check_open()
     try:
-        yield
+        cursor = store._con.cursor()
+    except duckdb.Error:
+        return None
+    try:
+        # Parsing and checking read nothing of the store: outside the lock, so that another
+        # request stores its batch meanwhile (DuckDB runs without the GIL). Everything that
+        # reads or changes the store's state happens under the lock, in one transaction.
+        try:
+            batch = _read(cursor, text, now)
+        except (_NotTaken, duckdb.Error, UnicodeError, RecursionError):
+            return None
+        with store._lock:
+            next_seq, next_column = store._next_seq, store._next_column
+            try:
+                with store._write(cursor) as con:
+                    answer = {name: collection.store(store, con, project_id, name)
+                              for name, collection in batch.items()}
+            except (_NotTaken, duckdb.Error, UnicodeError, RecursionError):
+                store._next_seq, store._next_column = next_seq, next_column
+                return None
+            store.batches_taken += 1
+            return answer
     finally:
-        con.execute("DROP TABLE IF EXISTS keen_rows")
+        cursor.close()  # drops its temp table
 
 
 def _lit(text: str) -> str:

@@ -474,14 +474,15 @@ class DuckDBStore(SqlCatalog):
     # ------------------------------------------------------------------ connections
 
     @contextmanager
-    def _write(self) -> Iterator[Any]:
-        """The writer connection in a transaction, under the lock. The block's changes are
-        committed when it ends, or all rolled back when it raises or the commit fails: then
-        the typed columns it added are forgotten, and a write past DuckDB's memory limit, or
-        that fails to write its files (a full disk), is a 507 (``_storage_full``)."""
+    def _write(self, con: Any = None) -> Iterator[Any]:
+        """The writer connection (or ``con``, a cursor of it) in a transaction, under the
+        lock. The block's changes are committed when it ends, or all rolled back when it
+        raises or the commit fails: then the typed columns it added are forgotten, and a write
+        past DuckDB's memory limit, or that fails to write its files (a full disk), is a 507
+        (``_storage_full``)."""
         with self._lock:
             self._check_open()
-            con = self._con
+            con = self._con if con is None else con
             next_column = self._next_column
             con.execute("BEGIN TRANSACTION")
             try:
@@ -601,9 +602,7 @@ class DuckDBStore(SqlCatalog):
         """Store a whole ``POST /events`` body (``text``) through DuckDB's own JSON reading
         (:mod:`keen.server.engines._duckdb_batch`) and return the answer; None when nothing was
         stored because the body needs the exact Python lane (``insert_events``)."""
-        answer = insert_batch(self, project_id, text, now)
-        self.batches_taken += answer is not None
-        return answer
+        return insert_batch(self, project_id, text, now)
 
     def _store(
         self, con: Any, project_id: str, collection: str, stamps: list[int],
