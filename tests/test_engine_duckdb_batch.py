@@ -401,3 +401,34 @@ def test_batches_posted_at_once_are_each_stored_whole_in_order_and_the_first_tok
     finally:
         store.close()
         exact.close()
+
+
+def test_closing_the_store_while_a_batch_is_being_read_interrupts_it_and_stores_nothing(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch is read outside the store's lock, on a cursor of its own; ``close`` (DuckDB
+    refuses to close a connection whose cursor is running) interrupts it and waits: the batch
+    is not stored, the store closes, and what was stored before is there when it opens again."""
+    reading = threading.Event()
+
+    def endless_read(con: Any, text: str, now: datetime) -> Any:
+        reading.set()
+        return con.execute("SELECT count(*) FROM range(1000000000000)").fetchall()
+
+    path = str(tmp_path / "k.duckdb")
+    store = DuckDBStore(path)
+    body = json.dumps({"c": _realistic(random.Random(2), 50)})
+    assert store.insert_batch("p", body, now=NOW_DT) is not None
+    stored = store._con.execute("SELECT count(*) FROM events").fetchone()
+    monkeypatch.setattr(_duckdb_batch, "_read", endless_read)
+    answers: list[Any] = []
+    thread = threading.Thread(target=lambda: answers.append(
+        store.insert_batch("p", body, now=NOW_DT)))
+    thread.start()
+    assert reading.wait(timeout=30)
+    store.close()
+    thread.join(timeout=30)
+    assert not thread.is_alive() and answers == [None]
+    with pytest.raises(RuntimeError, match="closed"):
+        store.insert_batch("p", body, now=NOW_DT)
+    with DuckDBStore(path) as again:
+        assert again._con.execute("SELECT count(*) FROM events").fetchone() == stored

@@ -98,13 +98,11 @@ def insert_batch(store: DuckDBStore, project_id: str, text: str,
     if len(text) < _SMALL or text[:100].lstrip(" \t\n\r")[:1] != "{":
         return None  # a small body, or not an object (or more leading space): the Python lane
     # A connection of its own (its own temp table), opened without waiting for the lock that
-    # a batch being stored holds; the store closed meanwhile is a DuckDB error (then
-    # ``insert_events`` says the store is closed).
-    store._check_open()
-    try:
+    # a batch being stored holds; known to ``close``, which interrupts it and waits.
+    with store._batches:
+        store._check_open()
         cursor = store._con.cursor()
-    except duckdb.Error:
-        return None
+        store._batch_cursors.add(cursor)
     try:
         # Parsing and checking read nothing of the store: outside the lock, so that another
         # request stores its batch meanwhile (DuckDB runs without the GIL). Everything that
@@ -126,6 +124,9 @@ def insert_batch(store: DuckDBStore, project_id: str, text: str,
             return answer
     finally:
         cursor.close()  # drops its temp table
+        with store._batches:
+            store._batch_cursors.discard(cursor)
+            store._batches.notify_all()
 
 
 def _lit(text: str) -> str:

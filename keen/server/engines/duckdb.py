@@ -326,6 +326,9 @@ class DuckDBStore(SqlCatalog):
         self._closed = False
         self._config = dict(config or {})
         self.batches_taken = 0  # batches stored by insert_batch (the others: insert_events)
+        # the cursors of the batches insert_batch is reading or storing (see close)
+        self._batches = threading.Condition()
+        self._batch_cursors: set[Any] = set()
         migrate_from: str | None = None
         target = ":memory:" if path is None or path == ":memory:" else path
         if target != ":memory:" and _is_sqlite(target):
@@ -538,11 +541,19 @@ class DuckDBStore(SqlCatalog):
             raise RuntimeError("this DuckDBStore is closed")
 
     def close(self) -> None:
-        """Close the database (idempotent); a file database is checkpointed first."""
+        """Close the database (idempotent); a file database is checkpointed first. Batches
+        being read outside the lock (``insert_batch``) are interrupted and waited for (DuckDB
+        refuses to close a connection whose cursor is running)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+        with self._batches:
+            while self._batch_cursors:  # (a cursor between two statements: interrupted again)
+                for cursor in self._batch_cursors:
+                    cursor.interrupt()
+                self._batches.wait(0.05)
+        with self._lock:
             try:
                 if self.database != ":memory:":
                     self._con.execute("CHECKPOINT")
