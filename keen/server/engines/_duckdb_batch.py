@@ -15,6 +15,13 @@ JSON body with ``json_object`` (the values of typed columns left out, as ``_shre
 What is stored (typed columns, bodies as JSON values, schemas, tokens, insertion order) is
 what the Python lane stores; ``tests/test_engine_duckdb_batch.py`` compares the two.
 
+Concurrency: reading a batch (the text check, the parse, the shapes, their rules: nothing of
+the store) runs on a DuckDB connection of its own (``cursor()``: its own temp table) without
+the store's lock, so requests posted at once overlap (DuckDB releases the GIL); storing it
+(uniqueness tokens, typed columns, seq numbers, the rows, the commit) is one transaction of that
+connection under the lock, so batches are stored one at a time, each batch's events with
+consecutive seq numbers in its order, and a token is kept from the batch stored first.
+
 The lane is all or nothing per request: it returns None (nothing stored; the caller takes the
 Python lane, which gives every answer, per-event refusals included) whenever the body holds
 anything DuckDB's parser reads differently from Python's or that needs a per-event answer:

@@ -20,7 +20,10 @@ first open copies its events, schemas and documents into a DuckDB database besid
 (``PATH.duckdb``), which is used from then on; the SQLite file is left untouched.
 
 Thread safety: writes go through one connection under a lock; every read uses its own cursor
-(DuckDB runs reads concurrently with writes, each seeing the last committed state).
+(DuckDB runs reads concurrently with writes, each seeing the last committed state). A batch of
+``insert_batch`` is parsed and checked on a cursor of its own outside the lock, then stored in
+a transaction of that cursor under the lock (so concurrent batches overlap; ``close`` interrupts
+and waits for them).
 
 Time limit (``query_time_limit``, as the SQLite engine's): DuckDB cannot look at the query's
 deadline itself, so a watchdog thread interrupts the cursor (or, for a delete, the writer) at
