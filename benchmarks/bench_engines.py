@@ -22,6 +22,7 @@ absolute times.
     python benchmarks/bench_engines.py --events 200000 --runs 3
     python benchmarks/bench_engines.py --engine sqlite --events 100000
     python benchmarks/bench_engines.py --events 200000 --ingest-only   # the ingest figure only
+    python benchmarks/bench_engines.py --events 200000 --ingest-only --clients 2   # two at once
     python benchmarks/bench_engines.py --keep /tmp/bench1m --only group_by   # iterate on queries
 
 ``--keep DIR`` keeps both databases in DIR and, when DIR already holds them (from an earlier
@@ -40,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -110,8 +112,8 @@ class Server:
                     return int(line.split()[1]) / 1024
         return float("nan")
 
-    def post_raw(self, path: str, body: bytes) -> Any:
-        answer = self.session.post(f"{self.url}/3.0/projects/{PROJECT}{path}", data=body,
+    def post_raw(self, path: str, body: bytes, session: Any = None) -> Any:
+        answer = (session or self.session).post(f"{self.url}/3.0/projects/{PROJECT}{path}", data=body,
                                    headers={"Authorization": WRITE,
                                             "Content-Type": "application/json"}, timeout=600)
         assert answer.status_code in (200, 201), answer.text[:500]
@@ -130,20 +132,60 @@ class Server:
         self.process.communicate(timeout=120)
 
 
-def ingest(server: Server, count: int, source: str) -> float:
-    """Post ``count`` generated events in batches (timing only the requests) and write them to
-    ``source`` as newline-delimited JSON for the baseline; returns events/s."""
+def ingest(server: Server, count: int, source: str, clients: int = 1) -> float:
+    """Post ``count`` generated events in batches and write them to ``source`` as
+    newline-delimited JSON for the baseline; returns events/s. One client: only the requests
+    are timed (each body is generated just before it is posted). ``clients`` > 1: every body
+    is generated first, then that many threads, each on its own keep-alive connection, post
+    them at once (taking the next body as each finishes), timed from the first request to the
+    last answer."""
     rng = random.Random(7)
+    bodies = []
     spent = 0.0
     with open(source, "w") as handle:
         for offset in range(0, count, BATCH):
             events = generate(min(BATCH, count - offset), rng)
             body = json.dumps({"purchases": events}).encode()
             handle.writelines(json.dumps(event) + "\n" for event in events)
+            if clients > 1:
+                bodies.append(body)
+                continue
             started = time.perf_counter()
             answer = server.post_raw("/events", body)["purchases"]
             spent += time.perf_counter() - started
             assert all(item["success"] for item in answer), answer[:3]
+    if clients == 1:
+        return count / spent
+    work = iter(bodies)
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def client() -> None:
+        session = requests.Session()
+        try:
+            while True:
+                with lock:
+                    body = next(work, None)
+                if body is None:
+                    return
+                answer = server.post_raw("/events", body, session)["purchases"]
+                assert all(item["success"] for item in answer), answer[:3]
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+        finally:
+            session.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    spent = time.perf_counter() - started
+    if failures:
+        raise failures[0]
+    stored = server.query("count")["result"]
+    assert stored == count, (stored, count)
     return count / spent
 
 
@@ -269,6 +311,8 @@ def main() -> None:
                         help="only the query shapes whose name contains TEXT")
     parser.add_argument("--ingest-only", action="store_true",
                         help="stop after the ingest figure (no baseline, no queries)")
+    parser.add_argument("--clients", type=int, default=1, metavar="N",
+                        help="post from N connections at once (events/s over the whole run)")
     args = parser.parse_args()
     print(f"{args.events:,} events, engine {args.engine}, load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -290,8 +334,9 @@ def main() -> None:
                 print(f"reusing the databases of {folder} (no ingest)")
             else:
                 source = os.path.join(folder, "events.ndjson")
-                rate = ingest(server, args.events, source)
-                print(f"ingest over HTTP, batches of {BATCH:,}: {rate:,.0f} events/s")
+                rate = ingest(server, args.events, source, args.clients)
+                print(f"ingest over HTTP, batches of {BATCH:,}, {args.clients} client(s): "
+                      f"{rate:,.0f} events/s")
                 if args.ingest_only:
                     return
                 con, loaded, plain_size = plain_table(source, folder)

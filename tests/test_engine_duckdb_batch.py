@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -346,3 +347,88 @@ def test_the_lane_is_chosen_by_size_and_shapes_and_both_store_the_same(
     body = json.dumps({"c": [_with_optional(rng, optional) for _ in range(count)]})
     assert (len(body) < _duckdb_batch._SMALL) == (count == 40)
     assert _same([body], ["c"], ["user.plan", "price", "platform"]) == taken
+
+
+# ---------------------------------------------------------------------------- two at once
+
+def test_batches_posted_at_once_are_each_stored_whole_in_order_and_the_first_token_wins(
+) -> None:
+    """Two threads post batches at the same moment (they are parsed concurrently, outside the
+    store's lock): each batch's events get consecutive seq numbers in the batch's order, no
+    event is stored twice, a uniqueness token shared by both threads' batches is kept once
+    (from the batch stored first), and the typed columns each adds are as if the batches had
+    come one after the other, in the order they were stored (replayed on the Python lane)."""
+    rng = random.Random(17)
+
+    def batch(thread: int, index: int) -> str:
+        events = [{"thread": thread, "batch": index, "i": i,
+                   f"only_{thread}_{index % 3}": rng.choice([i, f"v{i}", i / 2]),
+                   "user": {"id": f"u{rng.randrange(9)}"},
+                   **({"keen": {"uniqueness_token": f"t{rng.randrange(40)}"}} if i % 4 else {})}
+                  for i in range(40)]
+        return json.dumps({"c": events, "d": events[:6]})
+
+    bodies = [[batch(thread, index) for index in range(6)] for thread in range(2)]
+    store = DuckDBStore()
+    barrier = threading.Barrier(2, timeout=60)
+    answers: dict[tuple[int, int], Any] = {}
+
+    def post(thread: int) -> None:
+        for index, body in enumerate(bodies[thread]):
+            barrier.wait()
+            answers[thread, index] = store.insert_batch("p", body, now=NOW_DT)
+
+    threads = [threading.Thread(target=post, args=(thread,)) for thread in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    assert store.batches_taken == 12 and len(answers) == 12
+    exact = DuckDBStore()
+    try:
+        stored = [(row["typed"]["thread", "i"][1], row["typed"]["batch", "i"][1])
+                  for row in _state(store)["events"]]  # in seq order
+        runs = [key for position, key in enumerate(stored)
+                if position == 0 or stored[position - 1] != key]
+        assert sorted(runs) == sorted(answers)  # each batch in one run of seq numbers
+        for thread, index in runs:  # the order they were stored in, on the Python lane
+            body = json.loads(bodies[thread][index])
+            assert answers[thread, index] == {
+                name: exact.insert_events("p", name, events, now=NOW_DT)
+                for name, events in body.items()}
+        assert _state(store) == _state(exact)
+    finally:
+        store.close()
+        exact.close()
+
+
+def test_closing_the_store_while_a_batch_is_being_read_interrupts_it_and_stores_nothing(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch is read outside the store's lock, on a cursor of its own; ``close`` (DuckDB
+    refuses to close a connection whose cursor is running) interrupts it and waits: the batch
+    is not stored, the store closes, and what was stored before is there when it opens again."""
+    reading = threading.Event()
+
+    def endless_read(con: Any, text: str, now: datetime) -> Any:
+        reading.set()
+        return con.execute("SELECT count(*) FROM range(1000000000000)").fetchall()
+
+    path = str(tmp_path / "k.duckdb")
+    store = DuckDBStore(path)
+    body = json.dumps({"c": _realistic(random.Random(2), 50)})
+    assert store.insert_batch("p", body, now=NOW_DT) is not None
+    stored = store._con.execute("SELECT count(*) FROM events").fetchone()
+    monkeypatch.setattr(_duckdb_batch, "_read", endless_read)
+    answers: list[Any] = []
+    thread = threading.Thread(target=lambda: answers.append(
+        store.insert_batch("p", body, now=NOW_DT)))
+    thread.start()
+    assert reading.wait(timeout=30)
+    store.close()
+    thread.join(timeout=30)
+    assert not thread.is_alive() and answers == [None]
+    with pytest.raises(RuntimeError, match="closed"):
+        store.insert_batch("p", body, now=NOW_DT)
+    with DuckDBStore(path) as again:
+        assert again._con.execute("SELECT count(*) FROM events").fetchone() == stored

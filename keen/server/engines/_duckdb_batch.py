@@ -15,6 +15,13 @@ JSON body with ``json_object`` (the values of typed columns left out, as ``_shre
 What is stored (typed columns, bodies as JSON values, schemas, tokens, insertion order) is
 what the Python lane stores; ``tests/test_engine_duckdb_batch.py`` compares the two.
 
+Concurrency: reading a batch (the text check, the parse, the shapes, their rules: nothing of
+the store) runs on a DuckDB connection of its own (``cursor()``: its own temp table) without
+the store's lock, so requests posted at once overlap (DuckDB releases the GIL); storing it
+(uniqueness tokens, typed columns, seq numbers, the rows, the commit) is one transaction of that
+connection under the lock, so batches are stored one at a time, each batch's events with
+consecutive seq numbers in its order, and a token is kept from the batch stored first.
+
 The lane is all or nothing per request: it returns None (nothing stored; the caller takes the
 Python lane, which gives every answer, per-event refusals included) whenever the body holds
 anything DuckDB's parser reads differently from Python's or that needs a per-event answer:
@@ -38,8 +45,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -99,27 +104,36 @@ def insert_batch(store: DuckDBStore, project_id: str, text: str,
     (nothing stored) when it must take the Python lane."""
     if len(text) < _SMALL or text[:100].lstrip(" \t\n\r")[:1] != "{":
         return None  # a small body, or not an object (or more leading space): the Python lane
-    with store._lock:
+    # A connection of its own (its own temp table), opened without waiting for the lock that
+    # a batch being stored holds; known to ``close``, which interrupts it and waits.
+    with store._batches:
         store._check_open()
-        con = store._con
-        next_seq, next_column = store._next_seq, store._next_column
-        try:
-            with _temp_tables(con):
-                batch = _read(con, text, now)
-                with store._write() as con:
-                    return {name: collection.store(store, con, project_id, name)
-                            for name, collection in batch.items()}
-        except (_NotTaken, duckdb.Error, UnicodeError, RecursionError):
-            store._next_seq, store._next_column = next_seq, next_column
-            return None
-
-
-@contextmanager
-def _temp_tables(con: Any) -> Iterator[None]:
+        cursor = store._con.cursor()
+        store._batch_cursors.add(cursor)
     try:
-        yield
+        # Parsing and checking read nothing of the store: outside the lock, so that another
+        # request stores its batch meanwhile (DuckDB runs without the GIL). Everything that
+        # reads or changes the store's state happens under the lock, in one transaction.
+        try:
+            batch = _read(cursor, text, now)
+        except (_NotTaken, duckdb.Error, UnicodeError, RecursionError):
+            return None
+        with store._lock:
+            next_seq, next_column = store._next_seq, store._next_column
+            try:
+                with store._write(cursor) as con:
+                    answer = {name: collection.store(store, con, project_id, name)
+                              for name, collection in batch.items()}
+            except (_NotTaken, duckdb.Error, UnicodeError, RecursionError):
+                store._next_seq, store._next_column = next_seq, next_column
+                return None
+            store.batches_taken += 1
+            return answer
     finally:
-        con.execute("DROP TABLE IF EXISTS keen_rows")
+        cursor.close()  # drops its temp table
+        with store._batches:
+            store._batch_cursors.discard(cursor)
+            store._batches.notify_all()
 
 
 def _lit(text: str) -> str:

@@ -20,7 +20,10 @@ first open copies its events, schemas and documents into a DuckDB database besid
 (``PATH.duckdb``), which is used from then on; the SQLite file is left untouched.
 
 Thread safety: writes go through one connection under a lock; every read uses its own cursor
-(DuckDB runs reads concurrently with writes, each seeing the last committed state).
+(DuckDB runs reads concurrently with writes, each seeing the last committed state). A batch of
+``insert_batch`` is parsed and checked on a cursor of its own outside the lock, then stored in
+a transaction of that cursor under the lock (so concurrent batches overlap; ``close`` interrupts
+and waits for them).
 
 Time limit (``query_time_limit``, as the SQLite engine's): DuckDB cannot look at the query's
 deadline itself, so a watchdog thread interrupts the cursor (or, for a delete, the writer) at
@@ -326,6 +329,9 @@ class DuckDBStore(SqlCatalog):
         self._closed = False
         self._config = dict(config or {})
         self.batches_taken = 0  # batches stored by insert_batch (the others: insert_events)
+        # the cursors of the batches insert_batch is reading or storing (see close)
+        self._batches = threading.Condition()
+        self._batch_cursors: set[Any] = set()
         migrate_from: str | None = None
         target = ":memory:" if path is None or path == ":memory:" else path
         if target != ":memory:" and _is_sqlite(target):
@@ -474,14 +480,15 @@ class DuckDBStore(SqlCatalog):
     # ------------------------------------------------------------------ connections
 
     @contextmanager
-    def _write(self) -> Iterator[Any]:
-        """The writer connection in a transaction, under the lock. The block's changes are
-        committed when it ends, or all rolled back when it raises or the commit fails: then
-        the typed columns it added are forgotten, and a write past DuckDB's memory limit, or
-        that fails to write its files (a full disk), is a 507 (``_storage_full``)."""
+    def _write(self, con: Any = None) -> Iterator[Any]:
+        """The writer connection (or ``con``, a cursor of it) in a transaction, under the
+        lock. The block's changes are committed when it ends, or all rolled back when it
+        raises or the commit fails: then the typed columns it added are forgotten, and a write
+        past DuckDB's memory limit, or that fails to write its files (a full disk), is a 507
+        (``_storage_full``)."""
         with self._lock:
             self._check_open()
-            con = self._con
+            con = self._con if con is None else con
             next_column = self._next_column
             con.execute("BEGIN TRANSACTION")
             try:
@@ -537,11 +544,19 @@ class DuckDBStore(SqlCatalog):
             raise RuntimeError("this DuckDBStore is closed")
 
     def close(self) -> None:
-        """Close the database (idempotent); a file database is checkpointed first."""
+        """Close the database (idempotent); a file database is checkpointed first. Batches
+        being read outside the lock (``insert_batch``) are interrupted and waited for (DuckDB
+        refuses to close a connection whose cursor is running)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+        with self._batches:
+            while self._batch_cursors:  # (a cursor between two statements: interrupted again)
+                for cursor in self._batch_cursors:
+                    cursor.interrupt()
+                self._batches.wait(0.05)
+        with self._lock:
             try:
                 if self.database != ":memory:":
                     self._con.execute("CHECKPOINT")
@@ -601,9 +616,7 @@ class DuckDBStore(SqlCatalog):
         """Store a whole ``POST /events`` body (``text``) through DuckDB's own JSON reading
         (:mod:`keen.server.engines._duckdb_batch`) and return the answer; None when nothing was
         stored because the body needs the exact Python lane (``insert_events``)."""
-        answer = insert_batch(self, project_id, text, now)
-        self.batches_taken += answer is not None
-        return answer
+        return insert_batch(self, project_id, text, now)
 
     def _store(
         self, con: Any, project_id: str, collection: str, stamps: list[int],
