@@ -106,11 +106,7 @@ def insert_batch(store: DuckDBStore, project_id: str, text: str,
         return None  # a small body, or not an object (or more leading space): the Python lane
     # A connection of its own (its own temp table), opened without waiting for the lock that
     # a batch being stored holds; known to ``close``, which interrupts it and waits.
-    with store._batches:
-        store._check_open()
-        cursor = store._con.cursor()
-        store._batch_cursors.add(cursor)
-    try:
+    with store._cursor() as cursor:
         # Parsing and checking read nothing of the store: outside the lock, so that another
         # request stores its batch meanwhile (DuckDB runs without the GIL). Everything that
         # reads or changes the store's state happens under the lock, in one transaction.
@@ -129,11 +125,6 @@ def insert_batch(store: DuckDBStore, project_id: str, text: str,
                 return None
             store.batches_taken += 1
             return answer
-    finally:
-        cursor.close()  # drops its temp table
-        with store._batches:
-            store._batch_cursors.discard(cursor)
-            store._batches.notify_all()
 
 
 def _lit(text: str) -> str:

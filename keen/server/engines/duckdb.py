@@ -71,7 +71,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from keen.server._errors import QueryError, bad_request
+from keen.server._errors import QueryError, StoreClosedError, bad_request
 from keen.server._events import EventError, collection_name_error, prepare_events
 from keen.server.engines._catalog import SqlCatalog, dumps
 from keen.server.engines._duckdb_batch import insert_batch
@@ -87,6 +87,7 @@ from keen.server.filters import normalize_filters
 from keen.server.limits import (
     MAX_NESTING,
     QUERY_TIME_LIMIT,
+    QUERY_TIMEOUT,
     TOO_COMPLEX,
     check_deadline,
     check_filter_counts,
@@ -153,6 +154,8 @@ MAX_TYPED_PATHS = 64  # per collection; further properties are read from the JSO
 # per database (every collection's columns are in one table): each new column is an ALTER TABLE
 # that takes longer as the table widens, so past this, new properties stay in the JSON body
 MAX_TYPED_COLUMNS = 1_024
+# seconds close() waits for the cursors it interrupted (each stops within milliseconds)
+_CLOSE_WAIT = 10.0
 _NO_COLUMN_YET = -2  # a property that has held no scalar yet (objects, lists, nulls)
 _SCALARS = frozenset("sifb")
 _COLUMN_TYPES = {"s": "VARCHAR", "i": "BIGINT", "f": "DOUBLE", "b": "BOOLEAN"}
@@ -329,9 +332,10 @@ class DuckDBStore(SqlCatalog):
         self._closed = False
         self._config = dict(config or {})
         self.batches_taken = 0  # batches stored by insert_batch (the others: insert_events)
-        # the cursors of the batches insert_batch is reading or storing (see close)
-        self._batches = threading.Condition()
-        self._batch_cursors: set[Any] = set()
+        # the cursors in use (queries of _read, batches of insert_batch): see close
+        self._running = threading.Condition()
+        self._cursors: set[Any] = set()
+        self._storing: set[Any] = set()  # those of them storing a batch (_write): let finish
         migrate_from: str | None = None
         target = ":memory:" if path is None or path == ":memory:" else path
         if target != ":memory:" and _is_sqlite(target):
@@ -487,28 +491,41 @@ class DuckDBStore(SqlCatalog):
         past DuckDB's memory limit, or that fails to write its files (a full disk), is a 507
         (``_storage_full``)."""
         with self._lock:
-            self._check_open()
-            con = self._con if con is None else con
-            next_column = self._next_column
-            con.execute("BEGIN TRANSACTION")
+            with self._running:  # (close: not interrupted once storing)
+                self._check_open()
+                if con is not None:
+                    self._storing.add(con)
             try:
-                yield con
-            except BaseException as exc:
-                self._forget(next_column)
-                con.execute("ROLLBACK")
-                answer = _storage_full(exc) if isinstance(exc, duckdb.Error) else None
-                if answer is None:
-                    raise
-                raise answer from None
-            try:
-                con.execute("COMMIT")
-            except duckdb.Error as exc:  # DuckDB has rolled the transaction back
-                self._forget(next_column)
-                raise storage_full(f"could not commit ({str(exc).splitlines()[0]})") from None
-            if self._pending:  # still under the lock: see _stable
-                self._typed.update(self._pending)
-                self._pending.clear()
-                self._version += 1
+                with self._writing(self._con if con is None else con) as written:
+                    yield written
+            finally:
+                if con is not None:
+                    with self._running:
+                        self._storing.discard(con)
+
+    @contextmanager
+    def _writing(self, con: Any) -> Iterator[Any]:
+        """``_write``'s transaction on ``con`` (under the lock)."""
+        next_column = self._next_column
+        con.execute("BEGIN TRANSACTION")
+        try:
+            yield con
+        except BaseException as exc:
+            self._forget(next_column)
+            con.execute("ROLLBACK")
+            answer = _storage_full(exc) if isinstance(exc, duckdb.Error) else None
+            if answer is None:
+                raise
+            raise answer from None
+        try:
+            con.execute("COMMIT")
+        except duckdb.Error as exc:  # DuckDB has rolled the transaction back
+            self._forget(next_column)
+            raise storage_full(f"could not commit ({str(exc).splitlines()[0]})") from None
+        if self._pending:  # still under the lock: see _stable
+            self._typed.update(self._pending)
+            self._pending.clear()
+            self._version += 1
 
     def _forget(self, next_column: int) -> None:
         """Forget the typed columns of a rolled-back write (``_write``)."""
@@ -528,40 +545,68 @@ class DuckDBStore(SqlCatalog):
                     return answer
 
     @contextmanager
-    def _read(self) -> Iterator[Any]:
-        """A cursor of its own; its statements stop at the query's deadline (``_bounded``)."""
-        with self._lock:
+    def _cursor(self) -> Iterator[Any]:
+        """A connection of its own (``cursor()``: its own temp tables), opened without waiting
+        for the lock; known to ``close`` while in use, which interrupts it and waits for it.
+        Every cursor of the store comes from here (queries and batches alike)."""
+        with self._running:
             self._check_open()
             cursor = self._con.cursor()
+            self._cursors.add(cursor)
         try:
-            with _bounded(cursor):
-                yield cursor
+            yield cursor
         finally:
-            cursor.close()
+            cursor.close()  # drops its temp tables
+            with self._running:
+                self._cursors.discard(cursor)
+                self._running.notify_all()
+
+    @contextmanager
+    def _read(self) -> Iterator[Any]:
+        """A cursor of its own (``_cursor``); its statements stop at the query's deadline
+        (``_bounded``), or when the store closes (503 ``StoreClosedError``)."""
+        with self._cursor() as cursor:
+            try:
+                with _bounded(cursor):
+                    yield cursor
+            except (QueryError, duckdb.Error) as exc:
+                # interrupted by close (_bounded takes an interruption for the deadline's)
+                if self._closed and (isinstance(exc, duckdb.Error)
+                                     or exc.error_code == QUERY_TIMEOUT):
+                    raise StoreClosedError("the query was stopped") from None
+                raise
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError("this DuckDBStore is closed")
+            raise StoreClosedError("its database is closed")
 
     def close(self) -> None:
-        """Close the database (idempotent); a file database is checkpointed first. Batches
-        being read outside the lock (``insert_batch``) are interrupted and waited for (DuckDB
-        refuses to close a connection whose cursor is running)."""
-        with self._lock:
+        """Close the database (idempotent); a file database is checkpointed first. The
+        cursors in use (queries, batches being read: ``_cursor``) are interrupted and waited
+        for, at most ``_CLOSE_WAIT`` seconds (DuckDB refuses to close a connection whose
+        cursor is running); a write under way (a batch being stored included) is let finish,
+        one not yet begun raises ``StoreClosedError``. Never raises for a cursor still
+        in use past that wait: the connection is then left to be closed when the last cursor
+        is released (or at exit), its committed writes kept."""
+        with self._running:
             if self._closed:
                 return
             self._closed = True
-        with self._batches:
-            while self._batch_cursors:  # (a cursor between two statements: interrupted again)
-                for cursor in self._batch_cursors:
+            give_up = time.monotonic() + _CLOSE_WAIT
+            # interrupted again every 50 ms: interrupting a cursor between two statements
+            # does not stop the next one
+            while self._cursors and time.monotonic() < give_up:
+                for cursor in self._cursors - self._storing:
                     cursor.interrupt()
-                self._batches.wait(0.05)
+                self._running.wait(0.05)
+            busy = bool(self._cursors)
         with self._lock:
             try:
                 if self.database != ":memory:":
                     self._con.execute("CHECKPOINT")
             finally:
-                self._con.close()
+                if not busy:
+                    self._con.close()
 
     def __enter__(self) -> DuckDBStore:
         return self
