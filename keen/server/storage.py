@@ -19,6 +19,11 @@ first time. Validation and enrichment rules: :mod:`keen.server._events`.
 Thread safety: an in-memory database has one connection guarded by a lock. A file database uses
 WAL with ``synchronous=NORMAL``: writes go through one connection under the lock, reads through
 a small pool of connections that run concurrently with writes.
+
+Closing while a query runs: ``close`` stops the reads under way (their statements are
+interrupted within ``_PROGRESS_STEPS`` SQLite steps; the answer is 503 ``StoreClosedError``,
+``ServiceUnavailableError``) instead of waiting for them (an in-memory database's read holds
+the lock ``close`` needs); a write under way is let finish.
 """
 
 from __future__ import annotations
@@ -38,12 +43,13 @@ from keen.server._engine_sql import (
     register_sql,
     select_bodies,
 )
-from keen.server._errors import QueryError
+from keen.server._errors import QueryError, StoreClosedError
 from keen.server._events import EventError, collection_name_error, prepare_events
 from keen.server.engines._catalog import SqlCatalog, dumps
 from keen.server.filters import Column, compile_filters, normalize_filters, remove_sql
 from keen.server.limits import (
     QUERY_TIME_LIMIT,
+    QUERY_TIMEOUT,
     check_filter_counts,
     check_json,
     deadline_passed,
@@ -92,11 +98,6 @@ _INSERT_CHUNK = 1_000  # events validated, then inserted together
 _PROGRESS_STEPS = 10_000  # SQLite VM steps between two looks at the query deadline
 
 
-def _past_deadline() -> int:
-    """SQLite progress handler: non-zero interrupts the running statement."""
-    return 1 if deadline_passed() else 0
-
-
 @contextmanager
 def _query_errors() -> Iterator[None]:
     """SQLite errors a query caused by its size or its deadline, or met on a full disk, as
@@ -127,6 +128,8 @@ class Storage(SqlCatalog):
         self._memory = path is None or path == ":memory:"
         self._pool: list[sqlite3.Connection] = []
         self._closed = False
+        self._closing = False  # set by close first: reads under way stop (_progress)
+        self._reads = threading.local()  # .active: this thread is in a read (reading())
         self._writer = self._connect()
         with self._lock:
             self._writer.executescript(_SCHEMA)
@@ -145,8 +148,31 @@ class Storage(SqlCatalog):
             conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA temp_store=FILE")
         register_sql(conn)
-        conn.set_progress_handler(_past_deadline, _PROGRESS_STEPS)
+        conn.set_progress_handler(self._progress, _PROGRESS_STEPS)
         return conn
+
+    def _progress(self) -> int:
+        """SQLite progress handler (on the thread running the statement): non-zero interrupts
+        the statement, past the query's deadline or when a read's store is closing."""
+        closing = self._closing and getattr(self._reads, "active", False)
+        return 1 if closing or deadline_passed() else 0
+
+    @contextmanager
+    def _read_errors(self) -> Iterator[None]:
+        """``_query_errors``, and a read stopped because the store is closing (503)."""
+        outer = getattr(self._reads, "active", False)
+        self._reads.active = True
+        try:
+            with _query_errors():
+                yield
+        except (sqlite3.Error, QueryError) as exc:
+            # interrupted by _progress (_query_errors takes an interruption for the deadline's)
+            if self._closing and (isinstance(exc, sqlite3.Error)
+                                  or exc.error_code == QUERY_TIMEOUT):
+                raise StoreClosedError("the query was stopped") from None
+            raise
+        finally:
+            self._reads.active = outer
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -181,7 +207,7 @@ class Storage(SqlCatalog):
         if self._memory:
             with self._lock:
                 self._check_open()
-                with _query_errors():
+                with self._read_errors():
                     yield self._writer
             return
         with self._lock:
@@ -190,7 +216,7 @@ class Storage(SqlCatalog):
         if conn is None:
             conn = self._connect()
         try:
-            with _query_errors():
+            with self._read_errors():
                 yield conn
         finally:
             if conn.in_transaction:
@@ -205,10 +231,12 @@ class Storage(SqlCatalog):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError("this Storage is closed")
+            raise StoreClosedError("its database is closed")
 
     def close(self) -> None:
-        """Close every connection (idempotent)."""
+        """Close every connection (idempotent). Reads under way are stopped (503
+        ``StoreClosedError``), a write under way is let finish first."""
+        self._closing = True
         with self._lock:
             if self._closed:
                 return
