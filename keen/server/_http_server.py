@@ -424,11 +424,16 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
     def tracking(self) -> _Tracking:
         return _Tracking(self)
 
-    def close_connections(self, timeout: float) -> None:
-        """Close every client connection; wait up to ``timeout`` s for requests in flight."""
+    def finish_requests(self, timeout: float) -> bool:
+        """Take no further request on any connection and wait up to ``timeout`` s for the
+        requests in flight to be answered; whether they all were."""
         self.stopping.set()
         with self._lock:
-            self._lock.wait_for(lambda: self._active == 0, timeout)
+            return self._lock.wait_for(lambda: self._active == 0, timeout)
+
+    def close_connections(self) -> None:
+        """Close every client connection."""
+        with self._lock:
             connections = list(self._connections)
         for connection in connections:
             with contextlib.suppress(OSError):
@@ -613,19 +618,25 @@ class LocalKeenServer:
         """Stop serving and close client connections; a file database is closed too.
 
         Requests being handled finish and get their answers first (waiting at most
-        ``timeout`` seconds); an injected slow fault is cut short."""
+        ``timeout`` seconds); an injected slow fault is cut short. With a file database,
+        queries still running then are stopped by closing it, and answered 503
+        ``ServiceUnavailableError`` (waiting at most ``timeout`` seconds again) before the
+        connections close."""
         server, self._server = self._server, None
         if server is None:
             return
         server.shutdown()
-        server.close_connections(timeout)
+        answered = server.finish_requests(timeout)
+        if self.db is not None and self._storage is not None:
+            self._storage.close()  # (interrupts the queries still running)
+            self._storage = None
+            if not answered:
+                server.finish_requests(timeout)
+        server.close_connections()
         server.server_close()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        if self.db is not None and self._storage is not None:
-            self._storage.close()
-            self._storage = None
 
     def close(self) -> None:
         """Stop and release everything (an in-memory database is lost)."""
