@@ -141,3 +141,50 @@ def test_stopping_the_server_answers_a_query_in_flight_503_and_stops(
         assert server.client.count("c", timeframe="this_1_days") == EVENTS
     finally:
         server.close()
+
+
+def test_a_duckdb_statement_that_does_not_stop_leaves_close_bounded_and_quiet(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A statement stuck in a Python function never sees the interruption: ``close`` waits at
+    most ``_CLOSE_WAIT`` for it, then returns without raising (the database left open, a
+    warning logged); the query still ends with the 503 once the function returns."""
+    pytest.importorskip("duckdb")
+    from keen.server.engines import _duckdb_sql
+    from keen.server.engines import duckdb as duckdb_engine
+
+    started, release = threading.Event(), threading.Event()
+
+    def stuck(pattern: Any, text: Any) -> bool:
+        if not started.is_set():
+            started.set()
+            release.wait(TIMEOUT)
+        return False
+
+    monkeypatch.setattr(_duckdb_sql, "_sql_regexp", stuck)
+    monkeypatch.setattr(duckdb_engine, "_CLOSE_WAIT", 0.1)
+    now = datetime.now(timezone.utc)
+    store = open_engine("duckdb", str(tmp_path / "k.duckdb"))
+    store.insert_events("p", "c", _events(EVENTS), now=now)
+    answers: list[Any] = []
+
+    def query() -> None:
+        try:
+            answers.append(run_query(store, "p", "count", PARAMS, now=now))
+        except QueryError as error:
+            answers.append(error)
+
+    thread = threading.Thread(target=query, daemon=True)
+    thread.start()
+    assert started.wait(TIMEOUT)
+    try:
+        store.close()  # returns (after 0.1 s) though the statement is still running
+        assert thread.is_alive()
+        assert "did not stop" in caplog.text
+    finally:
+        release.set()
+    thread.join(TIMEOUT)
+    assert not thread.is_alive()
+    [error] = answers
+    assert isinstance(error, QueryError), error
+    assert (error.status, error.error_code) == (503, "ServiceUnavailableError")

@@ -58,6 +58,7 @@ failure is a ``DatabaseError`` (``keen-server`` says why and exits).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import sqlite3
@@ -101,6 +102,8 @@ from keen.server.limits import (
 from keen.server.timeframes import resolve_timeframe, to_micros
 
 __all__ = ["DuckDBStore"]
+
+logger = logging.getLogger("keen.server")
 
 _T = TypeVar("_T")
 
@@ -585,9 +588,9 @@ class DuckDBStore(SqlCatalog):
         cursors in use (queries, batches being read: ``_cursor``) are interrupted and waited
         for, at most ``_CLOSE_WAIT`` seconds (DuckDB refuses to close a connection whose
         cursor is running); a write under way (a batch being stored included) is let finish,
-        one not yet begun raises ``StoreClosedError``. Never raises for a cursor still
-        in use past that wait: the connection is then left to be closed when the last cursor
-        is released (or at exit), its committed writes kept."""
+        one not yet begun raises ``StoreClosedError``. Never raises: a cursor still in use
+        past that wait (a Python function that does not return) leaves the connection open,
+        and a checkpoint that fails leaves the committed writes in the WAL (both logged)."""
         with self._running:
             if self._closed:
                 return
@@ -599,14 +602,21 @@ class DuckDBStore(SqlCatalog):
                 for cursor in self._cursors - self._storing:
                     cursor.interrupt()
                 self._running.wait(0.05)
-            busy = bool(self._cursors)
+            busy = len(self._cursors)
+        if busy:  # (a cursor in a Python function that does not return)
+            logger.warning("keen local server: %d DuckDB statement(s) did not stop within "
+                           "%g s of closing the database; it is left open (committed "
+                           "writes are kept in its WAL)", busy, _CLOSE_WAIT)
+            return
         with self._lock:
             try:
                 if self.database != ":memory:":
                     self._con.execute("CHECKPOINT")
+            except duckdb.Error as exc:  # (committed writes are kept in the WAL regardless)
+                logger.warning("keen local server: could not checkpoint the DuckDB database "
+                               "when closing it: %s", str(exc).splitlines()[0])
             finally:
-                if not busy:
-                    self._con.close()
+                self._con.close()
 
     def __enter__(self) -> DuckDBStore:
         return self
