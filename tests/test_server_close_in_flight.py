@@ -188,3 +188,27 @@ def test_a_duckdb_statement_that_does_not_stop_leaves_close_bounded_and_quiet(
     [error] = answers
     assert isinstance(error, QueryError), error
     assert (error.status, error.error_code) == (503, "ServiceUnavailableError")
+
+
+def test_closing_the_server_answers_a_query_in_flight_503_with_an_in_memory_database(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``close()`` (what ``keen-server`` does when it shuts down, with or without ``--db``)
+    stops a query still running after its wait and answers it before the connections close."""
+    server = LocalKeenServer()
+    started = _block_regex_until_closing(monkeypatch, "sqlite", lambda: server.storage)
+    server.start()
+    try:
+        server.storage.insert_events(server.project_id, "c", _events(EVENTS),
+                                     now=datetime.now(timezone.utc))
+        answers: list[Any] = []
+        thread = threading.Thread(target=lambda: answers.append(requests.get(
+            f"{server.url}/3.0/projects/{server.project_id}/queries/count",
+            params={**PARAMS, "filters": json.dumps(PARAMS["filters"])},
+            headers={"Authorization": server.read_key or ""}, timeout=TIMEOUT)), daemon=True)
+        thread.start()
+        assert started.wait(TIMEOUT)
+    finally:
+        server.close(timeout=0.2)
+    thread.join(TIMEOUT)
+    [answer] = answers
+    assert (answer.status_code, answer.json()["error_code"]) == (503, "ServiceUnavailableError")

@@ -622,12 +622,16 @@ class LocalKeenServer:
         queries still running then are stopped by closing it, and answered 503
         ``ServiceUnavailableError`` (waiting at most ``timeout`` seconds again) before the
         connections close."""
+        self._stop(timeout, release=False)
+
+    def _stop(self, timeout: float, *, release: bool) -> None:
+        """``stop``; ``release``: the database is closed even in memory (``close``)."""
         server, self._server = self._server, None
         if server is None:
             return
         server.shutdown()
         answered = server.finish_requests(timeout)
-        if self.db is not None and self._storage is not None:
+        if (self.db is not None or release) and self._storage is not None:
             self._storage.close()  # (interrupts the queries still running)
             self._storage = None
             if not answered:
@@ -638,9 +642,11 @@ class LocalKeenServer:
             self._thread.join(timeout)
             self._thread = None
 
-    def close(self) -> None:
-        """Stop and release everything (an in-memory database is lost)."""
-        self.stop()
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop and release everything (an in-memory database is lost; queries still
+        running after ``timeout`` s are stopped and answered 503, as ``stop`` does with a
+        file database)."""
+        self._stop(timeout, release=True)
         client, self._client = self._client, None
         if client is not None and hasattr(client, "close"):
             client.close()
