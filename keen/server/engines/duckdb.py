@@ -22,8 +22,22 @@ first open copies its events, schemas and documents into a DuckDB database besid
 Thread safety: writes go through one connection under a lock; every read uses its own cursor
 (DuckDB runs reads concurrently with writes, each seeing the last committed state). A batch of
 ``insert_batch`` is parsed and checked on a cursor of its own outside the lock, then stored in
-a transaction of that cursor under the lock (so concurrent batches overlap; ``close`` interrupts
-and waits for them).
+a transaction of that cursor under the lock (so concurrent batches overlap).
+
+Closing while requests run (``close``; ``LocalKeenServer.stop`` and ``keen-server``'s shutdown
+close a file database): every cursor comes from ``_cursor``, so ``close`` knows the queries and
+batches being read, interrupts them (again every 50 ms: an interruption between two statements
+does not stop the next one) and waits for them at most ``_CLOSE_WAIT`` seconds, because DuckDB
+refuses to close a connection whose cursor is running (``ResourceInUseException``). A write
+under way (a batch being stored included) is let finish first. A stopped query answers **503
+``ServiceUnavailableError``** (``StoreClosedError``; also a ``RuntimeError``, as any use of the
+closed store): not ``QueryTimeoutError``, since the query was within its time and narrowing it
+(that error's remedy) would not help, while 503 ``ServiceUnavailableError`` is already the
+server's "not now, send it again" (``KeenClient`` and background delivery retry a 503). A batch
+not yet stored when the store closes is not stored and gets the same 503. ``close`` never
+raises: a statement stuck past the wait (a Python function that does not return) leaves the
+connection open, and a checkpoint that fails leaves the committed writes in the WAL (each
+logged on the ``keen.server`` logger).
 
 Time limit (``query_time_limit``, as the SQLite engine's): DuckDB cannot look at the query's
 deadline itself, so a watchdog thread interrupts the cursor (or, for a delete, the writer) at
