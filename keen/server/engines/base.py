@@ -130,7 +130,10 @@ class EventStore(Protocol):
     def actor_sets(self) -> AbstractContextManager[ActorSetsLike]:
         """Funnel actor sets, released when the block ends."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Close the database (idempotent); never raises, waits a bounded time. Queries
+        running on it are stopped with 503 ``StoreClosedError`` (``ServiceUnavailableError``),
+        a write under way is let finish; any later use raises ``StoreClosedError``."""
 
     def __enter__(self) -> EventStore: ...
 
