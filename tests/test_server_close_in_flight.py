@@ -64,6 +64,28 @@ def _events(count: int) -> list[dict[str, Any]]:
     return [{"name": f"user{i}", "n": i, "nested": {"k": i % 7}} for i in range(count)]
 
 
+def _query_in_thread(store: Any, now: datetime) -> tuple[threading.Thread, list[Any]]:
+    """A count on ``store`` running in a thread; its answer (or QueryError) lands in the list."""
+    answers: list[Any] = []
+
+    def query() -> None:
+        try:
+            answers.append(run_query(store, "p", "count", PARAMS, now=now))
+        except QueryError as error:
+            answers.append(error)
+
+    thread = threading.Thread(target=query, daemon=True)
+    thread.start()
+    return thread, answers
+
+
+def _assert_stopped_by_shutdown(answers: list[Any]) -> QueryError:
+    [error] = answers
+    assert isinstance(error, QueryError), error
+    assert (error.status, error.error_code) == (503, "ServiceUnavailableError")
+    return error
+
+
 @pytest.mark.parametrize("on_file", [False, True], ids=["memory", "file"])
 @pytest.mark.parametrize("engine", ENGINES)
 def test_closing_a_store_stops_the_query_running_on_it_with_a_503(
@@ -76,23 +98,12 @@ def test_closing_a_store_stops_the_query_running_on_it_with_a_503(
     store = open_engine(engine, path)
     holder.append(store)
     store.insert_events("p", "c", _events(EVENTS), now=now)
-    answers: list[Any] = []
-
-    def query() -> None:
-        try:
-            answers.append(run_query(store, "p", "count", PARAMS, now=now))
-        except QueryError as error:
-            answers.append(error)
-
-    thread = threading.Thread(target=query, daemon=True)
-    thread.start()
+    thread, answers = _query_in_thread(store, now)
     assert started.wait(TIMEOUT)
     store.close()  # neither raises (DuckDB: ResourceInUseException) nor waits for the query
     thread.join(TIMEOUT)
     assert not thread.is_alive()
-    [error] = answers
-    assert isinstance(error, QueryError), error
-    assert (error.status, error.error_code) == (503, "ServiceUnavailableError")
+    error = _assert_stopped_by_shutdown(answers)
     assert "shutting down" in error.message
     store.close()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
@@ -166,16 +177,7 @@ def test_a_duckdb_statement_that_does_not_stop_leaves_close_bounded_and_quiet(
     now = datetime.now(timezone.utc)
     store = open_engine("duckdb", str(tmp_path / "k.duckdb"))
     store.insert_events("p", "c", _events(EVENTS), now=now)
-    answers: list[Any] = []
-
-    def query() -> None:
-        try:
-            answers.append(run_query(store, "p", "count", PARAMS, now=now))
-        except QueryError as error:
-            answers.append(error)
-
-    thread = threading.Thread(target=query, daemon=True)
-    thread.start()
+    thread, answers = _query_in_thread(store, now)
     assert started.wait(TIMEOUT)
     try:
         store.close()  # returns (after 0.1 s) though the statement is still running
@@ -185,9 +187,7 @@ def test_a_duckdb_statement_that_does_not_stop_leaves_close_bounded_and_quiet(
         release.set()
     thread.join(TIMEOUT)
     assert not thread.is_alive()
-    [error] = answers
-    assert isinstance(error, QueryError), error
-    assert (error.status, error.error_code) == (503, "ServiceUnavailableError")
+    _assert_stopped_by_shutdown(answers)
 
 
 def test_closing_the_server_answers_a_query_in_flight_503_with_an_in_memory_database(
