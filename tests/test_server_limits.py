@@ -489,7 +489,7 @@ def test_a_query_time_limit_of_0_or_none_is_no_limit(engine: str, limit: float |
 def test_a_bad_query_time_limit_is_refused_before_the_server_opens_anything(
         value: Any, tmp_path: Path) -> None:
     db = tmp_path / "k.db"
-    with pytest.raises(ValueError, match="^query_time_limit must be a number of seconds"):
+    with pytest.raises(ValueError, match=r"^query_time_limit must be a number of seconds"):
         LocalKeenServer(db=str(db), query_time_limit=value)
     assert not db.exists()
 
