@@ -134,7 +134,59 @@ def test_help_lists_exactly_the_documented_options() -> None:
     options = {word.rstrip(",") for word in result.stdout.split() if word.startswith("--")}
     assert options == {"--help", "--version", "--host", "--port", "--db", "--project-id",
                        "--master-key", "--read-key", "--write-key", "--show-keys",
-                       "--allow-origin", "--allow-host", "--expose-faults", "--engine"}
+                       "--allow-origin", "--allow-host", "--expose-faults", "--engine",
+                       "--query-time-limit"}
+    assert options - {"--help"} == _readme_options()
+
+
+def _readme_options() -> set[str]:
+    """The options of README's table of ``keen-server`` options (its first column)."""
+    lines = (REPO / "README.rst").read_text(encoding="utf-8").splitlines()
+    first = next(i for i, line in enumerate(lines) if line.endswith("The options are:"))
+    border = next(i for i in range(first, len(lines)) if lines[i].startswith("===="))
+    end = next(i for i in range(border + 1, len(lines)) if lines[i].startswith("===="))
+    width = len(lines[border].split()[0])
+    return {word.strip("`,") for line in lines[border + 1:end]
+            for word in line[:width].split() if word.startswith("``--")}
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "-inf", "1e9", "sixty", ""])
+def test_a_bad_query_time_limit_is_a_usage_error_naming_the_option(
+        value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from keen.server.__main__ import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--port", "0", f"--query-time-limit={value}"])
+    assert exited.value.code == 2
+    assert "error: argument --query-time-limit: " in capsys.readouterr().err
+
+
+def test_query_time_limit_option_values() -> None:
+    from keen.server.__main__ import _parser
+
+    assert _parser().parse_args([]).query_time_limit == 60
+    assert _parser().parse_args(["--query-time-limit", "0"]).query_time_limit is None
+    assert _parser().parse_args(["--query-time-limit", "2.5"]).query_time_limit == 2.5
+
+
+def test_the_query_time_limit_option_reaches_the_server() -> None:
+    """40 events whose regex search takes about 0.25 s each: 10 s of work, stopped at 0.5 s."""
+    server = ServerProcess("--query-time-limit", "0.5")
+    try:
+        headers = {"Authorization": DEV_WRITE_KEY}
+        written = requests.post(project_url(server.url, DEV_PROJECT_ID, "/events"),
+                                json={"c": [{"s": "a" * 9998 + "!"}] * 40}, headers=headers,
+                                timeout=TIMEOUT)
+        assert written.status_code == 200, written.text
+        answer = requests.post(
+            project_url(server.url, DEV_PROJECT_ID, "/queries/count"),
+            json={"event_collection": "c", "timeframe": "this_1_days", "filters": [
+                {"property_name": "s", "operator": "regex", "property_value": "a+$"}]},
+            headers={"Authorization": DEV_READ_KEY}, timeout=TIMEOUT)
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error_code"] == "QueryTimeoutError"
+    finally:
+        assert server.stop()[0] == 0
 
 
 def test_version_and_errors_are_named_as_the_command_was_run(tmp_path: Path) -> None:

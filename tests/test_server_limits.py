@@ -5,13 +5,14 @@ events of a batch are kept."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from _engines import ENGINE_PARAMS, engine_fixture, open_store  # noqa: F401
 from _server_helpers import NOW, Api, api_fixture, each_engine, error_of, server_fixture  # noqa: F401
 
-from keen.server import limits
+from keen.server import LocalKeenServer, limits
 from keen.server._errors import QueryError
 from keen.server._regex_guard import regex_problem
 from keen.server.limits import (
@@ -25,6 +26,11 @@ from keen.server.limits import (
 
 LONE = "\ud800"
 QUERY = {"event_collection": "c", "timeframe": "this_10_years"}
+# A slow query: 40 of these events, each of whose regex searches (one the guard accepts) takes
+# about 0.25 s, would take 10 s; a limit of 0.5 s stops it.
+SLOW_EVENTS = [{"s": "a" * 9998 + "!"}] * 40
+SLOW_REGEX = {"property_name": "s", "operator": "regex", "property_value": "a+$"}
+QUICK_REGEX = {"property_name": "s", "operator": "regex", "property_value": "^a"}
 
 
 def nested_object(levels: int) -> dict[str, Any]:
@@ -431,25 +437,76 @@ def test_a_slow_statement_is_stopped_while_it_runs(engine: str) -> None:
     from keen.server.engine import run_query
 
     with open_store(engine) as storage:
-        storage.insert_events("p", "c", [{"s": "a" * 9998 + "!"}] * 40, now=NOW)
-        slow = {**QUERY, "filters": [
-            {"property_name": "s", "operator": "regex", "property_value": "a+$"}]}
+        storage.insert_events("p", "c", SLOW_EVENTS, now=NOW)
+        slow = {**QUERY, "filters": [SLOW_REGEX]}
         storage.query_time_limit = 0.5
         with pytest.raises(QueryError) as caught:
             run_query(storage, "p", "count", slow, now=NOW)
         assert (caught.value.status, caught.value.error_code) == (503, "QueryTimeoutError")
-        quick = {**QUERY, "filters": [
-            {"property_name": "s", "operator": "regex", "property_value": "^a"}]}
+        quick = {**QUERY, "filters": [QUICK_REGEX]}
         assert run_query(storage, "p", "count", quick, now=NOW)["result"] == 40
+
+
+def test_the_servers_query_time_limit_stops_a_slow_query_and_holds_after_a_restart(
+        engine: str, tmp_path: Path) -> None:
+    """``LocalKeenServer(query_time_limit=0.5)``: a slow query over HTTP is a 503, also after
+    ``stop()`` and ``start()`` reopened the file database (a new store)."""
+    server = LocalKeenServer(db=str(tmp_path / f"k.{engine}"), engine=engine,
+                             clock=lambda: NOW, query_time_limit=0.5)
+    try:
+        server.storage.insert_events(server.project_id, "c", SLOW_EVENTS, now=NOW)
+        server.start()
+        first = server.storage
+        for restart in (False, True):
+            if restart:
+                server.stop()
+                server.start()
+                assert server.storage is not first
+            api = Api(server)
+            assert error_of(query(api, "count", filters=[SLOW_REGEX])) == (
+                503, "QueryTimeoutError")
+            assert query(api, "count", filters=[QUICK_REGEX]).json()["result"] == 40
+            api.session.close()
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("limit", [0, 0.0, None])
+def test_a_query_time_limit_of_0_or_none_is_no_limit(engine: str, limit: float | None) -> None:
+    """A limit of 0 seconds would stop every query (as 1e-9 does above): 0 means none."""
+    with LocalKeenServer(engine=engine, clock=lambda: NOW, query_time_limit=limit) as server:
+        api = Api(server)
+        api.write("c", *[{"n": i} for i in range(3000)])
+        assert server.storage.query_time_limit is None
+        response = query(api, "count", filters=[
+            {"property_name": "n", "operator": "gte", "property_value": 0}])
+        assert response.json()["result"] == 3000, response.text
+        api.session.close()
+
+
+@pytest.mark.parametrize("value", [-1, -1e-9, float("nan"), float("inf"), float("-inf"),
+                                   limits.QUERY_TIME_LIMIT_MAX + 1, "60", True, [60]])
+def test_a_bad_query_time_limit_is_refused_before_the_server_opens_anything(
+        value: Any, tmp_path: Path) -> None:
+    db = tmp_path / "k.db"
+    with pytest.raises(ValueError, match=r"^query_time_limit must be a number of seconds"):
+        LocalKeenServer(db=str(db), query_time_limit=value)
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("value", [1e-3, 2, limits.QUERY_TIME_LIMIT_MAX])
+def test_a_query_time_limit_in_range_is_the_stores(value: float) -> None:
+    with LocalKeenServer(query_time_limit=value) as server:
+        assert server.storage.query_time_limit == value
+    assert LocalKeenServer().storage.query_time_limit == limits.QUERY_TIME_LIMIT
 
 
 def test_a_slow_delete_is_stopped_while_it_runs_and_deletes_nothing(engine: str) -> None:
     with open_store(engine) as storage:
-        storage.insert_events("p", "c", [{"s": "a" * 9998 + "!"}] * 40, now=NOW)
+        storage.insert_events("p", "c", SLOW_EVENTS, now=NOW)
         storage.query_time_limit = 0.5
         with pytest.raises(QueryError) as caught:
-            storage.delete_events("p", "c", now=NOW, filters=[
-                {"property_name": "s", "operator": "regex", "property_value": "a+$"}])
+            storage.delete_events("p", "c", now=NOW, filters=[SLOW_REGEX])
         assert (caught.value.status, caught.value.error_code) == (503, "QueryTimeoutError")
         assert storage.count_events("p", "c") == 40
         storage.insert_events("p", "c", [{"s": "x"}], now=NOW)  # the writer goes on

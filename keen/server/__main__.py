@@ -2,7 +2,8 @@
 
 Options (and nothing else): ``--version``, ``--host`` (127.0.0.1), ``--port`` (8765; 0 picks a
 free port), ``--db PATH`` (database file; default in memory), ``--engine sqlite|duckdb``
-(default sqlite; duckdb needs ``pip install "keen[server]"``), ``--project-id``, ``--master-key``,
+(default sqlite; duckdb needs ``pip install "keen[server]"``), ``--query-time-limit SECONDS``
+(default 60; ``0``: no limit), ``--project-id``, ``--master-key``,
 ``--read-key``, ``--write-key`` (defaults: ``KEEN_PROJECT_ID``, ``KEEN_MASTER_KEY``,
 ``KEEN_READ_KEY``, ``KEEN_WRITE_KEY``, else the development values of ``keen.server.config``).
 More projects: a JSON file named by ``KEEN_SERVER_CONFIG`` (see ``keen.server.config``).
@@ -40,6 +41,7 @@ from keen.server.config import (
     resolve_primary,
 )
 from keen.server.engines import DEFAULT_ENGINE, ENGINES, DatabaseError, EngineUnavailable
+from keen.server.limits import QUERY_TIME_LIMIT, QUERY_TIME_LIMIT_MAX, checked_query_time_limit
 
 KEY_FIELDS = ("write_key", "read_key", "master_key")
 DEV = "dev"  # the source of a built-in development key
@@ -49,6 +51,19 @@ def _prog(argv0: str | None = None) -> str:
     """The command's name as it was run: ``keen-server``, or ``python -m keen.server``."""
     name = os.path.basename(sys.argv[0] if argv0 is None else argv0)
     return "python -m keen.server" if name in ("__main__.py", "") else name
+
+
+def _query_time_limit(text: str) -> float | None:
+    """``--query-time-limit``: a number of seconds, ``0`` for no limit (argparse names the
+    option in front of the message of the error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    try:
+        return checked_query_time_limit(value, "the limit")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE,
                         help=f"storage and query engine (default {DEFAULT_ENGINE}; duckdb needs "
                              'pip install "keen[server]")')
+    parser.add_argument("--query-time-limit", type=_query_time_limit, default=QUERY_TIME_LIMIT,
+                        metavar="SECONDS",
+                        help=f"seconds a query (or delete) may run before it is stopped with "
+                             f"503 QueryTimeoutError (default {QUERY_TIME_LIMIT:g}; at most "
+                             f"{QUERY_TIME_LIMIT_MAX:g}; 0: no limit)")
     parser.add_argument("--project-id", help="project id (default $KEEN_PROJECT_ID or a dev id)")
     parser.add_argument("--master-key", help="master key (default $KEEN_MASTER_KEY or a dev key)")
     parser.add_argument("--read-key", help="read key (default $KEEN_READ_KEY or a dev key)")
@@ -184,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  projects=projects[1:], allow_origins=args.allow_origin,
                                  allow_hosts=args.allow_host,
                                  expose_faults=True if args.expose_faults else None,
-                                 engine=args.engine)
+                                 engine=args.engine, query_time_limit=args.query_time_limit)
     except ValueError as exc:
         parser.error(f"--allow-origin: {exc}")
     try:

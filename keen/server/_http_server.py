@@ -73,6 +73,7 @@ from keen.server.config import (
     resolve_primary,
 )
 from keen.server.faults import DROP, FAIL, SLOW, Fault, Faults
+from keen.server.limits import QUERY_TIME_LIMIT, checked_query_time_limit
 
 if TYPE_CHECKING:
     from keen.client import KeenClient
@@ -492,6 +493,10 @@ class LocalKeenServer:
     answered besides IP literals, ``localhost`` and ``host``; ``expose_faults`` serves the
     ``/_keen/faults`` control endpoint on a non-loopback ``host`` (``None``: only on a loopback
     one). ``limits`` bounds sizes, times and connections (``keen.server._wire.Limits``).
+    ``query_time_limit`` is the seconds a query (or delete) may run before it is stopped with
+    503 ``QueryTimeoutError`` (default ``keen.server.limits.QUERY_TIME_LIMIT``, 60; ``0`` or
+    None: no limit); every store the server opens gets it, so it holds after ``stop()`` and
+    ``start()`` with a file database too.
     """
 
     def __init__(
@@ -511,6 +516,7 @@ class LocalKeenServer:
         expose_faults: bool | None = None,
         limits: Limits | None = None,
         engine: str = "sqlite",
+        query_time_limit: float | None = QUERY_TIME_LIMIT,
     ) -> None:
         self.project = resolve_primary(project_id=project_id, master_key=master_key,
                                        read_key=read_key, write_key=write_key)
@@ -523,6 +529,7 @@ class LocalKeenServer:
         if engine not in ENGINES:
             raise ValueError(f"Unknown engine {engine!r}; use one of {', '.join(ENGINES)}.")
         self.engine = engine
+        self.query_time_limit = checked_query_time_limit(query_time_limit, "query_time_limit")
         self.clock: Callable[[], datetime] = clock or utc_now
         self.faults = Faults()
         self.policy = BrowserPolicy.create(host, allow_hosts, allow_origins, expose_faults)
@@ -666,7 +673,9 @@ class LocalKeenServer:
     def _open_storage(self) -> EventStore:
         from keen.server.engines import open_engine
 
-        return open_engine(self.engine, self.db)
+        storage = open_engine(self.engine, self.db)
+        storage.query_time_limit = self.query_time_limit
+        return storage
 
 
 __all__ = ["Limits", "LocalKeenServer", "ProjectConfig"]

@@ -40,10 +40,12 @@ __all__ = [
     "MAX_UNIT_DIGITS",
     "QUERY_TIMEOUT",
     "QUERY_TIME_LIMIT",
+    "QUERY_TIME_LIMIT_MAX",
     "STORAGE_FULL",
     "check_deadline",
     "check_filter_counts",
     "check_json",
+    "checked_query_time_limit",
     "deadline_passed",
     "query_deadline",
     "sqlite_limit_error",
@@ -75,6 +77,7 @@ MAX_REGEX_REPEAT = 1_000  # the largest count in a regex repeat such as a{2,1000
 MAX_TIMEZONE_LENGTH = 64  # characters of a timezone name or number
 MAX_UNIT_DIGITS = 9  # digits of N in this_N_days / previous_N_hours / every_N_minutes
 QUERY_TIME_LIMIT = 60.0  # seconds a query may run (503 QueryTimeoutError past it)
+QUERY_TIME_LIMIT_MAX = 86_400.0  # the longest limit one may set (0 / None: no limit at all)
 
 QUERY_TIMEOUT = "QueryTimeoutError"
 TOO_COMPLEX = "QueryTooComplexError"
@@ -177,6 +180,21 @@ def query_deadline(seconds: float | None) -> Iterator[None]:
         yield
     finally:
         _DEADLINE.reset(token)
+
+
+def checked_query_time_limit(value: object, name: str) -> float | None:
+    """The query time limit ``value`` as a store's ``query_time_limit``: seconds, or None for
+    no limit (``0`` and None both mean that). Anything else but a number greater than 0 and at
+    most ``QUERY_TIME_LIMIT_MAX`` (a negative number, NaN, an infinity, a bool, a string) is a
+    ValueError naming ``name`` (the option or parameter it was given as). The bound keeps the
+    deadline within what a thread can wait for (the duckdb engine's watchdog)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            0 <= value <= QUERY_TIME_LIMIT_MAX):
+        raise ValueError(f"{name} must be a number of seconds greater than 0 and at most "
+                         f"{QUERY_TIME_LIMIT_MAX:g}, or 0 for no limit; got {value!r}")
+    return None if value == 0 else float(value)
 
 
 def deadline_passed() -> bool:
