@@ -390,6 +390,12 @@ class Storage(SqlCatalog):
         with self.reading() as conn:
             return aggregate(conn, scope, analysis, target, percentile)
 
+    def insert_batch(
+        self, project_id: str, text: str, *, now: datetime,
+    ) -> dict[str, list[dict[str, Any]]] | None:
+        """None: every batch is read event by event (``insert_events``)."""
+        return None
+
     def ordered_groups(
         self, scope: Scope, analyses: Sequence[tuple[str, str | None, float | None]],
     ) -> list[tuple[Any, ...]] | None:
