@@ -137,3 +137,33 @@ def test_in_on_keen_timestamp_compares_instants_like_eq(store: Storage) -> None:
     assert count("in", ["2026-03-08T11:00:00+01:00", "not a date", None]) == 1
     assert count("in", ["2026-03-08T10:00:00.001Z"]) == 0
     assert count("ne", "2026-03-08T11:00:00+01:00") == 0
+
+
+# ------------------------------------------------------------------ every query reading it
+
+
+def test_every_kind_of_query_reads_the_rendered_timestamp(store: Storage) -> None:
+    """The DuckDB engine renders ``keen.timestamp`` only for the statements that read it:
+    each path that can (group keys, targets, filters on its text, funnel actors, the ``keen``
+    object around it) gets the rendered text."""
+    early, late = "2026-03-08T10:00:00.000Z", "2026-03-09T11:30:00.000Z"
+    store.insert_events("p", "c", [{"keen": {"timestamp": t}, "n": i}
+                                   for i, t in enumerate([early, late, late])], now=NOW)
+    assert query(store, "count", group_by="keen.timestamp") == [
+        {"keen.timestamp": early, "result": 1}, {"keen.timestamp": late, "result": 2}]
+    assert query(store, "median", target_property="n", group_by="keen.timestamp") == [
+        {"keen.timestamp": early, "result": 0}, {"keen.timestamp": late, "result": 1}]
+    daily = query(store, "count", group_by="keen.timestamp", interval="daily",
+                  timeframe={"start": "2026-03-08T00:00:00Z", "end": "2026-03-10T00:00:00Z"})
+    assert [b["value"] for b in daily] == [[{"keen.timestamp": early, "result": 1}],
+                                           [{"keen.timestamp": late, "result": 2}]]
+    assert query(store, "count_unique", target_property="keen.timestamp") == 2
+    assert query(store, "select_unique", target_property="keen.timestamp") == [early, late]
+    assert query(store, "count", filters=[{"property_name": "keen.timestamp",
+                                           "operator": "contains",
+                                           "property_value": "T11:30"}]) == 2
+    objects = query(store, "count", group_by="keen")  # (each event's own keen.id: 3 groups)
+    assert sorted(group["keen"]["timestamp"] for group in objects) == [early, late, late]
+    step = {"event_collection": "c", "actor_property": "keen.timestamp",
+            "timeframe": EVERYTHING}
+    assert run_query(store, "p", "funnel", {"steps": [step]}, now=NOW)["result"] == [2]

@@ -881,7 +881,8 @@ class DuckDBStore(SqlCatalog):
             return self._select_unique(compiled, groups, decoders, target)
         result_sql, extra_where = self._result_sql(compiled, analysis, target, percentile)
         where, params = compiled.filters(scope.filters)
-        source, params = compiled.source(where + extra_where, params)
+        source, params = compiled.source(where + extra_where, params,
+                                         reads=[*groups, *result_sql])
         bucket, keys = _bucket_key(scope, groups)
         results = ", ".join(result_sql)
         if not keys:  # one answer: a plain (ungrouped) aggregate
@@ -966,7 +967,7 @@ class DuckDBStore(SqlCatalog):
                 results.append(f"r{len(results)}")
                 inner.append(f"{sql} AS {results[-1]}")
         where, params = compiled.filters(scope.filters)
-        source, params = compiled.source(where, params)
+        source, params = compiled.source(where, params, reads=inner)
         positions = ", ".join(str(i + 1) for i in range(len(inner) - len(results)))
         sql = (f"SELECT {bucket}, {', '.join(texts)}, {', '.join(results)} "  # noqa: S608
                f"FROM (SELECT {', '.join(inner)} {source} GROUP BY {positions}) "
@@ -995,9 +996,11 @@ class DuckDBStore(SqlCatalog):
     ) -> dict[tuple[int, tuple[Any, ...]], Any]:
         present, columns, value = compiled.present_value(target)
         where, params = compiled.filters(compiled.scope.filters)
-        source, params = compiled.source(f"{where} AND {present}", params)
+        source, params = compiled.source(f"{where} AND {present}", params,
+                                         reads=[*groups, *columns])
         bucket, keys = _bucket_key(compiled.scope, groups)
-        sql = f"SELECT {bucket}* FROM (SELECT DISTINCT {', '.join([*keys, *columns])} {source})"
+        distinct = ", ".join([*keys, *columns])
+        sql = f"SELECT {bucket}* FROM (SELECT DISTINCT {distinct} {source})"  # noqa: S608
         found: dict[tuple[int, tuple[Any, ...]], Any] = {}
         width = len(columns)
         with self._read() as cur:
@@ -1110,7 +1113,8 @@ class _ActorSets:
         compiled = self.store._compiled(scope)
         present, number, text = compiled.actor_columns(actor)
         where, params = compiled.filters(scope.filters)
-        source, params = compiled.source(f"{where} AND {present}", params)
+        source, params = compiled.source(f"{where} AND {present}", params,
+                                         reads=[number, text])
         return self._new(f"SELECT DISTINCT {number} AS n, {text} AS t {source}", params)
 
     def combine(self, previous: str, did: str, *, inverted: bool) -> str:
