@@ -158,6 +158,9 @@ def check(storage: Storage, events: list[dict[str, Any]], props: list[str],
                     for day, after in zip(DAYS, DAYS[1:])]
     got = answer(storage, collection, analysis, group_by=props, **params)
     assert got == text({"result": expected})
+    # asked again: DuckDB, having seen that the scope has few groups, leaves them to the
+    # shared path this time (ordered_groups answers None), which must write the same bytes
+    assert answer(storage, collection, analysis, group_by=props, **params) == got
     # the plain answer (run_query without rendered) is the same value
     plain = run_query(storage, "p", analysis, {"event_collection": collection,
                                                "timeframe": THREE_DAYS, "group_by": props,
@@ -345,6 +348,29 @@ def test_duckdb_answers_groups_of_scalar_properties_in_order_itself() -> None:
             (0, "true", 1, None), (0, "1.5", 1, 1.5), (0, '"b"', 1, None)]
         scope.group_by = ["j"]
         assert storage.ordered_groups(scope, [("count", None, None)]) is None
+
+
+def test_duckdb_leaves_a_scope_it_saw_few_groups_in_to_the_shared_path() -> None:
+    """The first group_by of a scope is answered by DuckDB in order (it may have 100,000
+    groups); once a scope is known to have few, one analysis of it takes the shared path
+    (cheaper for so few), several analyses stay one statement, and a scope that grew past
+    the bound is answered by DuckDB again: the byte-for-byte checks above see both paths."""
+    pytest.importorskip("duckdb")
+    from keen.server._engine_sql import Scope
+    from keen.server.engines.duckdb import _FEW_GROUPS
+
+    count, both = [("count", None, None)], [("count", None, None), ("sum", "n", None)]
+    stamp = {"timestamp": "2026-03-09T00:00:00Z"}
+    with open_store("duckdb") as storage:
+        collection = load(storage, [{"s": s, "n": 1, "keen": stamp} for s in "ab"])
+        scope = Scope("p", collection, 0, 2**62, None, [], ["s"])
+        assert storage.ordered_groups(scope, count) == [(0, '"a"', 1), (0, '"b"', 1)]
+        assert storage.ordered_groups(scope, count) is None
+        assert storage.ordered_groups(scope, both) == [(0, '"a"', 1, 1), (0, '"b"', 1, 1)]
+        storage.insert_events("p", collection, [{"s": f"x{i}", "keen": stamp}
+                                                for i in range(_FEW_GROUPS)], now=NOW)
+        assert storage.aggregate(scope, "count", None, None)  # (the shared path: learns)
+        assert len(storage.ordered_groups(scope, count) or []) == _FEW_GROUPS + 2
 
 
 @given(value=st.recursive(

@@ -173,6 +173,11 @@ MAX_TYPED_PATHS = 64  # per collection; further properties are read from the JSO
 MAX_TYPED_COLUMNS = 1_024
 # seconds close() waits for the cursors it interrupted (each stops within milliseconds)
 _CLOSE_WAIT = 10.0
+# ordered_groups leaves a scope that had at most this many (bucket, group) rows to the shared
+# path (rendering in Python: ~5 us a group, against ~0.5 ms more planning for DuckDB's);
+# the row counts of this many grouped scopes are remembered
+_FEW_GROUPS = 100
+_GROUP_MEMORY = 1_024
 _NO_COLUMN_YET = -2  # a property that has held no scalar yet (objects, lists, nulls)
 _SCALARS = frozenset("sifb")
 _COLUMN_TYPES = {"s": "VARCHAR", "i": "BIGINT", "f": "DOUBLE", "b": "BOOLEAN"}
@@ -341,6 +346,11 @@ def _bucket_key(scope: Any, groups: list[str]) -> tuple[str, list[str]]:
     return "", ["q.b", *groups]
 
 
+def _group_scope(scope: Any) -> tuple[Any, ...]:
+    """What ``DuckDBStore._group_rows`` remembers a grouped scope's row count by."""
+    return scope.project_id, scope.collection, tuple(scope.group_by), scope.buckets is None
+
+
 def _key(number: Any, text: Any) -> Any:
     """A group key in the shared convention (a number, else JSON text)."""
     return number if number is not None else text
@@ -359,6 +369,9 @@ class DuckDBStore(SqlCatalog):
         self._closed = False
         self._config = dict(config or {})
         self.batches_taken = 0  # batches stored by insert_batch (the others: insert_events)
+        # (project, collection, group_by, no interval) -> rows of its last answer: see
+        # ordered_groups
+        self._group_rows: dict[tuple[Any, ...], int] = {}
         # the cursors in use (queries of _read, batches of insert_batch): see close
         self._running = threading.Condition()
         self._cursors: set[Any] = set()
@@ -864,7 +877,10 @@ class DuckDBStore(SqlCatalog):
         self, scope: Any, analysis: str, target: str | None, percentile: float | None,
     ) -> dict[tuple[int, tuple[Any, ...]], Any]:
         """``{(bucket, group_key): raw value}`` (see ``keen.server.engines.base``)."""
-        return self._stable(lambda: self._aggregate(scope, analysis, target, percentile))
+        found = self._stable(lambda: self._aggregate(scope, analysis, target, percentile))
+        if scope.group_by:
+            self._note_groups(scope, len(found))
+        return found
 
     def _aggregate(
         self, scope: Any, analysis: str, target: str | None, percentile: float | None,
@@ -932,8 +948,27 @@ class DuckDBStore(SqlCatalog):
     ) -> list[tuple[Any, ...]] | None:
         """Groups in the answer's order and text (see ``keen.server.engines.base``) when every
         group_by property is kept in typed columns (only strings, numbers and booleans: their
-        order and JSON text are computed in SQL); else None. One statement for all analyses."""
-        return self._stable(lambda: self._ordered_groups(scope, analyses))
+        order and JSON text are computed in SQL); else None. One statement for all analyses.
+
+        Also None for one analysis whose scope (project, collection, group_by, with an
+        interval or not) gave at most ``_FEW_GROUPS`` rows the last time it was asked: the
+        shared path renders so few groups faster than DuckDB plans the ordering and the
+        rendering (~0.5 ms of a 2.5 ms group_by of 20 values over 1M events), and gives the
+        same answer. (Several analyses stay one statement here rather than one each there.)"""
+        if len(analyses) == 1 and self._group_rows.get(
+                _group_scope(scope), _FEW_GROUPS + 1) <= _FEW_GROUPS:
+            return None
+        rows = self._stable(lambda: self._ordered_groups(scope, analyses))
+        if rows is not None:
+            self._note_groups(scope, len(rows))
+        return rows
+
+    def _note_groups(self, scope: Any, rows: int) -> None:
+        """Remember how many (bucket, group) rows a grouped scope had (``ordered_groups``)."""
+        key = _group_scope(scope)
+        if key not in self._group_rows and len(self._group_rows) >= _GROUP_MEMORY:
+            self._group_rows.clear()  # (bounded: a hint, relearnt by the next query)
+        self._group_rows[key] = rows
 
     def _ordered_groups(
         self, scope: Any, analyses: Sequence[tuple[str, str | None, float | None]],
