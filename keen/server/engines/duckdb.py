@@ -79,6 +79,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -88,6 +89,7 @@ import duckdb
 
 from keen.server._errors import QueryError, StoreClosedError, bad_request
 from keen.server._events import EventError, collection_name_error, prepare_events
+from keen.server.engines import _duckdb_batch
 from keen.server.engines._catalog import SqlCatalog, dumps
 from keen.server.engines._duckdb_batch import insert_batch
 from keen.server.engines._duckdb_sql import (
@@ -173,6 +175,10 @@ MAX_TYPED_PATHS = 64  # per collection; further properties are read from the JSO
 MAX_TYPED_COLUMNS = 1_024
 # seconds close() waits for the cursors it interrupted (each stops within milliseconds)
 _CLOSE_WAIT = 10.0
+# The WAL size at which the checkpoint thread checkpoints (DuckDB's own default threshold),
+# and DuckDB's own threshold, left as a backstop (``_checkpoint_soon``).
+_CHECKPOINT_WAL = 16 * 2**20
+_CHECKPOINT_BACKSTOP = "256MB"
 _NO_COLUMN_YET = -2  # a property that has held no scalar yet (objects, lists, nulls)
 _SCALARS = frozenset("sifb")
 _COLUMN_TYPES = {"s": "VARCHAR", "i": "BIGINT", "f": "DOUBLE", "b": "BOOLEAN"}
@@ -348,11 +354,21 @@ class DuckDBStore(SqlCatalog):
         self._lock = threading.RLock()
         self._closed = False
         self._config = dict(config or {})
+        # A file database is checkpointed by a thread of its own once the WAL passes
+        # _CHECKPOINT_WAL (``_checkpoint_soon``), not by the commit that passes it (which
+        # would answer ~80 ms later); DuckDB's own checkpoint stays as a backstop further on.
+        if not {"checkpoint_threshold", "wal_autocheckpoint"} & set(self._config):
+            self._config["checkpoint_threshold"] = _CHECKPOINT_BACKSTOP
+        self._checkpointer: ThreadPoolExecutor | None = None
+        self._checkpoint_due = False
         self.batches_taken = 0  # batches stored by insert_batch (the others: insert_events)
         # the cursors in use (queries of _read, batches of insert_batch): see close
         self._running = threading.Condition()
         self._cursors: set[Any] = set()
         self._storing: set[Any] = set()  # those of them storing a batch (_write): let finish
+        self._pool: ThreadPoolExecutor | None = None  # reads parts of batches (_batch_pool)
+        self._workers = _duckdb_batch.WORKERS
+        self._idle = threading.Semaphore(self._workers)  # its threads not reading (_helpers)
         migrate_from: str | None = None
         target = ":memory:" if path is None or path == ":memory:" else path
         if target != ":memory:" and _is_sqlite(target):
@@ -366,9 +382,13 @@ class DuckDBStore(SqlCatalog):
         self.migrated_from = migrate_from
 
     def _open(self, target: str) -> None:
+        # the WAL the checkpoint thread watches (``_checkpoint_soon``)
+        self._wal: str | None = None if target == ":memory:" else target + ".wal"
         try:
             self._con = duckdb.connect(target, config=self._config)
             register_functions(self._con)
+            # tables shared by the cursors reading the parts of a batch (_duckdb_batch)
+            self._con.execute("ATTACH ':memory:' AS keen_scratch")
             self._con.execute(_SCHEMA)
             row = self._con.execute("SELECT max(seq) FROM events").fetchone()
         except duckdb.Error as exc:
@@ -386,6 +406,7 @@ class DuckDBStore(SqlCatalog):
                 os.remove(name)
         try:
             self._open(partial)
+            self._wal = None  # checkpointed below, once copied
             try:
                 self._import_sqlite(sqlite_path)
                 self._con.execute("CHECKPOINT")
@@ -543,6 +564,36 @@ class DuckDBStore(SqlCatalog):
             self._typed.update(self._pending)
             self._pending.clear()
             self._version += 1
+        self._checkpoint_soon()
+
+    def _checkpoint_soon(self) -> None:
+        """After a commit (under the lock): have the WAL of a file database checkpointed by
+        the checkpoint thread once it passes ``_CHECKPOINT_WAL`` bytes. The checkpoint takes
+        the lock, so writes wait for it while batches go on being read."""
+        if self._checkpoint_due or self._wal is None:
+            return
+        try:
+            size = os.path.getsize(self._wal)
+        except OSError:
+            return  # no WAL
+        if size < _CHECKPOINT_WAL:
+            return
+        if self._checkpointer is None:
+            self._checkpointer = ThreadPoolExecutor(max_workers=1,
+                                                    thread_name_prefix="keen-checkpoint")
+        self._checkpoint_due = True
+        self._checkpointer.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        with self._lock:
+            self._checkpoint_due = False
+            if self._closed:
+                return  # (close checkpoints)
+            try:
+                self._con.execute("CHECKPOINT")
+            except duckdb.Error as exc:  # (committed writes are kept in the WAL regardless)
+                logger.warning("keen local server: could not checkpoint the DuckDB database: "
+                               "%s", str(exc).splitlines()[0])
 
     def _forget(self, next_column: int) -> None:
         """Forget the typed columns of a rolled-back write (``_write``)."""
@@ -577,6 +628,29 @@ class DuckDBStore(SqlCatalog):
             with self._running:
                 self._cursors.discard(cursor)
                 self._running.notify_all()
+
+    def _batch_pool(self) -> ThreadPoolExecutor:
+        """The threads reading the parts of large batches besides the requests' own
+        (``_duckdb_batch._parts``), started when first needed; shut down by ``close``."""
+        with self._running:
+            self._check_open()
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=max(self._workers, 1),
+                                                thread_name_prefix="keen-batch")
+            return self._pool
+
+    @contextmanager
+    def _helpers(self, wanted: int) -> Iterator[int]:
+        """Up to ``wanted`` threads of the pool that no other batch is using to read a part
+        (so that a part never waits behind another batch's), theirs while the block runs."""
+        taken = 0
+        while taken < wanted and self._idle.acquire(blocking=False):
+            taken += 1
+        try:
+            yield taken
+        finally:
+            for _ in range(taken):
+                self._idle.release()
 
     @contextmanager
     def _read(self) -> Iterator[Any]:
@@ -617,6 +691,11 @@ class DuckDBStore(SqlCatalog):
                     cursor.interrupt()
                 self._running.wait(0.05)
             busy = len(self._cursors)
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False)  # (idle: every part it read was on a cursor waited for)
+        if self._checkpointer is not None:
+            self._checkpointer.shutdown(wait=False)  # (a checkpoint under way has the lock)
         if busy:  # (a cursor in a Python function that does not return)
             logger.warning("keen local server: %d DuckDB statement(s) did not stop within "
                            "%g s of closing the database; it is left open (committed "
