@@ -526,21 +526,25 @@ def test_a_body_cut_where_no_event_ends_is_read_whole(
     assert readings == [3]  # read in parts, then whole (not by _run), not into rows to store
 
 
-def test_a_body_is_cut_only_into_parts_the_pool_can_read_now(
+def test_a_body_is_cut_only_into_as_many_parts_as_there_are_cpus_no_batch_uses(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """While another batch has the pool's only thread, a body is read whole rather than wait
-    for it."""
+    """Two CPUs: while another batch is being read or stored, a body is read whole (each
+    request gets a CPU); alone, in two parts; and while another batch has the pool's thread,
+    whole rather than wait for it."""
     readings = _read_in_parts(monkeypatch, workers=1)
     store = DuckDBStore()
     body = json.dumps({"c": _realistic(random.Random(4), 100)})
     try:
+        with store._batch():
+            assert store.insert_batch("p", body, now=NOW_DT) is not None
+        assert store.insert_batch("p", body, now=NOW_DT) is not None
         with store._helpers(1) as taken:
             assert taken == 1
             assert store.insert_batch("p", body, now=NOW_DT) is not None
-        assert store.insert_batch("p", body, now=NOW_DT) is not None
     finally:
         store.close()
-    assert readings == [1, 2, 2]  # whole; then in parts (their events, the rows to store)
+    # whole; then in parts (their events, the rows to store); then whole
+    assert readings == [1, 2, 2, 1]
 
 
 def test_the_tables_a_batch_is_read_into_are_dropped_once_it_is_answered(

@@ -114,6 +114,7 @@ def insert_batch(store: DuckDBStore, project_id: str, text: str,
     if len(text) < _SMALL or text[:100].lstrip(" \t\n\r")[:1] != "{":
         return None  # a small body, or not an object (or more leading space): the Python lane
     with ExitStack() as stack:
+        stack.enter_context(store._batch())
         # Reading a batch (parsing, checking, and when it is cut in parts, reading its events
         # into the rows to store) reads nothing of the store: outside the lock, so that another
         # request stores its batch meanwhile (DuckDB runs without the GIL). Everything that
@@ -255,7 +256,7 @@ def _read(store: DuckDBStore, cursors: list[Any], tables: list[str], parts: list
     tables holding the events of each part read. The parts of the body are read at once, each
     on its cursor into its table of ``tables``; when they turn out not to be cut between
     events (``_merged``), or are refused, the body is read again whole. The events are then
-    ``keen_rows`` of the first cursor (a view)."""
+    read from those tables together (``_Collection.events``)."""
     read = tables[:len(parts)]
     try:
         rows, offsets = _merged(_run(store, cursors, lambda cursor, i: _parse(
@@ -268,9 +269,10 @@ def _read(store: DuckDBStore, cursors: list[Any], tables: list[str], parts: list
         tables.append(read[0])
         rows, offsets = _merged([_parse(cursors[0], read[0], text)])
     con = cursors[0]
-    con.execute("CREATE OR REPLACE TEMP VIEW keen_rows AS " + " UNION ALL ".join(  # noqa: S608
+    # the events of the body (k, t, o, n, e, s, h, m), numbered across parts
+    events = read[0] if len(read) == 1 else "(" + " UNION ALL ".join(  # noqa: S608
         f"SELECT k, t, o, n + {offset} AS n, e, s, h, m FROM {table}"  # noqa: S608
-        for table, offset in zip(read, offsets)))
+        for table, offset in zip(read, offsets)) + ")"
     top = list({o: (k, t, o) for o, k, t, *_ in rows}.values())  # the collections, in order
     names = [k for k, _, _ in top]
     if len(set(names)) < len(names) or any(t != "ARRAY" for _, t, _ in top) or any(
@@ -304,11 +306,11 @@ def _read(store: DuckDBStore, cursors: list[Any], tables: list[str], parts: list
             empty = " AND ".join(["json_type(e, ?) = 'OBJECT' AND len(json_keys(e, ?)) = 0"]
                                  * len(shape.empty))
             pointers = [_pointer(path) for path in shape.empty for _ in range(2)]
-            if con.execute(f"SELECT count(*) FROM keen_rows WHERE h = ? AND NOT ({empty})",  # noqa: S608
+            if con.execute(f"SELECT count(*) FROM {events} WHERE h = ? AND NOT ({empty})",  # noqa: S608
                            [shape.hash, *pointers]).fetchone()[0]:
                 raise _NotTaken  # not an empty object everywhere
     for collection in batch.values():
-        collection.offsets = offsets
+        collection.offsets, collection.events = offsets, events
     return batch, read
 
 
@@ -434,6 +436,7 @@ class _Collection:
         self.shapes: list[_Shape] = []
         self.count = 0
         self.offsets = [0]  # where each part's events start
+        self.events = ""  # the SQL of the body's events, numbered across parts (_read)
         # the plan of the rows read already to be stored (``stage``) and their tables
         self.staged: tuple[list[tuple[str, dict[str, str]]], list[str]] | None = None
 
@@ -454,7 +457,8 @@ class _Collection:
         shapes = self.shapes
         if dropped:  # the kinds of a column are recorded in the order of the stored events
             firsts = dict(con.execute(
-                "SELECT s, min(n) FROM keen_rows WHERE o = ? AND NOT list_contains(?, n) "
+                f"SELECT s, min(n) FROM {self.events} WHERE o = ? "  # noqa: S608
+                "AND NOT list_contains(?, n) "
                 "GROUP BY s", [self.o, dropped]).fetchall())
             shapes = sorted((s for s in shapes if s.text in firsts),
                             key=lambda s: firsts[s.text])
@@ -477,8 +481,9 @@ class _Collection:
         if not any(shape.has_token for shape in self.shapes):
             return []
         rows = con.execute(
-            "SELECT n, t FROM (SELECT n, json_extract_string(e, '/keen/uniqueness_token') AS t "
-            "FROM keen_rows WHERE o = ?) WHERE t IS NOT NULL ORDER BY n", [self.o]).fetchall()
+            "SELECT n, t FROM (SELECT n, json_extract_string(e, '/keen/uniqueness_token') AS t "  # noqa: S608
+            f"FROM {self.events} WHERE o = ?) WHERE t IS NOT NULL ORDER BY n",
+            [self.o]).fetchall()
         if any(len(token) > _MAX_TOKEN for _, token in rows):
             raise _NotTaken
         fresh = {row[0] for row in con.execute(
@@ -564,7 +569,7 @@ class _Collection:
 
     def _insert(self, con: Any, project_id: str, name: str, shapes: list[_Shape],
                 known: dict[str, tuple[int, str]], first: int, dropped: list[int]) -> None:
-        """Read and store the events of the batch (``keen_rows``): one ``INSERT ... SELECT``
+        """Read and store the events of the batch (``events``): one ``INSERT ... SELECT``
         per shape."""
         ids = os.urandom(12 * self.count).hex()
         seq, keep = self._seq(dropped)
@@ -576,7 +581,7 @@ class _Collection:
             con.execute(
                 f"INSERT INTO events (project, collection, ts, seq, token, body{names}) "  # noqa: S608
                 f"SELECT $project, $collection, ts, {seq}, token, body{names} FROM ("
-                f"{self._select(shape, body, values, 'keen_rows', keep)})",
+                f"{self._select(shape, body, values, self.events, keep)})",
                 {"project": project_id, "collection": name, "first": first, "ids": ids,
                  "o": self.o, **({"dropped": dropped} if dropped else {})})
 

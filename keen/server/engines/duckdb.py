@@ -368,7 +368,10 @@ class DuckDBStore(SqlCatalog):
         self._storing: set[Any] = set()  # those of them storing a batch (_write): let finish
         self._pool: ThreadPoolExecutor | None = None  # reads parts of batches (_batch_pool)
         self._workers = _duckdb_batch.WORKERS
-        self._idle = threading.Semaphore(self._workers)  # its threads not reading (_helpers)
+        # CPUs (the pool's threads, and one for each batch being read or stored) in use by
+        # batches: see _helpers
+        self._cpus = threading.Lock()
+        self._cpus_busy = 0
         migrate_from: str | None = None
         target = ":memory:" if path is None or path == ":memory:" else path
         if target != ":memory:" and _is_sqlite(target):
@@ -640,17 +643,30 @@ class DuckDBStore(SqlCatalog):
             return self._pool
 
     @contextmanager
+    def _batch(self) -> Iterator[None]:
+        """A batch being read or stored: one CPU in use while the block runs (_helpers)."""
+        with self._cpus:
+            self._cpus_busy += 1
+        try:
+            yield
+        finally:
+            with self._cpus:
+                self._cpus_busy -= 1
+
+    @contextmanager
     def _helpers(self, wanted: int) -> Iterator[int]:
-        """Up to ``wanted`` threads of the pool that no other batch is using to read a part
-        (so that a part never waits behind another batch's), theirs while the block runs."""
-        taken = 0
-        while taken < wanted and self._idle.acquire(blocking=False):
-            taken += 1
+        """Up to ``wanted`` threads of the pool to read parts of a batch (inside ``_batch``),
+        as many as there are CPUs that no batch uses (one each, and those of its helpers):
+        one request at a time gets every CPU, concurrent ones a CPU each, and a part never
+        waits behind another batch's. Theirs while the block runs."""
+        with self._cpus:
+            taken = max(0, min(wanted, self._workers + 1 - self._cpus_busy))
+            self._cpus_busy += taken
         try:
             yield taken
         finally:
-            for _ in range(taken):
-                self._idle.release()
+            with self._cpus:
+                self._cpus_busy -= taken
 
     @contextmanager
     def _read(self) -> Iterator[Any]:
