@@ -454,6 +454,7 @@ def _read_in_parts(monkeypatch: pytest.MonkeyPatch, workers: int = 2) -> list[in
     then of the rows to store; a body read whole again after its parts is not one)."""
     monkeypatch.setattr(_duckdb_batch, "WORKERS", workers)
     monkeypatch.setattr(_duckdb_batch, "_PART", 1_000)
+    monkeypatch.setattr(_duckdb_batch.Pace, "cut", lambda self: True)
     readings: list[int] = []
     run = _duckdb_batch._run
 
@@ -562,3 +563,29 @@ def test_the_tables_a_batch_is_read_into_are_dropped_once_it_is_answered(
     finally:
         store._pool = None
         store.close()
+
+
+def test_bodies_are_cut_in_parts_while_that_has_been_the_quicker_way_lately() -> None:
+    """Each way is tried first; then the quicker one lately (an average weighted to the newest
+    batches) is taken, the other tried again every ``TRY`` batches: when other work takes the
+    CPUs and parts get slower, bodies are read whole, until parts are quicker again."""
+    pace = _duckdb_batch.Pace()
+    cut_seconds, whole_seconds = 1.0, 2.0  # per character: parts twice as quick
+
+    def run(batches: int) -> list[bool]:
+        ways = []
+        for _ in range(batches):
+            cut = pace.cut()
+            pace.took(cut, cut_seconds if cut else whole_seconds)
+            ways.append(cut)
+        return ways
+
+    assert run(2) == [True, False]
+    ways = run(pace.TRY * 3)
+    assert ways.count(False) == 3  # parts, but for a try of the other way every TRY batches
+    cut_seconds = 3.0  # the CPUs are taken: parts are now slower
+    ways = run(pace.TRY * 3)
+    assert ways[-pace.TRY:].count(True) == 1  # whole, but for a try every TRY batches
+    cut_seconds = 1.0
+    ways = run(pace.TRY * 4)
+    assert ways[-pace.TRY:].count(False) == 1  # parts again once tries find them quicker

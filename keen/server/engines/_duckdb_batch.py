@@ -47,6 +47,7 @@ import contextlib
 import json
 import os
 import re
+import time
 from concurrent.futures import Future
 from contextlib import ExitStack
 from datetime import datetime
@@ -69,7 +70,7 @@ from keen.server.timeframes import format_timestamp, to_micros
 # imports this one).
 DuckDBStore = Any
 
-__all__ = ["WORKERS", "insert_batch"]
+__all__ = ["WORKERS", "Pace", "insert_batch"]
 
 # Text Python's JSON parser reads differently from DuckDB's, or refuses: NaN / Infinity (DuckDB
 # takes any case), exponents and long digit runs (out-of-range numbers; an exponent can also
@@ -119,7 +120,9 @@ def insert_batch(store: DuckDBStore, project_id: str, text: str,
         # into the rows to store) reads nothing of the store: outside the lock, so that another
         # request stores its batch meanwhile (DuckDB runs without the GIL). Everything that
         # reads or changes the store's state happens under the lock, in one transaction.
-        with store._helpers(len(text) // _PART - 1) as helpers:
+        started = time.perf_counter()
+        cuttable = len(text) // _PART - 1  # (the helpers it could use)
+        with store._helpers(cuttable if cuttable > 0 and store._pace.cut() else 0) as helpers:
             parts = _parts(text, helpers + 1)
             # Connections of their own (one per part), opened without waiting for the lock;
             # known to ``close``, which interrupts them and waits. Their tables are dropped
@@ -144,7 +147,39 @@ def insert_batch(store: DuckDBStore, project_id: str, text: str,
                 store._next_seq, store._next_column = next_seq, next_column
                 return None
             store.batches_taken += 1
-            return answer
+        if cuttable > 0:  # (a body too small to cut tells nothing)
+            store._pace.took(len(read) > 1, (time.perf_counter() - started) / len(text))
+        return answer
+
+
+class Pace:
+    """Whether to cut bodies into parts, by how long batches have taken lately each way.
+
+    Reading in parts is quicker when CPUs are idle, slower when other work has them (its
+    parts wait for a CPU, and it does more work in all): the way batches have been quicker
+    lately is taken (seconds per character of body, averaged over the last few of each), the
+    other way again every ``TRY`` batches to see whether that changed."""
+
+    TRY = 16
+    WEIGHT = 0.25  # of the newest batch in the average
+
+    def __init__(self) -> None:
+        self.lately: dict[bool, float] = {}
+        self.batches = 0
+
+    def cut(self) -> bool:
+        """Whether to cut the next body."""
+        self.batches += 1
+        if len(self.lately) < 2:
+            return True not in self.lately  # each way tried first
+        quicker = self.lately[True] <= self.lately[False]
+        return quicker != (self.batches % self.TRY == 0)
+
+    def took(self, cut: bool, seconds: float) -> None:
+        """A batch read ``cut`` (in parts or not) took ``seconds`` per character."""
+        before = self.lately.get(cut)
+        self.lately[cut] = seconds if before is None else (
+            before + self.WEIGHT * (seconds - before))
 
 
 def _lit(text: str) -> str:

@@ -372,6 +372,7 @@ class DuckDBStore(SqlCatalog):
         # batches: see _helpers
         self._cpus = threading.Lock()
         self._cpus_busy = 0
+        self._pace = _duckdb_batch.Pace()  # whether to cut the next body in parts
         migrate_from: str | None = None
         target = ":memory:" if path is None or path == ":memory:" else path
         if target != ":memory:" and _is_sqlite(target):
