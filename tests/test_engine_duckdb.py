@@ -586,8 +586,8 @@ def test_delete_property_in_chunks_matches_brute_force(
 def _checkpoints_done(store: DuckDBStore) -> None:
     """Wait for the checkpoints asked of the store's checkpoint thread so far (one thread:
     what is given to it after them runs after them)."""
-    assert store._checkpointer is not None
-    store._checkpointer.submit(lambda: None).result(timeout=TIMEOUT)
+    assert store._housekeeper is not None
+    store._housekeeper.submit(lambda: None).result(timeout=TIMEOUT)
 
 
 def _wal(path: Path) -> int:
@@ -614,7 +614,7 @@ def test_the_wal_is_checkpointed_by_a_thread_of_its_own_once_past_its_threshold(
     store = DuckDBStore(str(path))
     try:
         _some_events(store, 100)
-        assert 0 < _wal(path) < 200_000 and store._checkpointer is None  # under it: kept
+        assert 0 < _wal(path) < 200_000 and store._housekeeper is None  # under it: kept
         checkpoint = threading.Event()
         run = store._checkpoint
 
@@ -640,7 +640,7 @@ def test_a_checkpoint_threshold_given_in_the_config_is_duckdbs_own(tmp_path: Pat
     path = tmp_path / "k.duckdb"
     with DuckDBStore(str(path), config={"checkpoint_threshold": "100KB"}) as store:
         _some_events(store, 5_000)
-        assert _wal(path) == 0 and store._checkpointer is None
+        assert _wal(path) == 0 and store._housekeeper is None
 
 
 def test_closing_the_store_with_a_checkpoint_asked_for_checkpoints_once_and_keeps_everything(

@@ -556,12 +556,11 @@ def test_the_tables_a_batch_is_read_into_are_dropped_once_it_is_answered(
         for seed in range(3):
             body = json.dumps({"c": _realistic(random.Random(seed), 200)})
             assert store.insert_batch("p", body, now=NOW_DT) is not None
-        assert store._pool is not None
-        store._pool.shutdown(wait=True)  # the drops it was given are done
+        assert store._housekeeper is not None
+        store._housekeeper.submit(lambda: None).result(timeout=60)  # (one thread: after the drops)
         assert store._con.execute("SELECT count(*) FROM duckdb_tables() "
                                   "WHERE database_name = 'keen_scratch'").fetchone() == (0,)
     finally:
-        store._pool = None
         store.close()
 
 

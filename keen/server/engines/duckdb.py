@@ -359,7 +359,7 @@ class DuckDBStore(SqlCatalog):
         # would answer ~80 ms later); DuckDB's own checkpoint stays as a backstop further on.
         if not {"checkpoint_threshold", "wal_autocheckpoint"} & set(self._config):
             self._config["checkpoint_threshold"] = _CHECKPOINT_BACKSTOP
-        self._checkpointer: ThreadPoolExecutor | None = None
+        self._housekeeper: ThreadPoolExecutor | None = None  # see _later
         self._checkpoint_due = False
         self.batches_taken = 0  # batches stored by insert_batch (the others: insert_events)
         # the cursors in use (queries of _read, batches of insert_batch): see close
@@ -582,11 +582,17 @@ class DuckDBStore(SqlCatalog):
             return  # no WAL
         if size < _CHECKPOINT_WAL:
             return
-        if self._checkpointer is None:
-            self._checkpointer = ThreadPoolExecutor(max_workers=1,
-                                                    thread_name_prefix="keen-checkpoint")
         self._checkpoint_due = True
-        self._checkpointer.submit(self._checkpoint)
+        self._later(self._checkpoint)
+
+    def _later(self, work: Callable[..., object], *args: Any) -> None:
+        """Run ``work(*args)`` on the store's housekeeping thread (checkpoints, dropping a
+        batch's tables: off the requests' way), started when first needed."""
+        with self._running:
+            if self._housekeeper is None:
+                self._housekeeper = ThreadPoolExecutor(max_workers=1,
+                                                       thread_name_prefix="keen-housekeeping")
+            self._housekeeper.submit(work, *args)
 
     def _checkpoint(self) -> None:
         with self._lock:
@@ -711,8 +717,8 @@ class DuckDBStore(SqlCatalog):
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False)  # (idle: every part it read was on a cursor waited for)
-        if self._checkpointer is not None:
-            self._checkpointer.shutdown(wait=False)  # (a checkpoint under way has the lock)
+        if self._housekeeper is not None:
+            self._housekeeper.shutdown(wait=False)  # (a checkpoint under way has the lock)
         if busy:  # (a cursor in a Python function that does not return)
             logger.warning("keen local server: %d DuckDB statement(s) did not stop within "
                            "%g s of closing the database; it is left open (committed "
