@@ -16,11 +16,25 @@ What is stored (typed columns, bodies as JSON values, schemas, tokens, insertion
 what the Python lane stores; ``tests/test_engine_duckdb_batch.py`` compares the two.
 
 Concurrency: reading a batch (the text check, the parse, the shapes, their rules: nothing of
-the store) runs on a DuckDB connection of its own (``cursor()``: its own temp table) without
-the store's lock, so requests posted at once overlap (DuckDB releases the GIL); storing it
-(uniqueness tokens, typed columns, seq numbers, the rows, the commit) is one transaction of that
-connection under the lock, so batches are stored one at a time, each batch's events with
-consecutive seq numbers in its order, and a token is kept from the batch stored first.
+the store) runs on DuckDB connections of its own (``cursor()``), without the store's lock, so
+that requests posted at once overlap (DuckDB releases the GIL); storing it (uniqueness tokens,
+typed columns, seq numbers, the rows, the commit) is one transaction of the first of them under
+the lock, so batches are stored one at a time, each batch's events with consecutive seq numbers
+in its order, and a token is kept from the batch stored first.
+
+Parts: one request at a time would leave all CPUs but one idle, so a large body of one
+collection (``{"name": [...]}``) is cut into parts (``_parts``: one per CPU no other batch is
+using, parts of at least ``_PART`` characters), each read at once on its own connection and
+thread (``WORKERS`` threads in the store's pool) into a table of a shared in-memory database
+(``keen_scratch``: a connection's temp tables are its own); parts found not to be cut between
+the collection's events are read again whole. Once the collection's typed columns are all known
+(so that the layout of its rows is), each part's events are also read at once into the rows to
+store (``_Collection.stage``: typed values, ``keen.timestamp``, bodies), and storing them under
+the lock is a single ``INSERT``; a property given its first typed column meanwhile (the layout
+is checked again under the lock) has the batch read under the lock as a whole body is. Reading
+in parts does more work in all and its parts wait when other work has the CPUs: it is used
+while it has been the quicker way lately (``Pace``). The tables are dropped by the store's
+housekeeping thread once the batch is answered.
 
 The lane is all or nothing per request: it returns None (nothing stored; the caller takes the
 Python lane, which gives every answer, per-event refusals included) whenever the body holds
