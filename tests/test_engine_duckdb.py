@@ -579,3 +579,79 @@ def test_delete_property_in_chunks_matches_brute_force(
     finally:
         engine_module._DELETE_CHUNK = before
     assert [{k: v for k, v in e.items() if k != "keen"} for e in answer["result"]] == expected
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+def _checkpoints_done(store: DuckDBStore) -> None:
+    """Wait for the checkpoints asked of the store's checkpoint thread so far (one thread:
+    what is given to it after them runs after them)."""
+    assert store._housekeeper is not None
+    store._housekeeper.submit(lambda: None).result(timeout=TIMEOUT)
+
+
+def _wal(path: Path) -> int:
+    wal = Path(str(path) + ".wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def _some_events(store: DuckDBStore, count: int) -> None:
+    events = [{"user": {"id": f"u{i}", "plan": "pro"}, "price": i / 4, "n": i}
+              for i in range(count)]
+    assert all(result == {"success": True} for result in store.insert_events(
+        "p", "buys", events, now=datetime(2026, 3, 1, tzinfo=timezone.utc)))
+
+
+def test_the_wal_is_checkpointed_by_a_thread_of_its_own_once_past_its_threshold(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write whose commit takes the WAL past ``_CHECKPOINT_WAL`` is answered without
+    checkpointing: the store's checkpoint thread does it, and the WAL is empty again (the
+    events are in the database file, there when it opens again)."""
+    from keen.server.engines import duckdb as duckdb_engine
+
+    path = tmp_path / "k.duckdb"
+    monkeypatch.setattr(duckdb_engine, "_CHECKPOINT_WAL", 200_000)
+    store = DuckDBStore(str(path))
+    try:
+        _some_events(store, 100)
+        assert 0 < _wal(path) < 200_000 and store._housekeeper is None  # under it: kept
+        checkpoint = threading.Event()
+        run = store._checkpoint
+
+        def checkpoint_after_the_answer() -> None:
+            assert checkpoint.wait(timeout=TIMEOUT)
+            run()
+
+        monkeypatch.setattr(store, "_checkpoint", checkpoint_after_the_answer)
+        _some_events(store, 5_000)  # past it: answered before the checkpoint has begun
+        assert _wal(path) >= 200_000
+        checkpoint.set()
+        _checkpoints_done(store)
+        assert _wal(path) == 0
+    finally:
+        store.close()
+    with DuckDBStore(str(path)) as again:
+        assert again._con.execute("SELECT count(*) FROM events").fetchone() == (5_100,)
+
+
+def test_a_checkpoint_threshold_given_in_the_config_is_duckdbs_own(tmp_path: Path) -> None:
+    """``config`` naming a checkpoint threshold keeps DuckDB checkpointing in the commit that
+    passes it, as DuckDB does: no checkpoint thread."""
+    path = tmp_path / "k.duckdb"
+    with DuckDBStore(str(path), config={"checkpoint_threshold": "100KB"}) as store:
+        _some_events(store, 5_000)
+        assert _wal(path) == 0 and store._housekeeper is None
+
+
+def test_closing_the_store_with_a_checkpoint_asked_for_checkpoints_once_and_keeps_everything(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from keen.server.engines import duckdb as duckdb_engine
+
+    path = tmp_path / "k.duckdb"
+    monkeypatch.setattr(duckdb_engine, "_CHECKPOINT_WAL", 1)
+    store = DuckDBStore(str(path))
+    _some_events(store, 1_000)
+    store.close()  # whether or not the thread's checkpoint has run: close checkpoints
+    assert _wal(path) == 0
+    with DuckDBStore(str(path)) as again:
+        assert again._con.execute("SELECT count(*) FROM events").fetchone() == (1_000,)

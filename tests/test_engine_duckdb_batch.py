@@ -351,13 +351,18 @@ def test_the_lane_is_chosen_by_size_and_shapes_and_both_store_the_same(
 
 # ---------------------------------------------------------------------------- two at once
 
+@pytest.mark.parametrize("in_parts", [False, True])
 def test_batches_posted_at_once_are_each_stored_whole_in_order_and_the_first_token_wins(
-) -> None:
+        in_parts: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two threads post batches at the same moment (they are parsed concurrently, outside the
     store's lock): each batch's events get consecutive seq numbers in the batch's order, no
     event is stored twice, a uniqueness token shared by both threads' batches is kept once
     (from the batch stored first), and the typed columns each adds are as if the batches had
-    come one after the other, in the order they were stored (replayed on the Python lane)."""
+    come one after the other, in the order they were stored (replayed on the Python lane).
+    ``in_parts``: bodies of one collection, each read in parts when a thread of the store's
+    pool is free."""
+    if in_parts:
+        _read_in_parts(monkeypatch)
     rng = random.Random(17)
 
     def batch(thread: int, index: int) -> str:
@@ -366,7 +371,7 @@ def test_batches_posted_at_once_are_each_stored_whole_in_order_and_the_first_tok
                    "user": {"id": f"u{rng.randrange(9)}"},
                    **({"keen": {"uniqueness_token": f"t{rng.randrange(40)}"}} if i % 4 else {})}
                   for i in range(40)]
-        return json.dumps({"c": events, "d": events[:6]})
+        return json.dumps({"c": events} if in_parts else {"c": events, "d": events[:6]})
 
     bodies = [[batch(thread, index) for index in range(6)] for thread in range(2)]
     store = DuckDBStore()
@@ -405,13 +410,18 @@ def test_batches_posted_at_once_are_each_stored_whole_in_order_and_the_first_tok
 
 def test_closing_the_store_while_a_batch_is_being_read_interrupts_it_and_stores_nothing(
         tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A batch is read outside the store's lock, on a cursor of its own; ``close`` (DuckDB
-    refuses to close a connection whose cursor is running) interrupts it and waits: the batch
-    is not stored, the store closes, and what was stored before is there when it opens again."""
-    reading = threading.Event()
+    """A batch is read outside the store's lock, in parts at once, each on a cursor of its own;
+    ``close`` (DuckDB refuses to close a connection whose cursor is running) interrupts them and
+    waits: the batch is not stored, the store closes, and what was stored before is there when
+    it opens again."""
+    readings = _read_in_parts(monkeypatch, workers=1)
+    started: list[str] = []
+    reading = threading.Event()  # both parts being read
 
-    def endless_read(con: Any, text: str, now: datetime) -> Any:
-        reading.set()
+    def endless_read(con: Any, table: str, text: str) -> Any:
+        started.append(table)
+        if len(started) == 2:
+            reading.set()
         return con.execute("SELECT count(*) FROM range(1000000000000)").fetchall()
 
     path = str(tmp_path / "k.duckdb")
@@ -419,7 +429,7 @@ def test_closing_the_store_while_a_batch_is_being_read_interrupts_it_and_stores_
     body = json.dumps({"c": _realistic(random.Random(2), 50)})
     assert store.insert_batch("p", body, now=NOW_DT) is not None
     stored = store._con.execute("SELECT count(*) FROM events").fetchone()
-    monkeypatch.setattr(_duckdb_batch, "_read", endless_read)
+    monkeypatch.setattr(_duckdb_batch, "_parse", endless_read)
     answers: list[Any] = []
     thread = threading.Thread(target=lambda: answers.append(
         store.insert_batch("p", body, now=NOW_DT)))
@@ -428,7 +438,153 @@ def test_closing_the_store_while_a_batch_is_being_read_interrupts_it_and_stores_
     store.close()
     thread.join(timeout=30)
     assert not thread.is_alive() and answers == [None]
+    assert len(started) == 2 and readings[-1] == 2  # (not read again whole once closed)
     with pytest.raises(RuntimeError, match="closed"):
         store.insert_batch("p", body, now=NOW_DT)
     with DuckDBStore(path) as again:
         assert again._con.execute("SELECT count(*) FROM events").fetchone() == stored
+
+
+# ---------------------------------------------------------------------------- bodies in parts
+
+def _read_in_parts(monkeypatch: pytest.MonkeyPatch, workers: int = 2) -> list[int]:
+    """Stores made from now on read a body of one collection in up to ``workers + 1`` parts
+    at once, whatever the machine's CPUs, parts being as small as 1,000 characters; the list
+    returned gets the number of parts of each reading in parts (``_run``: of their events,
+    then of the rows to store; a body read whole again after its parts is not one)."""
+    monkeypatch.setattr(_duckdb_batch, "WORKERS", workers)
+    monkeypatch.setattr(_duckdb_batch, "_PART", 1_000)
+    monkeypatch.setattr(_duckdb_batch.Pace, "cut", lambda self: True)
+    readings: list[int] = []
+    run = _duckdb_batch._run
+
+    def counted(store: Any, cursors: list[Any], work: Any) -> Any:
+        readings.append(len(cursors))
+        return run(store, cursors, work)
+
+    monkeypatch.setattr(_duckdb_batch, "_run", counted)
+    return readings
+
+
+def _calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    calls: list[int] = []
+    method = getattr(_duckdb_batch._Collection, name)
+
+    def spy(self: Any, *args: Any) -> Any:
+        calls.append(1)
+        return method(self, *args)
+
+    monkeypatch.setattr(_duckdb_batch._Collection, name, spy)
+    return calls
+
+
+def test_a_body_read_in_parts_stores_what_the_python_lane_stores(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large body of one collection is cut into parts read at once; the events of each are
+    numbered after those of the parts before, and read into the rows to store beside the
+    others once the collection's typed columns are known (its first batch is read into them
+    under the lock, as a property getting its first typed column is); what is stored and the
+    answers are the Python lane's, tokens (repeated across parts) included."""
+    readings = _read_in_parts(monkeypatch)
+    staged, unstaged = _calls(monkeypatch, "_insert_staged"), _calls(monkeypatch, "_insert")
+    rng = random.Random(11)
+    bodies = [json.dumps({"buys": _realistic(rng, count)}, ensure_ascii=False, indent=indent)
+              for count, indent in ((300, None), (240, 1), (301, None))]
+    taken = _same(bodies, ["buys"], ["user.country", "price", "note"])
+    assert taken == 3
+    # each body cut in 3 parts (read twice: their events, then the rows to store)
+    assert readings == [3, 3, 3, 3, 3]
+    assert len(unstaged) == 1 and len(staged) == 2
+
+
+def test_a_property_given_its_first_typed_column_meanwhile_is_read_under_the_lock(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows to store are read with the typed columns known when the body is read; a
+    property that held only nulls so far gets its first typed column while the batch is stored,
+    so the batch is read again under the lock, and stores what the Python lane stores."""
+    _read_in_parts(monkeypatch)
+    staged, unstaged = _calls(monkeypatch, "_insert_staged"), _calls(monkeypatch, "_insert")
+    rng = random.Random(5)
+    first = [{**event, "later": None} for event in _realistic(rng, 200)]
+    second = [{**event, "later": f"v{index}"} for index, event in enumerate(_realistic(rng, 200))]
+    assert _same([json.dumps({"c": first}), json.dumps({"c": second})], ["c"], ["later"]) == 2
+    assert len(staged) == 0 and len(unstaged) == 2
+
+
+# bodies whose cuts fall inside an event (a list of objects opening as the events do), or in a
+# second collection's list: their parts are not bodies of the collection, so each is read whole
+_NESTED = {"c": [{"id": index, "children": [{"id": child} for child in range(30)]}
+                 for index in range(40)]}
+_TWO = {"c": [{"id": index, "x": "x" * 40} for index in range(10)],
+        "d": [{"id": index, "x": "y" * 40} for index in range(200)]}
+
+
+@pytest.mark.parametrize("body", [_NESTED, _TWO], ids=["cut inside an event", "two lists"])
+def test_a_body_cut_where_no_event_ends_is_read_whole(
+        body: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    readings = _read_in_parts(monkeypatch)
+    assert _same([json.dumps(body)], list(body), ["id"]) == 1
+    assert readings == [3]  # read in parts, then whole (not by _run), not into rows to store
+
+
+def test_a_body_is_cut_only_into_as_many_parts_as_there_are_cpus_no_batch_uses(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two CPUs: while another batch is being read or stored, a body is read whole (each
+    request gets a CPU); alone, in two parts; and while another batch has the pool's thread,
+    whole rather than wait for it."""
+    readings = _read_in_parts(monkeypatch, workers=1)
+    store = DuckDBStore()
+    body = json.dumps({"c": _realistic(random.Random(4), 100)})
+    try:
+        with store._batch():
+            assert store.insert_batch("p", body, now=NOW_DT) is not None
+        assert store.insert_batch("p", body, now=NOW_DT) is not None
+        with store._helpers(1) as taken:
+            assert taken == 1
+            assert store.insert_batch("p", body, now=NOW_DT) is not None
+    finally:
+        store.close()
+    # whole; then in parts (their events, the rows to store); then whole
+    assert readings == [1, 2, 2, 1]
+
+
+def test_the_tables_a_batch_is_read_into_are_dropped_once_it_is_answered(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _read_in_parts(monkeypatch)
+    store = DuckDBStore()
+    try:
+        for seed in range(3):
+            body = json.dumps({"c": _realistic(random.Random(seed), 200)})
+            assert store.insert_batch("p", body, now=NOW_DT) is not None
+        assert store._housekeeper is not None
+        store._housekeeper.submit(lambda: None).result(timeout=60)  # (one thread: after the drops)
+        assert store._con.execute("SELECT count(*) FROM duckdb_tables() "
+                                  "WHERE database_name = 'keen_scratch'").fetchone() == (0,)
+    finally:
+        store.close()
+
+
+def test_bodies_are_cut_in_parts_while_that_has_been_the_quicker_way_lately() -> None:
+    """Each way is tried first; then the quicker one lately (an average weighted to the newest
+    batches) is taken, the other tried again every ``TRY`` batches: when other work takes the
+    CPUs and parts get slower, bodies are read whole, until parts are quicker again."""
+    pace = _duckdb_batch.Pace()
+    cut_seconds, whole_seconds = 1.0, 2.0  # per character: parts twice as quick
+
+    def run(batches: int) -> list[bool]:
+        ways = []
+        for _ in range(batches):
+            cut = pace.cut()
+            pace.took(cut, cut_seconds if cut else whole_seconds)
+            ways.append(cut)
+        return ways
+
+    assert run(2) == [True, False]
+    ways = run(pace.TRY * 3)
+    assert ways.count(False) == 3  # parts, but for a try of the other way every TRY batches
+    cut_seconds = 3.0  # the CPUs are taken: parts are now slower
+    ways = run(pace.TRY * 3)
+    assert ways[-pace.TRY:].count(True) == 1  # whole, but for a try every TRY batches
+    cut_seconds = 1.0
+    ways = run(pace.TRY * 4)
+    assert ways[-pace.TRY:].count(False) == 1  # parts again once tries find them quicker

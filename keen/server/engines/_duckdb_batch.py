@@ -16,11 +16,25 @@ What is stored (typed columns, bodies as JSON values, schemas, tokens, insertion
 what the Python lane stores; ``tests/test_engine_duckdb_batch.py`` compares the two.
 
 Concurrency: reading a batch (the text check, the parse, the shapes, their rules: nothing of
-the store) runs on a DuckDB connection of its own (``cursor()``: its own temp table) without
-the store's lock, so requests posted at once overlap (DuckDB releases the GIL); storing it
-(uniqueness tokens, typed columns, seq numbers, the rows, the commit) is one transaction of that
-connection under the lock, so batches are stored one at a time, each batch's events with
-consecutive seq numbers in its order, and a token is kept from the batch stored first.
+the store) runs on DuckDB connections of its own (``cursor()``), without the store's lock, so
+that requests posted at once overlap (DuckDB releases the GIL); storing it (uniqueness tokens,
+typed columns, seq numbers, the rows, the commit) is one transaction of the first of them under
+the lock, so batches are stored one at a time, each batch's events with consecutive seq numbers
+in its order, and a token is kept from the batch stored first.
+
+Parts: one request at a time would leave all CPUs but one idle, so a large body of one
+collection (``{"name": [...]}``) is cut into parts (``_parts``: one per CPU no other batch is
+using, parts of at least ``_PART`` characters), each read at once on its own connection and
+thread (``WORKERS`` threads in the store's pool) into a table of a shared in-memory database
+(``keen_scratch``: a connection's temp tables are its own); parts found not to be cut between
+the collection's events are read again whole. Once the collection's typed columns are all known
+(so that the layout of its rows is), each part's events are also read at once into the rows to
+store (``_Collection.stage``: typed values, ``keen.timestamp``, bodies), and storing them under
+the lock is a single ``INSERT``; a property given its first typed column meanwhile (the layout
+is checked again under the lock) has the batch read under the lock as a whole body is. Reading
+in parts does more work in all and its parts wait when other work has the CPUs: it is used
+while it has been the quicker way lately (``Pace``). The tables are dropped by the store's
+housekeeping thread once the batch is answered.
 
 The lane is all or nothing per request: it returns None (nothing stored; the caller takes the
 Python lane, which gives every answer, per-event refusals included) whenever the body holds
@@ -43,13 +57,20 @@ anything DuckDB's parser reads differently from Python's or that needs a per-eve
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
+import re
+import time
+from concurrent.futures import Future
+from contextlib import ExitStack
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 import duckdb
 
+from keen.server._errors import StoreClosedError
 from keen.server._events import (
     _MAX_TOKEN,
     STORED,
@@ -64,7 +85,7 @@ from keen.server.timeframes import format_timestamp, to_micros
 # imports this one).
 DuckDBStore = Any
 
-__all__ = ["insert_batch"]
+__all__ = ["WORKERS", "Pace", "insert_batch"]
 
 # Text Python's JSON parser reads differently from DuckDB's, or refuses: NaN / Infinity (DuckDB
 # takes any case), exponents and long digit runs (out-of-range numbers; an exponent can also
@@ -90,6 +111,10 @@ _KIND = {str: "s", bool: "b", int: "i", float: "f"}
 # there, one of 50 events 260 us here and 97 us there. A body under _SMALL bytes is not
 # parsed here at all (it holds at most a few dozen realistic events).
 _SMALL = 16_384
+# The threads that read parts of a large body besides the request's own (``_parts``): one
+# per other CPU the process may use, at most 3.
+WORKERS = min(3, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                  else os.cpu_count() or 1) - 1)
 _EVENTS_PER_SHAPE = 137
 _EVENTS_FIXED = 78
 
@@ -104,27 +129,72 @@ def insert_batch(store: DuckDBStore, project_id: str, text: str,
     (nothing stored) when it must take the Python lane."""
     if len(text) < _SMALL or text[:100].lstrip(" \t\n\r")[:1] != "{":
         return None  # a small body, or not an object (or more leading space): the Python lane
-    # A connection of its own (its own temp table), opened without waiting for the lock that
-    # a batch being stored holds; known to ``close``, which interrupts it and waits.
-    with store._cursor() as cursor:
-        # Parsing and checking read nothing of the store: outside the lock, so that another
+    with ExitStack() as stack:
+        stack.enter_context(store._batch())
+        # Reading a batch (parsing, checking, and when it is cut in parts, reading its events
+        # into the rows to store) reads nothing of the store: outside the lock, so that another
         # request stores its batch meanwhile (DuckDB runs without the GIL). Everything that
         # reads or changes the store's state happens under the lock, in one transaction.
-        try:
-            batch = _read(cursor, text, now)
-        except (_NotTaken, duckdb.Error, UnicodeError, RecursionError):
-            return None
+        started = time.perf_counter()
+        cuttable = len(text) // _PART - 1  # (the helpers it could use)
+        with store._helpers(cuttable if cuttable > 0 and store._pace.cut() else 0) as helpers:
+            parts = _parts(text, helpers + 1)
+            # Connections of their own (one per part), opened without waiting for the lock;
+            # known to ``close``, which interrupts them and waits. Their tables are dropped
+            # once the batch is answered.
+            cursors = [stack.enter_context(store._cursor()) for _ in parts]
+            tag = os.urandom(8).hex()
+            tables = [f"keen_scratch.rows_{tag}_{i}" for i in range(len(parts))]
+            stack.callback(_drop_later, store, tables)
+            try:
+                batch, read = _read(store, cursors, tables, parts, text, now)
+                if len(read) > 1:
+                    _stage(store, project_id, batch, cursors, read, tables)
+            except (_NotTaken, duckdb.Error, UnicodeError, RecursionError):
+                return None
         with store._lock:
             next_seq, next_column = store._next_seq, store._next_column
             try:
-                with store._write(cursor) as con:
+                with store._write(cursors[0]) as con:
                     answer = {name: collection.store(store, con, project_id, name)
                               for name, collection in batch.items()}
             except (_NotTaken, duckdb.Error, UnicodeError, RecursionError):
                 store._next_seq, store._next_column = next_seq, next_column
                 return None
             store.batches_taken += 1
-            return answer
+        if cuttable > 0:  # (a body too small to cut tells nothing)
+            store._pace.took(len(read) > 1, (time.perf_counter() - started) / len(text))
+        return answer
+
+
+class Pace:
+    """Whether to cut bodies into parts, by how long batches have taken lately each way.
+
+    Reading in parts is quicker when CPUs are idle, slower when other work has them (its
+    parts wait for a CPU, and it does more work in all): the way batches have been quicker
+    lately is taken (seconds per character of body, averaged over the last few of each), the
+    other way again every ``TRY`` batches to see whether that changed."""
+
+    TRY = 16
+    WEIGHT = 0.25  # of the newest batch in the average
+
+    def __init__(self) -> None:
+        self.lately: dict[bool, float] = {}
+        self.batches = 0
+
+    def cut(self) -> bool:
+        """Whether to cut the next body."""
+        self.batches += 1
+        if len(self.lately) < 2:
+            return True not in self.lately  # each way tried first
+        quicker = self.lately[True] <= self.lately[False]
+        return quicker != (self.batches % self.TRY == 0)
+
+    def took(self, cut: bool, seconds: float) -> None:
+        """A batch read ``cut`` (in parts or not) took ``seconds`` per character."""
+        before = self.lately.get(cut)
+        self.lately[cut] = seconds if before is None else (
+            before + self.WEIGHT * (seconds - before))
 
 
 def _lit(text: str) -> str:
@@ -135,15 +205,71 @@ def _pointer(path: tuple[str, ...]) -> str:
     return "".join("/" + part.replace("~", "~0").replace("/", "~1") for part in path)
 
 
-def _read(con: Any, text: str, now: datetime) -> dict[str, _Collection]:
-    """Parse and check the batch (nothing stored yet): its collections in order."""
+def _drop_later(store: DuckDBStore, tables: list[str]) -> None:
+    """Have the store's housekeeping thread drop a batch's tables, once it is answered."""
+    with contextlib.suppress(RuntimeError, StoreClosedError):  # closed: they go with it
+        store._later(_drop, store, tables)
+
+
+def _drop(store: DuckDBStore, tables: list[str]) -> None:
+    with contextlib.suppress(duckdb.Error, StoreClosedError), store._cursor() as cursor:
+        cursor.execute("BEGIN TRANSACTION")
+        for table in tables:
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        cursor.execute("COMMIT")
+
+
+# The start of a body of one collection up to its list, and of an object up to its first key.
+_HEAD = re.compile(r'[ \t\n\r]*\{[ \t\n\r]*"(?:[^"\\]|\\.)*"[ \t\n\r]*:[ \t\n\r]*\[[ \t\n\r]*')
+_OPENING = re.compile(r'\{[ \t\n\r]*"(?:[^"\\]|\\.)*"[ \t\n\r]*:')
+_PART = 200_000  # the least characters of a part (about 650 realistic events)
+
+
+# A part of a body: the text to read is ``before + text + after`` (joined by DuckDB, not
+# copied again in Python).
+_Part = tuple[str, str, str]
+
+
+@functools.lru_cache(maxsize=64)
+def _between(opening: str) -> re.Pattern[str]:
+    """Where an object opening as ``opening`` follows a ``},`` (``_parts``)."""
+    return re.compile(r"\}[ \t\n\r]*,[ \t\n\r]*" + re.escape(opening))
+
+
+def _parts(text: str, count: int) -> list[_Part]:
+    """``text`` cut into at most ``count`` parts of about the same size, read at once, each a
+    body of the same collection (``{"name": [`` ... ``]}``) holding the next events. A body
+    that does not start as one of a single collection is one part. Cuts are made where an
+    object that opens as the first event does (its first key) follows a ``},``: never in a
+    string (it holds a bare ``"``), but possibly inside an event, or in a list after the
+    first collection's: ``_read`` then finds the parts are not bodies of the collection."""
+    head = _HEAD.match(text) if count > 1 else None
+    opening = _OPENING.match(text, head.end()) if head is not None else None
+    if head is None or opening is None:
+        return [("", text, "")]
+    prefix = text[:head.end()]
+    between = _between(opening.group())
+    parts = []
+    start = 0
+    for i in range(1, count):
+        found = between.search(text, max(start, len(text) * i // count))
+        if found is None:
+            break
+        parts.append((prefix if start else "", text[start:found.start() + 1], "]}"))
+        start = found.end() - len(opening.group())
+    parts.append((prefix if start else "", text[start:], ""))
+    return parts
+
+
+def _parse(con: Any, table: str, part: _Part) -> list[Any]:
+    """Parse and check the body ``part`` into ``table``; its groups of events (_read)."""
     # One statement checks the text (_DOUBT: a statement error, even for a body of no
-    # collection; the body is handed to DuckDB once), parses the body and each event: a row
-    # per event (``o``: the collection's position, ``n``: the event's), and one row with a
-    # null ``e`` for an empty list or a value that is not a list, so that every collection
-    # shows up in ``groups``.
+    # collection; the body is handed to DuckDB once, in its three pieces), parses the body and
+    # each event: a row per event (``o``: the collection's position, ``n``: the event's), and
+    # one row with a null ``e`` for an empty list or a value that is not a list, so that every
+    # collection shows up in the groups.
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE keen_rows AS "
+        f"CREATE TABLE {table} AS "  # noqa: S608
         # json_structure recurses: DuckDB 1.4 crashes on an event nested 100,000 deep. An event
         # of MAX_STRING bytes or more takes the Python lane anyway, and is never given to it.
         "SELECT k, t, o, n - 1 AS n, e, s, hash(s) AS h, m FROM (SELECT *, CASE WHEN m < $1 "
@@ -151,12 +277,64 @@ def _read(con: Any, text: str, now: datetime) -> dict[str, _Collection]:
         "  SELECT k, t, o, unnest(CASE WHEN len(l) = 0 THEN [NULL] ELSE l END) AS e,"
         "    unnest(range(1, greatest(len(l), 1) + 1)) AS n FROM ("
         "      SELECT key AS k, type AS t, id AS o, CASE WHEN type = 'ARRAY' "
-        "      THEN json_extract(value, '$[*]') ELSE [] END AS l FROM json_each("
-        "        CASE WHEN regexp_matches($2, $3) THEN error('doubtful text') ELSE $2 END::JSON"
-        ")))))", [MAX_STRING, text, _DOUBT])
-    rows = con.execute("SELECT o, any_value(k), any_value(t), s, count(e), min(n), max(m), "
-                       "sum(m), any_value(h) FROM keen_rows GROUP BY o, s "
-                       "ORDER BY o, min(n)").fetchall()
+        "      THEN json_extract(value, '$[*]') ELSE [] END AS l "
+        "      FROM (SELECT $4 || $2 || $5 AS b), json_each("
+        "        CASE WHEN regexp_matches(b, $3) THEN error('doubtful text') ELSE b END::JSON"
+        ")))))", [MAX_STRING, part[1], _DOUBT, *part[::2]])
+    rows: list[Any] = con.execute(
+        "SELECT o, any_value(k), any_value(t), s, count(e), min(n), max(m), sum(m), "  # noqa: S608
+        f"any_value(h) FROM {table} GROUP BY o, s ORDER BY o, min(n)").fetchall()
+    return rows
+
+
+def _merged(counted: list[list[Any]]) -> tuple[list[Any], list[int]]:
+    """The groups of the whole body from those of its parts (each the next events of the one
+    collection, each part's events numbered from 0), and where each part's numbers start."""
+    if len(counted) == 1:
+        return counted[0], [0]
+    if any(len({row[:3] for row in rows}) != 1 or rows[0][:3] != counted[0][0][:3]
+           or rows[0][2] != "ARRAY" for rows in counted):
+        raise _NotTaken  # not cut between events of one collection
+    merged: dict[Any, list[Any]] = {}
+    offsets = []
+    offset = 0
+    for rows in counted:
+        offsets.append(offset)
+        for o, k, t, s, count, first, longest, size, hashed in rows:
+            group = merged.get(s)
+            if group is None:
+                merged[s] = [o, k, t, s, count, first + offset, longest, size, hashed]
+            else:
+                group[4] += count
+                group[6] = max(group[6], longest)
+                group[7] += size
+        offset += sum(row[4] for row in rows)
+    return sorted(merged.values(), key=lambda group: group[5]), offsets
+
+
+def _read(store: DuckDBStore, cursors: list[Any], tables: list[str], parts: list[_Part],
+          text: str, now: datetime) -> tuple[dict[str, _Collection], list[str]]:
+    """Parse and check the batch (nothing stored yet): its collections in order, and the
+    tables holding the events of each part read. The parts of the body are read at once, each
+    on its cursor into its table of ``tables``; when they turn out not to be cut between
+    events (``_merged``), or are refused, the body is read again whole. The events are then
+    read from those tables together (``_Collection.events``)."""
+    read = tables[:len(parts)]
+    try:
+        rows, offsets = _merged(_run(store, cursors, lambda cursor, i: _parse(
+            cursor, read[i], parts[i])))
+    except (_NotTaken, duckdb.Error, UnicodeError, RecursionError):
+        if len(parts) == 1 or store._closed:
+            raise
+        # not cut between events (or a body the whole reading refuses as well): read whole
+        read = [f"{tables[0]}_whole"]
+        tables.append(read[0])
+        rows, offsets = _merged([_parse(cursors[0], read[0], ("", text, ""))])
+    con = cursors[0]
+    # the events of the body (k, t, o, n, e, s, h, m), numbered across parts
+    events = read[0] if len(read) == 1 else "(" + " UNION ALL ".join(  # noqa: S608
+        f"SELECT k, t, o, n + {offset} AS n, e, s, h, m FROM {table}"  # noqa: S608
+        for table, offset in zip(read, offsets)) + ")"
     top = list({o: (k, t, o) for o, k, t, *_ in rows}.values())  # the collections, in order
     names = [k for k, _, _ in top]
     if len(set(names)) < len(names) or any(t != "ARRAY" for _, t, _ in top) or any(
@@ -190,10 +368,50 @@ def _read(con: Any, text: str, now: datetime) -> dict[str, _Collection]:
             empty = " AND ".join(["json_type(e, ?) = 'OBJECT' AND len(json_keys(e, ?)) = 0"]
                                  * len(shape.empty))
             pointers = [_pointer(path) for path in shape.empty for _ in range(2)]
-            if con.execute(f"SELECT count(*) FROM keen_rows WHERE h = ? AND NOT ({empty})",  # noqa: S608
+            if con.execute(f"SELECT count(*) FROM {events} WHERE h = ? AND NOT ({empty})",  # noqa: S608
                            [shape.hash, *pointers]).fetchone()[0]:
                 raise _NotTaken  # not an empty object everywhere
-    return batch
+    for collection in batch.values():
+        collection.offsets, collection.events = offsets, events
+    return batch, read
+
+
+def _run(store: DuckDBStore, cursors: list[Any], work: Callable[[Any, int], Any]) -> list[Any]:
+    """``work(cursor, i)`` for each part ``i`` at once (the first in this thread, the others
+    in the store's pool); every part has finished when this returns or raises."""
+    futures: list[Future[Any]] = [store._batch_pool().submit(work, cursor, i)
+                                  for i, cursor in enumerate(cursors) if i]
+    try:
+        results = [work(cursors[0], 0)]
+    finally:
+        for future in futures:  # every part done before going on (or giving up)
+            future.exception()
+    return results + [future.result() for future in futures]
+
+
+def _stage(store: DuckDBStore, project_id: str, batch: dict[str, _Collection],
+           cursors: list[Any], read: list[str], tables: list[str]) -> None:
+    """Read each collection's events into the rows to store (``_Collection.stage``), every
+    part at once, when the typed columns of all its properties are known already (published:
+    read without the lock); storing them checks that they still are. The new tables go into
+    ``tables`` (to be dropped)."""
+    plans = {name: collection.plan(store._typed.get((project_id, name), {}))
+             for name, collection in batch.items()}
+    todo = [(name, plan) for name, plan in plans.items() if plan]
+
+    def work(cursor: Any, i: int) -> list[str]:
+        staged = []
+        for name, plan in todo:
+            table = f"{read[i]}_stage_{batch[name].o}"
+            tables.append(table)
+            batch[name].stage(cursor, plan, read[i], table, i)
+            staged.append(table)
+        return staged
+
+    if todo:
+        staged = _run(store, cursors, work)
+        for j, (name, plan) in enumerate(todo):
+            batch[name].staged = (plan, [part[j] for part in staged])
 
 
 def _fits(text: str, groups: list[Any]) -> bool:
@@ -279,6 +497,10 @@ class _Collection:
         self.o, self.now_text, self.now_ms = o, now_text, now_ms
         self.shapes: list[_Shape] = []
         self.count = 0
+        self.offsets = [0]  # where each part's events start
+        self.events = ""  # the SQL of the body's events, numbered across parts (_read)
+        # the plan of the rows read already to be stored (``stage``) and their tables
+        self.staged: tuple[list[tuple[str, dict[str, str]]], list[str]] | None = None
 
     def add(self, text: str, hashed: int, count: int, first: int, *, now: datetime) -> None:
         self.shapes.append(_Shape(text, hashed, count, first, now))
@@ -297,7 +519,8 @@ class _Collection:
         shapes = self.shapes
         if dropped:  # the kinds of a column are recorded in the order of the stored events
             firsts = dict(con.execute(
-                "SELECT s, min(n) FROM keen_rows WHERE o = ? AND NOT list_contains(?, n) "
+                f"SELECT s, min(n) FROM {self.events} WHERE o = ? "  # noqa: S608
+                "AND NOT list_contains(?, n) "
                 "GROUP BY s", [self.o, dropped]).fetchall())
             shapes = sorted((s for s in shapes if s.text in firsts),
                             key=lambda s: firsts[s.text])
@@ -306,7 +529,10 @@ class _Collection:
             known = store._pending[(project_id, name)]
             first = store._next_seq
             kept = self.count - len(dropped)
-            self._insert(con, project_id, name, shapes, known, first, dropped)
+            if self.staged is not None and self.staged[0] == self.plan(known):
+                self._insert_staged(con, project_id, name, self.staged, first, dropped)
+            else:  # a property's typed column is new: read the events now
+                self._insert(con, project_id, name, shapes, known, first, dropped)
             store._next_seq = first + kept
         store._save_schema(con, project_id, name, schema)
         return [STORED] * self.count
@@ -317,8 +543,9 @@ class _Collection:
         if not any(shape.has_token for shape in self.shapes):
             return []
         rows = con.execute(
-            "SELECT n, t FROM (SELECT n, json_extract_string(e, '/keen/uniqueness_token') AS t "
-            "FROM keen_rows WHERE o = ?) WHERE t IS NOT NULL ORDER BY n", [self.o]).fetchall()
+            "SELECT n, t FROM (SELECT n, json_extract_string(e, '/keen/uniqueness_token') AS t "  # noqa: S608
+            f"FROM {self.events} WHERE o = ?) WHERE t IS NOT NULL ORDER BY n",
+            [self.o]).fetchall()
         if any(len(token) > _MAX_TOKEN for _, token in rows):
             raise _NotTaken
         fresh = {row[0] for row in con.execute(
@@ -333,35 +560,92 @@ class _Collection:
                 dropped.append(n)
         return dropped
 
+    def plan(self, known: dict[str, tuple[int, str]]) -> list[tuple[str, dict[str, str]]] | None:
+        """For each shape, the SQL of the stored body and of the typed columns' values
+        (``_split``) given the typed columns ``known``; None when a property has none yet."""
+        plan = []
+        for shape in self.shapes:
+            columns: dict[str, str] = {}
+            try:
+                body = self._split(shape.stored, (), shape, known, columns)
+            except KeyError:
+                return None
+            plan.append((body, columns))
+        return plan
+
+    def _select(self, shape: _Shape, body: str, values: str, table: str, keep: str) -> str:
+        """The events of ``shape`` in ``table`` as they are stored: ``n, ts, token, body``,
+        then ``values``. ``json_transform_strict`` reads each event into the shape's typed
+        STRUCT in one parse (a duplicate key is a statement error), ``json_object`` builds the
+        remaining body (``_split``); parameters ``$o`` and ``$ids`` (the events' keen.id)."""
+        stamp = "t['keen']['timestamp']" if shape.has_stamp else "NULL"
+        stamp_sql = _timestamp_sql("st", self.now_ms) if shape.has_stamp else str(self.now_ms)
+        token = "t['keen']['uniqueness_token']" if shape.has_token else "NULL"
+        return (
+            f"SELECT n, u - ((u % 1000) + 1000) % 1000 AS ts, {token} AS token, "  # noqa: S608
+            f"{body} AS body{values} FROM ("
+            f"  SELECT *, {stamp_sql} AS u FROM ("
+            f"    SELECT *, {stamp} AS st, substr($ids, 24 * n + 1, 24) AS keen_id FROM ("
+            f"      SELECT n, e, json_transform_strict(e, "
+            f"{_lit(json.dumps(_transform_type(shape.structure)))}) AS t "
+            f"      FROM {table} WHERE o = $o AND h = {shape.hash}{keep})))")
+
+    def stage(self, con: Any, plan: list[tuple[str, dict[str, str]]], rows: str, table: str,
+              part: int) -> None:
+        """Read the events of part ``part`` of the body (in ``rows``, numbered from 0) into
+        ``table`` as they are to be stored, by ``plan``: one statement for all shapes, every
+        typed column of any (null where a shape has none)."""
+        count = [*self.offsets, self.count][part + 1] - self.offsets[part]
+        names = list(dict.fromkeys(column for _, columns in plan for column in columns))
+        selects = [self._select(shape, body, "".join(f", {columns.get(column, 'NULL')} AS {column}"
+                                                    for column in names), rows, "")
+                   for shape, (body, columns) in zip(self.shapes, plan)]
+        con.execute(f"CREATE TABLE {table} AS " + " UNION ALL ".join(selects),
+                    {"ids": os.urandom(12 * count).hex(), "o": self.o})
+
+    @staticmethod
+    def _seq(dropped: list[int]) -> tuple[str, str]:
+        """The seq of event ``n`` (its rank among the stored events of the collection), and
+        the condition keeping it."""
+        if not dropped:
+            return "$first + n", ""
+        return ("$first + n - len(list_filter($dropped, lambda d: d < n))",
+                " AND NOT list_contains($dropped, n)")
+
+    def _insert_staged(self, con: Any, project_id: str, name: str,
+                       staged: tuple[list[tuple[str, dict[str, str]]], list[str]], first: int,
+                       dropped: list[int]) -> None:
+        """Store the events read by ``stage``: one ``INSERT`` of its rows."""
+        plan, tables = staged
+        names = "".join(f", {column}" for column in
+                        dict.fromkeys(column for _, columns in plan for column in columns))
+        rows = " UNION ALL ".join(f"SELECT n + {offset} AS n, * EXCLUDE (n) FROM {table}"  # noqa: S608
+                                  for table, offset in zip(tables, self.offsets))
+        seq, keep = self._seq(dropped)
+        con.execute(
+            f"INSERT INTO events (project, collection, ts, seq, token, body{names}) "  # noqa: S608
+            f"SELECT $project, $collection, ts, {seq}, token, body{names} FROM ({rows}) "
+            f"WHERE true{keep}",
+            {"project": project_id, "collection": name, "first": first,
+             **({"dropped": dropped} if dropped else {})})
+
     def _insert(self, con: Any, project_id: str, name: str, shapes: list[_Shape],
                 known: dict[str, tuple[int, str]], first: int, dropped: list[int]) -> None:
-        """One ``INSERT ... SELECT`` per shape: ``json_transform_strict`` reads each event
-        into the shape's typed STRUCT in one parse (a duplicate key is a statement error),
-        ``json_object`` builds the remaining body (``_split``)."""
+        """Read and store the events of the batch (``events``): one ``INSERT ... SELECT``
+        per shape."""
         ids = os.urandom(12 * self.count).hex()
-        # the rank among the stored events of the collection
-        seq = "? + n - len(list_filter(?, lambda d: d < n))" if dropped else "? + n"
-        keep = " AND NOT list_contains(?, n)" if dropped else ""
+        seq, keep = self._seq(dropped)
         for shape in shapes:
             columns: dict[str, str] = {}
             body = self._split(shape.stored, (), shape, known, columns)
-            stamp = "t['keen']['timestamp']" if shape.has_stamp else "NULL"
-            stamp_sql = _timestamp_sql("st", self.now_ms) if shape.has_stamp else str(self.now_ms)
-            token = "t['keen']['uniqueness_token']" if shape.has_token else "NULL"
             names = "".join(f", {column}" for column in columns)
-            values = "".join(f", {value}" for value in columns.values())
+            values = "".join(f", {value} AS {column}" for column, value in columns.items())
             con.execute(
                 f"INSERT INTO events (project, collection, ts, seq, token, body{names}) "  # noqa: S608
-                f"SELECT ?, ?, u - ((u % 1000) + 1000) % 1000, {seq}, {token}, "
-                f"{body}{values} FROM ("
-                f"  SELECT *, {stamp_sql} AS u FROM ("
-                f"    SELECT *, {stamp} AS st, substr(?, 24 * n + 1, 24) AS keen_id FROM ("
-                f"      SELECT n, e, json_transform_strict(e, "
-                f"{_lit(json.dumps(_transform_type(shape.structure)))}) AS t "
-                f"      FROM keen_rows WHERE o = ? AND h = ?{keep})))",
-                [project_id, name, first, *([dropped] if dropped else []), ids, self.o,
-                 shape.hash, *([dropped] if dropped else [])],
-            )
+                f"SELECT $project, $collection, ts, {seq}, token, body{names} FROM ("
+                f"{self._select(shape, body, values, self.events, keep)})",
+                {"project": project_id, "collection": name, "first": first, "ids": ids,
+                 "o": self.o, **({"dropped": dropped} if dropped else {})})
 
     def _split(self, stored: dict[str, Any], prefix: tuple[str, ...], shape: _Shape,
                known: dict[str, tuple[int, str]], columns: dict[str, str]) -> str:

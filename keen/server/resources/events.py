@@ -105,7 +105,7 @@ def _invalid_batch(detail: str) -> ApiError:
 
 
 def _batch_text(body: bytes) -> str:
-    if not body.strip():
+    if not body or body.isspace():  # (strip() would copy the whole body)
         raise _invalid_batch("the request body is empty")
     try:
         return body.decode(json.detect_encoding(body))
