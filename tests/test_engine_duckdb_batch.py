@@ -580,11 +580,14 @@ def test_bodies_are_cut_in_parts_while_that_has_been_the_quicker_way_lately() ->
         return ways
 
     assert run(2) == [True, False]
-    ways = run(pace.TRY * 3)
-    assert ways.count(False) == 3  # parts, but for a try of the other way every TRY batches
-    cut_seconds = 3.0  # the CPUs are taken: parts are now slower
-    ways = run(pace.TRY * 3)
-    assert ways[-pace.TRY:].count(True) == 1  # whole, but for a try every TRY batches
-    cut_seconds = 1.0
+    ways = run(pace.TRY * 12)
+    assert ways.count(False) == 3  # parts, but for a try every 4 TRY batches (far slower)
+    cut_seconds = 1.8  # a little quicker only: tried every TRY batches
     ways = run(pace.TRY * 4)
-    assert ways[-pace.TRY:].count(False) == 1  # parts again once tries find them quicker
+    assert ways[-pace.TRY * 2:].count(False) == 2
+    cut_seconds = 3.0  # the CPUs are taken: parts are now slower
+    ways = run(pace.TRY * 8)
+    assert ways[-pace.TRY * 4:].count(True) == 1 and ways[-1] is False  # whole, but for tries
+    cut_seconds = 1.0
+    ways = run(pace.TRY * 16)
+    assert ways[-pace.TRY * 4:].count(False) == 1  # parts again once tries find them quicker

@@ -152,8 +152,11 @@ def insert_batch(store: DuckDBStore, project_id: str, text: str,
                     _stage(store, project_id, batch, cursors, read, tables)
             except (_NotTaken, duckdb.Error, UnicodeError, RecursionError):
                 return None
+        waited = time.perf_counter()
         with store._lock:
+            waited = time.perf_counter() - waited  # (another batch, a checkpoint)
             next_seq, next_column = store._next_seq, store._next_column
+            added = store._columns_added
             try:
                 with store._write(cursors[0]) as con:
                     answer = {name: collection.store(store, con, project_id, name)
@@ -162,8 +165,11 @@ def insert_batch(store: DuckDBStore, project_id: str, text: str,
                 store._next_seq, store._next_column = next_seq, next_column
                 return None
             store.batches_taken += 1
-        if cuttable > 0:  # (a body too small to cut tells nothing)
-            store._pace.took(len(read) > 1, (time.perf_counter() - started) / len(text))
+            added = store._columns_added - added
+        if cuttable > 0 and not added:  # (a body too small to cut, or one that added typed
+            # columns, which takes a while whichever way, tells nothing)
+            store._pace.took(len(read) > 1,
+                             (time.perf_counter() - started - waited) / len(text))
         return answer
 
 
@@ -172,10 +178,13 @@ class Pace:
 
     Reading in parts is quicker when CPUs are idle, slower when other work has them (its
     parts wait for a CPU, and it does more work in all): the way batches have been quicker
-    lately is taken (seconds per character of body, averaged over the last few of each), the
-    other way again every ``TRY`` batches to see whether that changed."""
+    lately is taken (seconds per character of body, from the start of reading to the commit
+    but for waiting for the lock, averaged over the last few of each), the other way again
+    every ``TRY`` batches to see whether that changed (every ``4 * TRY`` while it is ``FAR``
+    slower)."""
 
     TRY = 16
+    FAR = 1.25  # the other way tried 4 times less often when that much slower
     WEIGHT = 0.25  # of the newest batch in the average
 
     def __init__(self) -> None:
@@ -188,7 +197,9 @@ class Pace:
         if len(self.lately) < 2:
             return True not in self.lately  # each way tried first
         quicker = self.lately[True] <= self.lately[False]
-        return quicker != (self.batches % self.TRY == 0)
+        slower = max(self.lately.values()) / min(self.lately.values())
+        every = self.TRY if slower < self.FAR else self.TRY * 4  # (a try costs what it loses)
+        return quicker != (self.batches % every == 0)
 
     def took(self, cut: bool, seconds: float) -> None:
         """A batch read ``cut`` (in parts or not) took ``seconds`` per character."""

@@ -404,6 +404,7 @@ class DuckDBStore(SqlCatalog):
         self._cpus = threading.Lock()
         self._cpus_busy = 0
         self._pace = _duckdb_batch.Pace()  # whether to cut the next body in parts
+        self._columns_added = 0  # typed columns added (ALTER TABLE) since the store opened
         migrate_from: str | None = None
         target = ":memory:" if path is None or path == ":memory:" else path
         if target != ":memory:" and _is_sqlite(target):
@@ -517,6 +518,7 @@ class DuckDBStore(SqlCatalog):
                 if column >= 0 and kind in _SCALARS:
                     con.execute(f"ALTER TABLE events ADD COLUMN p{column}_{kind} "
                                 f"{_COLUMN_TYPES[kind]}")
+                    self._columns_added += 1
                 known[path] = changed[path] = (column, kinds)
             return column
 
