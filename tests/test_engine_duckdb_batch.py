@@ -591,3 +591,20 @@ def test_bodies_are_cut_in_parts_while_that_has_been_the_quicker_way_lately() ->
     cut_seconds = 1.0
     ways = run(pace.TRY * 16)
     assert ways[-pace.TRY * 4:].count(False) == 1  # parts again once tries find them quicker
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(_events(), min_size=2, max_size=8), min_size=1, max_size=2),
+       st.integers(0, 2))
+def test_random_batches_cut_anywhere_store_what_the_python_lane_stores(
+        lists: list[list[dict[str, Any]]], spaces: int) -> None:
+    """Bodies cut into parts as small as 40 characters (so that cuts fall between events,
+    inside events whose nested objects open as the events do, or in a second collection's
+    list) store and answer as the Python lane, whatever the cuts."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _read_in_parts(monkeypatch)
+        monkeypatch.setattr(_duckdb_batch, "_PART", 40)
+        batches = [json.dumps({"c": events, **({"d": events[:1]} if index else {})},
+                              indent=spaces or None)
+                   for index, events in enumerate(lists)]
+        _same(batches, ["c", "d"], ["a", "b", "user"])
