@@ -144,7 +144,9 @@ def insert_batch(store: DuckDBStore, project_id: str, text: str,
             # once the batch is answered.
             cursors = [stack.enter_context(store._cursor()) for _ in parts]
             tag = os.urandom(8).hex()
-            tables = [f"keen_scratch.rows_{tag}_{i}" for i in range(len(parts))]
+            # the first part's on the first cursor, its own (dropped with it); the others' in
+            # the shared database, where the first cursor reads them
+            tables = ["keen_rows"] + [f"keen_scratch.rows_{tag}_{i}" for i in range(1, len(parts))]
             stack.callback(_drop_later, store, tables)
             try:
                 batch, read = _read(store, cursors, tables, parts, text, now)
@@ -216,10 +218,18 @@ def _pointer(path: tuple[str, ...]) -> str:
     return "".join("/" + part.replace("~", "~0").replace("/", "~1") for part in path)
 
 
+def _create(table: str) -> str:
+    """``CREATE TABLE table``: a temp table (its cursor's own) but in ``keen_scratch``."""
+    return f"CREATE {'' if table.startswith('keen_scratch.') else 'TEMP '}TABLE {table}"
+
+
 def _drop_later(store: DuckDBStore, tables: list[str]) -> None:
-    """Have the store's housekeeping thread drop a batch's tables, once it is answered."""
-    with contextlib.suppress(RuntimeError, StoreClosedError):  # closed: they go with it
-        store._later(_drop, store, tables)
+    """Have the store's housekeeping thread drop a batch's tables in ``keen_scratch``, once
+    it is answered (the others go with their cursor)."""
+    shared = [table for table in tables if table.startswith("keen_scratch.")]
+    if shared:
+        with contextlib.suppress(RuntimeError, StoreClosedError):  # closed: they go with it
+            store._later(_drop, store, shared)
 
 
 def _drop(store: DuckDBStore, tables: list[str]) -> None:
@@ -280,7 +290,7 @@ def _parse(con: Any, table: str, part: _Part) -> list[Any]:
     # one row with a null ``e`` for an empty list or a value that is not a list, so that every
     # collection shows up in the groups.
     con.execute(
-        f"CREATE TABLE {table} AS "  # noqa: S608
+        f"{_create(table)} AS "  # noqa: S608
         # json_structure recurses: DuckDB 1.4 crashes on an event nested 100,000 deep. An event
         # of MAX_STRING bytes or more takes the Python lane anyway, and is never given to it.
         "SELECT k, t, o, n - 1 AS n, e, s, hash(s) AS h, m FROM (SELECT *, CASE WHEN m < $1 "
@@ -611,7 +621,7 @@ class _Collection:
         selects = [self._select(shape, body, "".join(f", {columns.get(column, 'NULL')} AS {column}"
                                                     for column in names), rows, "")
                    for shape, (body, columns) in zip(self.shapes, plan)]
-        con.execute(f"CREATE TABLE {table} AS " + " UNION ALL ".join(selects),
+        con.execute(f"{_create(table)} AS " + " UNION ALL ".join(selects),
                     {"ids": os.urandom(12 * count).hex(), "o": self.o})
 
     @staticmethod
