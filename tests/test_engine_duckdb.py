@@ -31,6 +31,8 @@ from keen.server.engines import DatabaseError, EngineUnavailable, open_engine
 
 pytest.importorskip("duckdb")
 
+import duckdb as duckdb_errors  # (after the skip)
+
 from keen.server.engines.duckdb import DuckDBStore  # after the skip: it needs duckdb
 
 NOW = datetime(2024, 3, 10, 12, 0, tzinfo=timezone.utc)
@@ -655,3 +657,38 @@ def test_closing_the_store_with_a_checkpoint_asked_for_checkpoints_once_and_keep
     assert _wal(path) == 0
     with DuckDBStore(str(path)) as again:
         assert again._con.execute("SELECT count(*) FROM events").fetchone() == (1_000,)
+
+
+def test_closing_the_store_tolerates_a_cursor_closed_but_not_yet_forgotten() -> None:
+    """A cursor's user closes it, then forgets it (``_cursor``); ``close`` arriving between
+    the two interrupts a closed cursor, which DuckDB answers with an error: ``close`` goes on
+    waiting for it to be forgotten, and closes without raising."""
+    store = DuckDBStore()
+    interrupted = threading.Event()
+
+    class ClosedCursor:
+        def interrupt(self) -> None:
+            interrupted.set()
+            raise duckdb_errors.ConnectionException("Connection already closed!")
+
+    closed = ClosedCursor()
+    with store._running:
+        store._cursors.add(closed)
+    failures: list[BaseException] = []
+
+    def close() -> None:
+        try:
+            store.close()
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    closer = threading.Thread(target=close)
+    closer.start()
+    assert interrupted.wait(timeout=TIMEOUT)
+    with store._running:  # the user forgets it
+        store._cursors.discard(closed)
+        store._running.notify_all()
+    closer.join(timeout=TIMEOUT)
+    assert not closer.is_alive() and failures == []
+    with pytest.raises(RuntimeError, match="closed"):
+        store.insert_events("p", "c", [{"a": 1}], now=datetime(2026, 3, 1, tzinfo=timezone.utc))

@@ -79,6 +79,7 @@ failure is a ``DatabaseError`` (``keen-server`` says why and exits).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -622,6 +623,7 @@ class DuckDBStore(SqlCatalog):
         """Run ``work(*args)`` on the store's housekeeping thread (checkpoints, dropping a
         batch's tables: off the requests' way), started when first needed."""
         with self._running:
+            self._check_open()  # (the thread is shut down by close)
             if self._housekeeper is None:
                 self._housekeeper = ThreadPoolExecutor(max_workers=1,
                                                        thread_name_prefix="keen-housekeeping")
@@ -744,7 +746,9 @@ class DuckDBStore(SqlCatalog):
             # does not stop the next one
             while self._cursors and time.monotonic() < give_up:
                 for cursor in self._cursors - self._storing:
-                    cursor.interrupt()
+                    # (a cursor closed by its user but not yet discarded: nothing to stop)
+                    with contextlib.suppress(duckdb.Error):
+                        cursor.interrupt()
                 self._running.wait(0.05)
             busy = len(self._cursors)
             pool, self._pool = self._pool, None
