@@ -11,7 +11,14 @@ timestamp spread over 90 days, low- and high-cardinality strings, 100,000 users)
 * queries: every shape of issue 10, each asked of the server over HTTP and of the plain table
   in SQL, interleaved (ours, baseline, baseline, ours, ...), median of ``--runs``; the answers
   must agree (percentiles within one price step: the server is nearest-rank, DuckDB's
-  ``quantile_disc`` not quite), so both sides do the same work;
+  ``quantile_disc`` not quite), so both sides do the same work.
+  What each side is timed for: ours, the whole request as a client sees it (the server's
+  work, the answer sent over HTTP, ``requests`` decoding its JSON) and the same Python object
+  the baseline gives built from it (a group_by's ``{value: count}`` dict, a funnel's list);
+  the baseline, DuckDB's statement in this process, its rows fetched into Python and that
+  object built. The server also orders a group_by's groups (the API's answer is ordered; a
+  dict needs no order, so the baseline does not) and keeps more than the plain table does
+  (``keen.id``, ``keen.created_at``, insertion order, the JSON body);
 * disk: the server's database file against the plain table's;
 * memory: the server process's peak resident set (VmHWM) after everything.
 

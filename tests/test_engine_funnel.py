@@ -124,6 +124,19 @@ def test_actors_compare_as_json_values_and_leave_no_tables_behind(
                 assert conn.execute("SELECT count(*) FROM sqlite_temp_master").fetchone()[0] == 0
 
 
+def test_an_actor_written_as_an_integer_and_as_a_float_is_one_actor(engine: str) -> None:
+    """In one collection 1 and 1.0 are one actor (the DuckDB engine keeps them in two typed
+    columns, and counts each step's distinct values once they are one number), repeated
+    values and all; "1" and true stay others."""
+    with open_store(engine) as store:
+        store.insert_events("p", "a", [{"u": u} for u in (1, 1.0, 1, 2.5, 2.5, "1", True, 1.0)],
+                            now=NOW)
+        body = funnel(store, [step("a", "u", with_actors=True),
+                              step("a", "u", with_actors=True)])
+    assert body["result"] == [4, 4]
+    assert body["actors"] == [[True, 1, 2.5, "1"]] * 2
+
+
 def test_actors_meet_across_collections_whatever_each_collection_stores(engine: str) -> None:
     """The same actor strings meet across steps when one collection only ever held strings
     in the actor property (typed columns in the DuckDB engine) and the other also held a null

@@ -312,7 +312,7 @@ def test_a_deadline_passing_while_groups_are_shaped_is_a_503(
     late = [0.0]
     real = time.monotonic
     monkeypatch.setattr(time, "monotonic", lambda: real() + late[0])
-    for primitive in ("aggregate", "ordered_groups"):
+    for primitive in ("aggregate", "ordered_groups", "joined_groups"):
         original = getattr(store, primitive)
 
         def answered(*args: Any, _original: Any = original) -> Any:
@@ -348,6 +348,59 @@ def test_duckdb_answers_groups_of_scalar_properties_in_order_itself() -> None:
             (0, "true", 1, None), (0, "1.5", 1, 1.5), (0, '"b"', 1, None)]
         scope.group_by = ["j"]
         assert storage.ordered_groups(scope, [("count", None, None)]) is None
+
+
+def test_duckdb_writes_counted_groups_whole_itself() -> None:
+    """The byte-for-byte tests cover DuckDB's joined_groups (counts written whole in SQL)
+    only if DuckDB takes it: it does for counts over typed properties, per bucket, and leaves
+    other analyses to ordered_groups."""
+    pytest.importorskip("duckdb")
+    from keen.server._engine_sql import Scope
+
+    count = [("count", None, None)]
+    pieces = ['{"s":', ',"n":', ',"x{0}":', "}"]
+    with open_store("duckdb") as storage:
+        collection = load(storage, [
+            {"s": "b", "n": 1, "keen": {"timestamp": "2026-03-09T00:00:00Z"}},
+            {"s": 'a"', "n": 1.0, "keen": {"timestamp": "2026-03-09T00:00:00Z"}},
+            {"s": "b", "n": 1, "keen": {"timestamp": "2026-03-09T01:00:00Z"}},
+            {"s": True, "keen": {"timestamp": "2026-03-11T00:00:00Z"}}])
+        scope = Scope("p", collection, 0, 2**62, None, [], ["s", "n"])
+        assert storage.joined_groups(scope, count, pieces) == {0: ",".join([
+            '{"s":true,"n":null,"x{0}":1}', '{"s":"a\\"","n":1,"x{0}":1}',
+            '{"s":"b","n":1,"x{0}":2}'])}
+        assert storage.joined_groups(scope, [*count, ("sum", "n", None)],
+                                     [*pieces[:-1], ',"y":', "}"]) is None
+        day = 86_400 * 10**6
+        start = 1_773_014_400 * 10**6  # 2026-03-09T00:00:00Z
+        scope.buckets = [(start + i * day, start + (i + 1) * day) for i in range(3)]
+        assert storage.joined_groups(scope, count, pieces) == {
+            0: '{"s":"a\\"","n":1,"x{0}":1},{"s":"b","n":1,"x{0}":2}',
+            2: '{"s":true,"n":null,"x{0}":1}'}
+
+
+@SETTINGS
+@given(events=events_of(SCALARS), daily=st.booleans())
+def test_several_counts_are_the_reference_byte_for_byte(
+    store: Storage, events: list[dict[str, Any]], daily: bool,
+) -> None:
+    """A multi_analysis of counts only (labels needing escapes and braces): DuckDB writes its
+    items whole (joined_groups), the same text as the shared path."""
+    collection = load(store, events)
+    labels = {'a"{0}': ("count", None), "é\\": ("count", None)}
+    params: dict[str, Any] = {"analyses": {label: {"analysis_type": "count"}
+                                           for label in labels},
+                              "group_by": ["v", "w%d{0}"]}
+    expected: Any = reference(events, ["v", "w%d{0}"], labels=labels)
+    if daily:
+        params["interval"] = "daily"
+        expected = [{"timeframe": {"start": f"{day}T00:00:00.000Z",
+                                   "end": f"{after}T00:00:00.000Z"},
+                     "value": reference([e for e in events
+                                         if e["keen"]["timestamp"].startswith(day)],
+                                        ["v", "w%d{0}"], labels=labels)}
+                    for day, after in zip(DAYS, DAYS[1:])]
+    assert answer(store, collection, "multi_analysis", **params) == text({"result": expected})
 
 
 def test_duckdb_leaves_a_scope_it_saw_few_groups_in_to_the_shared_path() -> None:

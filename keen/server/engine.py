@@ -350,29 +350,37 @@ def _rendered_groups(
 ) -> Any:
     """The ``result`` of a simple analysis (one label, ``result``) or a multi_analysis with
     group_by, its group lists rendered as JSON text from the engine's ``ordered_groups`` (no
-    dict per group, no decoding of group keys); None when the engine cannot order this scope's
-    groups, or the query needs what only ``_shape`` does (median, percentile and select_unique
-    add groups without values; ordering by a group property compares decoded values; a
-    group_by property named like a label, or twice, merges item members). Same items, order
-    and text as ``_shape`` gives."""
+    dict per group, no decoding of group keys), or written whole by its ``joined_groups``
+    (counts in the groups' order: no tuple per group either); None when the engine cannot
+    order this scope's groups, or the query needs what only ``_shape`` does (median,
+    percentile and select_unique add groups without values; ordering by a group property
+    compares decoded values; a group_by property named like a label, or twice, merges item
+    members). Same items, order and text as ``_shape`` gives."""
     labels = list(analyses)
     names = [*scope.group_by, *labels]
     if (not scope.group_by or len(set(names)) != len(names)
             or any(spec.analysis in _UNIVERSE for spec in analyses.values())
             or any(name not in analyses for name, _ in order.keys)):
         return None
-    rows = storage.ordered_groups(scope, [(spec.analysis, spec.target, spec.percentile)
-                                          for spec in analyses.values()])
+    asked = [(spec.analysis, spec.target, spec.percentile) for spec in analyses.values()]
+    kinds = [spec.analysis for spec in analyses.values()]
+    # One item from one row: {"<property>":<key text>,...,"<label>":<value text>,...}, the
+    # bucket left out: the texts around the keys' and values' texts.
+    pieces = ["{" + encode_value(names[0]) + ":",
+              *("," + encode_value(name) + ":" for name in names[1:]), "}"]
+    if not order.keys and order.limit is None and set(kinds) == {"count"}:
+        joined = storage.joined_groups(scope, asked, pieces)
+        if joined is not None:
+            limits.check_deadline()  # (a late answer is not finished: as render's chunks)
+            return _per_bucket(scope, lambda bucket: JsonText(f"[{joined.get(bucket, '')}]"))
+    rows = storage.ordered_groups(scope, asked)
     if rows is None:
         return None
-    # One item from one row: {"<property>":<key text>,...,"<label>":<value text>,...}, the
-    # bucket left out; braces in a name are literal.
-    template = "{{" + ",".join(
-        encode_value(name).replace("{", "{{").replace("}", "}}") + f":{{{index}}}"
-        for index, name in enumerate(names, 1)) + "}}"
-    item = template.format
+    # row[i] after the i-th piece (the bucket, row[0], left out); braces in a name are literal
+    literal = [piece.replace("{", "{{").replace("}", "}}") for piece in pieces]
+    item = ("".join(f"{text}{{{index}}}" for index, text in enumerate(literal[:-1], 1))
+            + literal[-1]).format
     width = len(scope.group_by) + 1  # where the values start in a row
-    kinds = [spec.analysis for spec in analyses.values()]
 
     def finish(row: tuple[Any, ...]) -> tuple[Any, ...]:
         return (*row[:width], *map(_finish, kinds, row[width:]))
@@ -401,12 +409,18 @@ def _rendered_groups(
             items += starmap(item, found[start:start + _RENDER_CHUNK])
         return JsonText("[" + ",".join(items) + "]")
 
-    if scope.buckets is None:
-        return render(rows)
     by_bucket = {bucket: list(found) for bucket, found in groupby(rows, key=itemgetter(0))}
+    return _per_bucket(scope, lambda bucket: render(by_bucket.get(bucket, [])))
+
+
+def _per_bucket(scope: sql.Scope, render: Callable[[int], JsonText]) -> Any:
+    """The ``result`` of a grouped answer from the rendered group list of each bucket (0
+    without an interval)."""
+    if scope.buckets is None:
+        return render(0)
     return [
         {"timeframe": {"start": format_timestamp(lo), "end": format_timestamp(hi)},
-         "value": render(by_bucket.get(index, []))}
+         "value": render(index)}
         for index, (lo, hi) in enumerate(scope.buckets)
     ]
 

@@ -403,6 +403,13 @@ class Storage(SqlCatalog):
         far more than that shaping, so ordering in SQL would gain nothing noticeable)."""
         return None
 
+    def joined_groups(
+        self, scope: Scope, analyses: Sequence[tuple[str, str | None, float | None]],
+        pieces: Sequence[str],
+    ) -> dict[int, str] | None:
+        """None, as ``ordered_groups``."""
+        return None
+
     def group_universe(self, scope: Scope) -> set[tuple[int, tuple[Any, ...]]]:
         with self.reading() as conn:
             return group_universe(conn, scope)

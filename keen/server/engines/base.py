@@ -13,7 +13,8 @@ Group keys (in ``aggregate`` results and funnel actors) follow one convention, d
 one key), otherwise the JSON text of the value, ``'null'`` for null and missing.
 ``ordered_groups`` gives an engine the choice of answering group_by queries in their final
 order and text instead (a group_by over 100,000 values is then no 100,000 decodings, sort keys
-and dicts in Python); an engine that cannot (or not for a scope) returns None.
+and dicts in Python), and ``joined_groups`` of writing a count's items whole; an engine that
+cannot (or not for a scope) returns None.
 """
 
 from __future__ import annotations
@@ -126,6 +127,17 @@ class EventStore(Protocol):
         representative, rendered as ``keen.server._json.encode_value`` does; ``null`` for null
         and missing). Every row holds every analysis (one snapshot of the events). Not asked
         for median, percentile or select_unique."""
+
+    def joined_groups(
+        self, scope: Scope, analyses: Sequence[tuple[str, str | None, float | None]],
+        pieces: Sequence[str],
+    ) -> dict[int, str] | None:
+        """``ordered_groups`` written whole, for analyses that are all counts: ``{bucket:
+        items}`` for every bucket with groups (0 without an interval), ``items`` the texts of
+        its rows in order, joined by ``,``; the text of a row is ``pieces[0] + key_1 +
+        pieces[1] + ... + key_n + pieces[n] + count_1 + ... + count_m + pieces[n + m]`` (a
+        count's text: its decimal digits). None when ``ordered_groups`` would give None, or
+        when the engine leaves this to ``ordered_groups`` (the answer is the same text)."""
 
     def group_universe(self, scope: Scope) -> set[Key]:
         """Every (bucket, group) that has at least one matching event."""

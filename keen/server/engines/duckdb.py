@@ -91,6 +91,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -1071,13 +1073,38 @@ class DuckDBStore(SqlCatalog):
         shared path renders so few groups faster than DuckDB plans the ordering and the
         rendering (~0.5 ms of a 2.5 ms group_by of 20 values over 1M events), and gives the
         same answer. (Several analyses stay one statement here rather than one each there.)"""
-        if len(analyses) == 1 and self._group_rows.get(
-                _group_scope(scope), _FEW_GROUPS + 1) <= _FEW_GROUPS:
+        if self._few_groups(scope, analyses):
             return None
         rows = self._stable(lambda: self._ordered_groups(scope, analyses))
         if rows is not None:
             self._note_groups(scope, len(rows))
         return rows
+
+    def joined_groups(
+        self, scope: Any, analyses: Sequence[tuple[str, str | None, float | None]],
+        pieces: Sequence[str],
+    ) -> dict[int, str] | None:
+        """The items of ``ordered_groups``' rows, each written whole in SQL (a count's text
+        is its decimal digits there as in Python) and fetched as one column of strings
+        (``fetchnumpy``: no tuple per row), joined per bucket; None when ``ordered_groups``
+        would be, or an analysis is not a count. Over 100,000 groups this is ~20 ms less
+        than fetching the rows and formatting each item in Python."""
+        if (any(analysis != "count" for analysis, _, _ in analyses)
+                or self._few_groups(scope, analyses)):
+            return None
+        found = self._stable(lambda: self._joined_groups(scope, analyses, pieces))
+        if found is None:
+            return None
+        rows, joined = found
+        self._note_groups(scope, rows)
+        return joined
+
+    def _few_groups(
+        self, scope: Any, analyses: Sequence[tuple[str, str | None, float | None]],
+    ) -> bool:
+        """Whether one analysis of this scope gave at most ``_FEW_GROUPS`` rows last time."""
+        return len(analyses) == 1 and self._group_rows.get(
+            _group_scope(scope), _FEW_GROUPS + 1) <= _FEW_GROUPS
 
     def _note_groups(self, scope: Any, rows: int) -> None:
         """Remember how many (bucket, group) rows a grouped scope had (``ordered_groups``)."""
@@ -1089,6 +1116,40 @@ class DuckDBStore(SqlCatalog):
     def _ordered_groups(
         self, scope: Any, analyses: Sequence[tuple[str, str | None, float | None]],
     ) -> list[tuple[Any, ...]] | None:
+        statement = self._group_statement(scope, analyses, None)
+        if statement is None:
+            return None
+        sql, params, width = statement
+        with self._read() as cur:
+            rows: list[tuple[Any, ...]] = cur.execute(sql, params).fetchall()
+        if not any(analysis == "sum" for analysis, _, _ in analyses):
+            return rows
+        return [(*row[:width], *_values(row[width:], analyses)) for row in rows]
+
+    def _joined_groups(
+        self, scope: Any, analyses: Sequence[tuple[str, str | None, float | None]],
+        pieces: Sequence[str],
+    ) -> tuple[int, dict[int, str]] | None:
+        statement = self._group_statement(scope, analyses, pieces)
+        if statement is None:
+            return None
+        sql, params, _ = statement
+        with self._read() as cur:
+            columns = cur.execute(sql, params).fetchnumpy()
+        buckets, items = columns["b"], columns["t"]
+        if scope.buckets is None:  # (the bucket is 0 throughout)
+            return len(items), ({0: ",".join(items)} if len(items) else {})
+        joined = {bucket: ",".join(text for _, text in found)
+                  for bucket, found in groupby(zip(buckets.tolist(), items), key=itemgetter(0))}
+        return len(items), joined
+
+    def _group_statement(
+        self, scope: Any, analyses: Sequence[tuple[str, str | None, float | None]],
+        pieces: Sequence[str] | None,
+    ) -> tuple[str, list[Any], int] | None:
+        """The statement of ``_ordered_groups`` (its SQL, parameters and the position of the
+        first value in a row), or of ``_joined_groups`` with ``pieces``: rows ``(b, t)``, the
+        bucket and the item's text, ``pieces`` put around the keys' and values' texts."""
         compiled = self._compiled(scope)
         typed = [compiled.typed.get(name) for name in scope.group_by]
         if not typed or any(analysis in ("median", "percentile", "select_unique")
@@ -1120,15 +1181,18 @@ class DuckDBStore(SqlCatalog):
         where, params = compiled.filters(scope.filters)
         source, params = compiled.source(where, params, reads=inner)
         positions = ", ".join(str(i + 1) for i in range(len(inner) - len(results)))
-        sql = (f"SELECT {bucket}, {', '.join(texts)}, {', '.join(results)} "  # noqa: S608
+        if pieces is None:
+            columns = f"{bucket}, {', '.join(texts)}, {', '.join(results)}"
+        else:  # (the pieces are parameters, which come first: the select list is first)
+            parts = [*texts, *results]
+            assert len(pieces) == len(parts) + 1
+            text = " || ".join(f"? || {part}" for part in parts)
+            columns = f"{bucket} AS b, {text} || ? AS t"
+            params = [*pieces, *params]
+        sql = (f"SELECT {columns} "  # noqa: S608
                f"FROM (SELECT {', '.join(inner)} {source} GROUP BY {positions}) "
                f"ORDER BY {', '.join(order)}")
-        with self._read() as cur:
-            rows: list[tuple[Any, ...]] = cur.execute(sql, params).fetchall()
-        if not any(analysis == "sum" for analysis, _, _ in analyses):
-            return rows
-        width = 1 + len(texts)
-        return [(*row[:width], *_values(row[width:], analyses)) for row in rows]
+        return sql, params, 1 + len(texts)
 
     @staticmethod
     def _row_key(
@@ -1264,9 +1328,19 @@ class _ActorSets:
         compiled = self.store._compiled(scope)
         present, number, text = compiled.actor_columns(actor)
         where, params = compiled.filters(scope.filters)
-        source, params = compiled.source(f"{where} AND {present}", params,
-                                         reads=[number, text])
-        return self._new(f"SELECT DISTINCT {number} AS n, {text} AS t {source}", params)
+        typed = compiled.typed.get(actor)
+        if typed is None:
+            source, params = compiled.source(f"{where} AND {present}", params,
+                                             reads=[number, text])
+            return self._new(f"SELECT DISTINCT {number} AS n, {text} AS t {source}", params)
+        # A typed actor: its distinct columns first, then the (n, t) of each distinct value
+        # (~100,000 texts rather than one per event: a step over 1M events ~30 ms sooner);
+        # distinct again, as 1 and 1.0 (two columns) are one number.
+        columns = [typed.col(kind) for kind in sorted(typed.kinds)]
+        source, params = compiled.source(f"{where} AND {present}", params, reads=columns)
+        raw = ", ".join(f"{column} AS {column.removeprefix('q.')}" for column in columns)
+        return self._new(f"SELECT DISTINCT {number} AS n, {text} AS t "  # noqa: S608
+                         f"FROM (SELECT DISTINCT {raw} {source}) AS q", params)
 
     def combine(self, previous: str, did: str, *, inverted: bool) -> str:
         operator = "EXCEPT" if inverted else "INTERSECT"
