@@ -186,7 +186,7 @@ class Pace:
     slower)."""
 
     TRY = 16
-    FAR = 1.25  # the other way tried 4 times less often when that much slower
+    FAR = 1.15  # the other way tried 4 times less often when that much slower
     WEIGHT = 0.25  # of the newest batch in the average
 
     def __init__(self) -> None:
