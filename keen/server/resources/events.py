@@ -68,7 +68,10 @@ def post_batch(call: Call) -> Response:
     if len(body) > MAX_BATCH_BYTES:
         raise ApiError(413, TOO_LARGE, f"The batch is larger than {MAX_BATCH_BYTES} bytes.")
     text = _batch_text(body)
-    values = _placeholder_values(call) if _PLACEHOLDER_MARK in body else None
+    # (a "$" is looked for first: one byte is found ~40 times quicker than the mark, which
+    # took 0.6 ms of a 1.5 MB body with none)
+    values = (_placeholder_values(call) if b"$" in body and _PLACEHOLDER_MARK in body
+              else None)
     if values is None and not call.principal.autofill:  # the engine may read it its own way
         answer = call.storage.insert_batch(call.project_id, text, now=call.now)
         if answer is not None:
