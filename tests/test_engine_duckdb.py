@@ -692,3 +692,43 @@ def test_closing_the_store_tolerates_a_cursor_closed_but_not_yet_forgotten() -> 
     assert not closer.is_alive() and failures == []
     with pytest.raises(RuntimeError, match="closed"):
         store.insert_events("p", "c", [{"a": 1}], now=datetime(2026, 3, 1, tzinfo=timezone.utc))
+
+
+def test_the_schema_it_remembers_follows_every_write_deletes_and_rollbacks_included(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The duckdb store remembers each collection's stored schema so as not to read it on
+    every batch: the schema it reports stays the sqlite engine's (which reads it each time)
+    through new properties, null giving way, deleting a property, deleting every event, and a
+    write rolled back after its schema was merged."""
+    now = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    duck, lite = DuckDBStore(), open_engine("sqlite", None)
+
+    def both(do: Callable[[Any], Any]) -> None:
+        for store in (duck, lite):
+            do(store)
+        assert duck.collection("p", "c") == lite.collection("p", "c")
+
+    try:
+        both(lambda s: s.insert_events("p", "c", [{"a": None, "o": {"x": 1}}], now=now))
+        both(lambda s: s.insert_events("p", "c", [{"a": "s", "b": True}], now=now))
+        both(lambda s: s.delete_property("p", "c", "o"))
+        both(lambda s: s.insert_events("p", "c", [{"o": {"x": "now a string"}}], now=now))
+        both(lambda s: s.delete_events("p", "c", now=now))
+        assert duck.collection("p", "c") is None
+        both(lambda s: s.insert_events("p", "c", [{"a": 1.5}], now=now))
+        save = DuckDBStore._save_schema
+
+        def save_then_fail(self: DuckDBStore, *args: Any) -> None:
+            save(self, *args)
+            raise duckdb_errors.InterruptException("after the schema was merged")
+
+        monkeypatch.setattr(DuckDBStore, "_save_schema", save_then_fail)
+        with pytest.raises(duckdb_errors.InterruptException):
+            duck.insert_events("p", "c", [{"z": "never stored"}], now=now)
+        monkeypatch.setattr(DuckDBStore, "_save_schema", save)
+        assert duck.collection("p", "c") == lite.collection("p", "c")  # no "z"
+        both(lambda s: s.insert_events("p", "c", [{"z": 2}], now=now))  # stored this time
+        assert duck.collection("p", "c")["properties"]["z"] == "num"
+    finally:
+        duck.close()
+        lite.close()

@@ -475,6 +475,9 @@ class DuckDBStore(SqlCatalog):
         while it has held no scalar."""
         self._typed: dict[tuple[str, str], dict[str, tuple[int, str]]] = {}
         self._pending: dict[tuple[str, str], dict[str, tuple[int, str]]] = {}
+        # the stored schema of each collection, as _save_schema last knew it (path -> type)
+        self._schemas: dict[tuple[str, str], dict[str, str]] = {}
+        self._schemas_pending: dict[tuple[str, str], dict[str, str]] = {}
         self._version = 0
         self._next_column = 0
         for project, collection, path, column, kinds in self._con.execute(
@@ -608,6 +611,8 @@ class DuckDBStore(SqlCatalog):
             self._typed.update(self._pending)
             self._pending.clear()
             self._version += 1
+        self._schemas.update(self._schemas_pending)
+        self._schemas_pending.clear()
         self._checkpoint_soon()
 
     def _checkpoint_soon(self) -> None:
@@ -647,8 +652,9 @@ class DuckDBStore(SqlCatalog):
                                "%s", str(exc).splitlines()[0])
 
     def _forget(self, next_column: int) -> None:
-        """Forget the typed columns of a rolled-back write (``_write``)."""
+        """Forget the typed columns and schemas of a rolled-back write (``_write``)."""
         self._pending.clear()
+        self._schemas_pending.clear()
         self._next_column = next_column
 
     def _stable(self, run: Callable[[], _T]) -> _T:
@@ -874,16 +880,25 @@ class DuckDBStore(SqlCatalog):
         if schema:
             self._save_schema(con, project_id, collection, schema)
 
-    @staticmethod
-    def _save_schema(con: Any, project_id: str, collection: str,
+    def _save_schema(self, con: Any, project_id: str, collection: str,
                      schema: Mapping[str, str]) -> None:
-        """Merge the types of a batch into the collection's schema (``null`` gives way)."""
-        known = dict(con.execute("SELECT path, type FROM properties WHERE project = ? AND "
-                                 "collection = ?", [project_id, collection]).fetchall())
+        """Merge the types of a batch into the collection's schema (``null`` gives way),
+        inside the write transaction. The schemas stored are remembered (``_schemas``: read
+        once, published by ``_write`` after the commit, as typed columns are), so that an
+        ordinary batch does not read the table under the lock."""
+        key = (project_id, collection)
+        known = self._schemas_pending.get(key)
+        if known is None:
+            known = self._schemas.get(key)
+        if known is None:
+            known = dict(con.execute("SELECT path, type FROM properties WHERE project = ? AND "
+                                     "collection = ?", [project_id, collection]).fetchall())
+            self._schemas_pending[key] = known
         schema = {path: kind for path, kind in schema.items()
                   if known.get(path, "null") == "null" and known.get(path) != kind}
         if not schema:  # the usual case once a collection has its properties: no upsert
             return
+        self._schemas_pending[key] = {**known, **schema}
         # one statement: DuckDB's executemany runs one statement a row (~1.5 ms each)
         con.execute(
             "INSERT INTO properties SELECT ?, ?, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]) "
@@ -891,6 +906,12 @@ class DuckDBStore(SqlCatalog):
             "WHERE properties.type = 'null'",
             [project_id, collection, list(schema), list(schema.values())],
         )
+
+    def _forget_schema(self, project_id: str, collection: str) -> None:
+        """The collection's schema is about to change otherwise than by _save_schema (under
+        the lock): read it again next time, whether this write commits or not."""
+        self._schemas.pop((project_id, collection), None)
+        self._schemas_pending.pop((project_id, collection), None)
 
     def delete_events(
         self,
@@ -933,6 +954,7 @@ class DuckDBStore(SqlCatalog):
                 f"DELETE FROM events WHERE seq IN ({chosen}) RETURNING 1", params  # noqa: S608
             ).fetchall()
             if timeframe is None and not checked:
+                self._forget_schema(project_id, collection)
                 con.execute("DELETE FROM properties WHERE project = ? AND collection = ?",
                             [project_id, collection])
         return len(row)
@@ -986,6 +1008,7 @@ class DuckDBStore(SqlCatalog):
                      [_sql_remove(body, path_json) for _, body in chunk], start, end],
                 )
                 changed += len(chunk)
+            self._forget_schema(project_id, collection)
             con.execute(
                 "DELETE FROM properties WHERE project = ? AND collection = ? "
                 "AND (path = ? OR starts_with(path, ? || '.'))",
