@@ -199,7 +199,7 @@ class Pace:
         if len(self.lately) < 2:
             return True not in self.lately  # each way tried first
         quicker = self.lately[True] <= self.lately[False]
-        slower = max(self.lately.values()) / min(self.lately.values())
+        slower = max(self.lately.values()) / max(min(self.lately.values()), 1e-15)
         every = self.TRY if slower < self.FAR else self.TRY * 4  # (a try costs what it loses)
         return quicker != (self.batches % every == 0)
 
