@@ -559,7 +559,7 @@ def test_the_tables_a_batch_is_read_into_are_dropped_once_it_is_answered(
         assert store._housekeeper is not None
         store._housekeeper.submit(lambda: None).result(timeout=60)  # (one thread: after the drops)
         assert store._con.execute("SELECT count(*) FROM duckdb_tables() "
-                                  "WHERE database_name = 'keen_scratch'").fetchone() == (0,)
+                                  "WHERE database_name = ?", [store.scratch]).fetchone() == (0,)
     finally:
         store.close()
 
@@ -608,3 +608,18 @@ def test_random_batches_cut_anywhere_store_what_the_python_lane_stores(
                               indent=spaces or None)
                    for index, events in enumerate(lists)]
         _same(batches, ["c", "d"], ["a", "b", "user"])
+
+
+def test_a_database_file_named_as_the_shared_database_opens_and_reads_in_parts(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database shared by a batch's parts is attached under a name other than the file's
+    own (``keen_scratch.duckdb`` is a database named ``keen_scratch``)."""
+    readings = _read_in_parts(monkeypatch)
+    path = str(tmp_path / "keen_scratch.duckdb")
+    body = json.dumps({"c": _realistic(random.Random(6), 100)})
+    with DuckDBStore(path) as store:
+        assert store.insert_batch("p", body, now=NOW_DT) is not None
+        stored = store._con.execute("SELECT count(*) FROM events").fetchone()
+    assert readings[0] == 3
+    with DuckDBStore(path) as again:
+        assert again._con.execute("SELECT count(*) FROM events").fetchone() == stored

@@ -146,7 +146,8 @@ def insert_batch(store: DuckDBStore, project_id: str, text: str,
             tag = os.urandom(8).hex()
             # the first part's on the first cursor, its own (dropped with it); the others' in
             # the shared database, where the first cursor reads them
-            tables = ["keen_rows"] + [f"keen_scratch.rows_{tag}_{i}" for i in range(1, len(parts))]
+            tables = ["keen_rows"] + [f"{store.scratch}.rows_{tag}_{i}"
+                                      for i in range(1, len(parts))]
             stack.callback(_drop_later, store, tables)
             try:
                 batch, read = _read(store, cursors, tables, parts, text, now)
@@ -219,14 +220,15 @@ def _pointer(path: tuple[str, ...]) -> str:
 
 
 def _create(table: str) -> str:
-    """``CREATE TABLE table``: a temp table (its cursor's own) but in ``keen_scratch``."""
-    return f"CREATE {'' if table.startswith('keen_scratch.') else 'TEMP '}TABLE {table}"
+    """``CREATE TABLE table``: a temp table (its cursor's own) unless qualified (in the
+    store's shared database, ``keen_scratch``)."""
+    return f"CREATE {'' if '.' in table else 'TEMP '}TABLE {table}"
 
 
 def _drop_later(store: DuckDBStore, tables: list[str]) -> None:
     """Have the store's housekeeping thread drop a batch's tables in ``keen_scratch``, once
     it is answered (the others go with their cursor)."""
-    shared = [table for table in tables if table.startswith("keen_scratch.")]
+    shared = [table for table in tables if "." in table]
     if shared:
         with contextlib.suppress(RuntimeError, StoreClosedError):  # closed: they go with it
             store._later(_drop, store, shared)

@@ -431,7 +431,10 @@ class DuckDBStore(SqlCatalog):
             self._con = duckdb.connect(target, config=self._config)
             register_functions(self._con)
             # tables shared by the cursors reading the parts of a batch (_duckdb_batch)
-            self._con.execute("ATTACH ':memory:' AS keen_scratch")
+            # (not the name of the file's own database: keen_scratch.duckdb is keen_scratch)
+            main = self._con.execute("SELECT current_database()").fetchone()
+            self.scratch = "keen_scratch_" if main == ("keen_scratch",) else "keen_scratch"
+            self._con.execute(f"ATTACH ':memory:' AS {self.scratch}")
             self._con.execute(_SCHEMA)
             row = self._con.execute("SELECT max(seq) FROM events").fetchone()
         except duckdb.Error as exc:
