@@ -299,11 +299,40 @@ HOSTILE = {
 }
 
 
+@pytest.fixture(name="parts_api", scope="module")
+def parts_api_fixture() -> Iterator[Api]:
+    """A duckdb server whose store has two threads to read parts with, whatever the CPUs."""
+    workers = _duckdb_batch.WORKERS
+    _duckdb_batch.WORKERS = 2
+    try:
+        server = LocalKeenServer(clock=lambda: NOW, engine="duckdb").start()
+    finally:
+        _duckdb_batch.WORKERS = workers
+    try:
+        yield Api(server)
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_a_hostile_batch_gets_the_sqlite_engines_answers(apis: tuple[Api, Api],
                                                          name: str) -> None:
+    _hostile(apis, name, "h")
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_a_hostile_batch_cut_into_parts_gets_the_sqlite_engines_answers(
+        apis: tuple[Api, Api], parts_api: Api, name: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same bodies, cut into parts of as few as 8 characters wherever they can be."""
+    monkeypatch.setattr(_duckdb_batch, "_PART", 8)
+    monkeypatch.setattr(_duckdb_batch.Pace, "cut", lambda self: True)
+    _hostile((apis[0], parts_api), name, "hp")
+
+
+def _hostile(apis: tuple[Api, Api], name: str, prefix: str) -> None:
     body = HOSTILE[name]
-    collection = f"h{sorted(HOSTILE).index(name)}"
+    collection = f"{prefix}{sorted(HOSTILE).index(name)}"
     body = body.replace('"c"', f'"{collection}"', 1).replace('"d"', f'"{collection}d"', 1)
     answers = []
     for api in apis:
