@@ -192,7 +192,7 @@ _CLOSE_WAIT = 10.0
 # the row counts of this many grouped scopes are remembered
 _FEW_GROUPS = 100
 _GROUP_MEMORY = 1_024
-# The WAL size at which the checkpoint thread checkpoints, and DuckDB's own threshold, left as
+# The WAL size at which the housekeeping thread checkpoints, and DuckDB's own threshold, left as
 # a backstop (``_checkpoint_soon``). Not DuckDB's default, 16 MB: with realistic events, from
 # the fourth such checkpoint on, one in two took 300-600 ms instead of 80-100 (it rewrites the
 # small row groups the earlier ones left), 15 ms a batch of 5,000 in all; at 64 MB, 5.6 ms,
@@ -389,9 +389,9 @@ class DuckDBStore(SqlCatalog):
         self._lock = threading.RLock()
         self._closed = False
         self._config = dict(config or {})
-        # A file database is checkpointed by a thread of its own once the WAL passes
+        # A file database is checkpointed by the housekeeping thread once the WAL passes
         # _CHECKPOINT_WAL (``_checkpoint_soon``), not by the commit that passes it (which
-        # would answer ~80 ms later); DuckDB's own checkpoint stays as a backstop further on.
+        # would answer 300-400 ms later); DuckDB's own checkpoint stays as a backstop.
         if not {"checkpoint_threshold", "wal_autocheckpoint"} & set(self._config):
             self._config["checkpoint_threshold"] = _CHECKPOINT_BACKSTOP
         self._housekeeper: ThreadPoolExecutor | None = None  # see _later
@@ -425,7 +425,7 @@ class DuckDBStore(SqlCatalog):
         self.migrated_from = migrate_from
 
     def _open(self, target: str) -> None:
-        # the WAL the checkpoint thread watches (``_checkpoint_soon``)
+        # the WAL the housekeeping thread checkpoints (``_checkpoint_soon``)
         self._wal: str | None = None if target == ":memory:" else target + ".wal"
         try:
             self._con = duckdb.connect(target, config=self._config)
@@ -620,8 +620,8 @@ class DuckDBStore(SqlCatalog):
 
     def _checkpoint_soon(self) -> None:
         """After a commit (under the lock): have the WAL of a file database checkpointed by
-        the checkpoint thread once it passes ``_CHECKPOINT_WAL`` bytes. The checkpoint takes
-        the lock, so writes wait for it while batches go on being read."""
+        the housekeeping thread once it passes ``_CHECKPOINT_WAL`` bytes. The checkpoint
+        takes the lock, so writes wait for it while batches go on being read."""
         if self._checkpoint_due or self._wal is None:
             return
         try:
