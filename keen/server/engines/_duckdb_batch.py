@@ -501,6 +501,7 @@ class _Shape:
         self.structure = json.loads(text)
         if not isinstance(self.structure, dict):
             raise _NotTaken  # an event that is not an object
+        self.transform = json.dumps(_transform_type(self.structure))  # (json_transform_strict)
         self.empty: list[tuple[str, ...]] = []
         event = _representative(self.structure, (), self.empty)
         keen = event.get("keen")
@@ -604,22 +605,37 @@ class _Collection:
             plan.append((body, columns))
         return plan
 
-    def _select(self, shape: _Shape, body: str, values: str, table: str, keep: str) -> str:
-        """The events of ``shape`` in ``table`` as they are stored: ``n, ts, token, body``,
-        then ``values``. ``json_transform_strict`` reads each event into the shape's typed
+    def _select(self, shapes: list[_Shape], body: str, values: str, table: str,
+                keep: str) -> str:
+        """The events of ``shapes`` in ``table`` as they are stored: ``n, ts, token, body``,
+        then ``values``. ``json_transform_strict`` reads each event into the shapes' typed
         STRUCT in one parse (a duplicate key is a statement error), ``json_object`` builds the
-        remaining body (``_split``); parameters ``$o`` and ``$ids`` (the events' keen.id)."""
+        remaining body (``_split``); parameters ``$o`` and ``$ids`` (the events' keen.id).
+        The shapes are read alike (``_alike``)."""
+        shape = shapes[0]
         stamp = "t['keen']['timestamp']" if shape.has_stamp else "NULL"
         stamp_sql = _timestamp_sql("st", self.now_ms) if shape.has_stamp else str(self.now_ms)
         token = "t['keen']['uniqueness_token']" if shape.has_token else "NULL"
+        hashes = ", ".join(str(each.hash) for each in shapes)
         return (
             f"SELECT n, u - ((u % 1000) + 1000) % 1000 AS ts, {token} AS token, "  # noqa: S608
             f"{body} AS body{values} FROM ("
             f"  SELECT *, {stamp_sql} AS u FROM ("
             f"    SELECT *, {stamp} AS st, substr($ids, 24 * n + 1, 24) AS keen_id FROM ("
-            f"      SELECT n, e, json_transform_strict(e, "
-            f"{_lit(json.dumps(_transform_type(shape.structure)))}) AS t "
-            f"      FROM {table} WHERE o = $o AND h = {shape.hash}{keep})))")
+            f"      SELECT n, e, json_transform_strict(e, {_lit(shape.transform)}) AS t "
+            f"      FROM {table} WHERE o = $o AND h IN ({hashes}){keep})))")
+
+    @staticmethod
+    def _alike(branches: list[tuple[_Shape, str, str]]) -> list[tuple[list[_Shape], str, str]]:
+        """``(shape, body, values)`` gathered into one ``(shapes, body, values)`` per way of
+        reading them: shapes read by the same SQL (same STRUCT, ``keen`` fields, body and
+        columns; such as a list that is empty in some events) are read by one ``SELECT``,
+        whose planning costs ~1.5 ms whatever the events."""
+        alike: dict[tuple[str, bool, bool, str, str], list[_Shape]] = {}
+        for shape, body, values in branches:
+            alike.setdefault((shape.transform, shape.has_stamp, shape.has_token, body, values),
+                             []).append(shape)
+        return [(shapes, body, values) for (*_, body, values), shapes in alike.items()]
 
     def stage(self, con: Any, plan: list[tuple[str, dict[str, str]]], rows: str, table: str,
               part: int) -> None:
@@ -628,9 +644,10 @@ class _Collection:
         typed column of any (null where a shape has none)."""
         count = [*self.offsets, self.count][part + 1] - self.offsets[part]
         names = list(dict.fromkeys(column for _, columns in plan for column in columns))
-        selects = [self._select(shape, body, "".join(f", {columns.get(column, 'NULL')} AS {column}"
-                                                    for column in names), rows, "")
-                   for shape, (body, columns) in zip(self.shapes, plan)]
+        selects = [self._select(shapes, body, values, rows, "") for shapes, body, values in
+                   self._alike([(shape, body, "".join(f", {columns.get(column, 'NULL')} AS "
+                                                      f"{column}" for column in names))
+                                for shape, (body, columns) in zip(self.shapes, plan)])]
         con.execute(f"{_create(table)} AS " + " UNION ALL ".join(selects),
                     {"ids": os.urandom(12 * count).hex(), "o": self.o})
 
@@ -663,18 +680,23 @@ class _Collection:
     def _insert(self, con: Any, project_id: str, name: str, shapes: list[_Shape],
                 known: dict[str, tuple[int, str]], first: int, dropped: list[int]) -> None:
         """Read and store the events of the batch (``events``): one ``INSERT ... SELECT``
-        per shape."""
+        per way of reading its shapes (``_alike``)."""
         ids = os.urandom(12 * self.count).hex()
         seq, keep = self._seq(dropped)
+        branches = []
+        names_of = {}  # (the same values: the same columns)
         for shape in shapes:
             columns: dict[str, str] = {}
             body = self._split(shape.stored, (), shape, known, columns)
-            names = "".join(f", {column}" for column in columns)
             values = "".join(f", {value} AS {column}" for column, value in columns.items())
+            names_of[values] = "".join(f", {column}" for column in columns)
+            branches.append((shape, body, values))
+        for alike, body, values in self._alike(branches):
+            names = names_of[values]
             con.execute(
                 f"INSERT INTO events (project, collection, ts, seq, token, body{names}) "  # noqa: S608
                 f"SELECT $project, $collection, ts, {seq}, token, body{names} FROM ("
-                f"{self._select(shape, body, values, self.events, keep)}){_ONE_THREAD}",
+                f"{self._select(alike, body, values, self.events, keep)}){_ONE_THREAD}",
                 {"project": project_id, "collection": name, "first": first, "ids": ids,
                  "o": self.o, **({"dropped": dropped} if dropped else {})})
 
