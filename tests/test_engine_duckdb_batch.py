@@ -296,7 +296,25 @@ HOSTILE = {
     "bad collection name": '{"$c": [{"a": 1}]}',
     "extra data": '{"c": [{"a": 1}]} x',
     "placeholder": '{"c": [{"ip": "${keen.ip}"}]}',
+    # shapes that differ only in what their lists hold are read by one SELECT (``_alike``);
+    # a list of mixed kinds takes the Python lane
+    "lists of every kind": ('{"c": [{"l": [], "n": 1}, {"l": ["a"], "n": 2}, {"l": [1], "n": 3}, '
+                            '{"l": [1.5], "n": 4}, {"l": [true], "n": 5}, {"l": [null], "n": 6}, '
+                            '{"l": [[1]], "n": 8}, {"l": [{"x": 1}], "n": 9}, '
+                            '{"l": [], "n": 1.5}, {"l": ["b"], "n": "x"}, {"l": [], "n": null}]}'),
+    "lists of mixed kinds": '{"c": [{"l": ["a", 1]}, {"l": []}]}',
 }
+# Every doubtful value after each character a value can follow (each character has a pattern
+# of its own, ``_DOUBT``), and as a whole event.
+_DOUBTFUL = {"NaN": "NaN", "-Infinity": "-Infinity", "an exponent": "1.5e3",
+             "20 digits": "12345678901234567890", "-20 digits": "-12345678901234567890"}
+_PLACES = {"a colon": '{"c": [{"a": %s}]}',
+           "a comma in an object": '{"c": [{"a": 1,\n "b": %s}]}',
+           "a list's opening": '{"c": [{"a": [ %s]}]}',
+           "a comma in a list": '{"c": [{"a": [1,%s]}]}',
+           "the collection's list": '{"c": [%s]}'}
+HOSTILE.update({f"{kind} after {place}": form % value for kind, value in _DOUBTFUL.items()
+                for place, form in _PLACES.items()})
 
 
 @pytest.fixture(name="parts_api", scope="module")

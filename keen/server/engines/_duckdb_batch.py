@@ -314,7 +314,8 @@ def _parse(con: Any, table: str, text: str) -> list[Any]:
         ")))))", [MAX_STRING, text, *_DOUBT, _NUL_ESCAPE])
     rows: list[Any] = con.execute(
         "SELECT o, any_value(k), any_value(t), s, count(e), min(n), max(m), sum(m), "  # noqa: S608
-        f"any_value(h) FROM {table} GROUP BY o, s ORDER BY o, min(n)").fetchall()
+        f"any_value(h) FROM {table} GROUP BY o, s").fetchall()
+    rows.sort(key=lambda row: (row[0], row[5]))  # (a few rows: quicker here than ORDER BY)
     return rows
 
 
