@@ -8,8 +8,9 @@ kind), and Python validates each distinct shape once (a batch usually has a hand
 shared rules: a representative event of the shape (``""`` for strings, ``0`` / ``0.0`` for
 integers / floats...) goes through ``_events.prepare_event``, which checks names, nesting, the
 ``keen`` namespace and gives the schema types; ``DuckDBStore._shred`` of the representatives
-records the typed columns exactly as the events would. One ``INSERT ... SELECT`` per shape
-then reads its events with ``json_transform_strict`` into the shape's typed STRUCT (one parse:
+records the typed columns exactly as the events would. One ``SELECT`` per shape (shapes read by
+the same SQL share one: ``_alike``) then reads its events with ``json_transform_strict`` into
+the shape's typed STRUCT (one parse:
 the typed columns' values, and a duplicate key is a statement error) and builds the remaining
 JSON body with ``json_object`` (the values of typed columns left out, as ``_shred`` does).
 What is stored (typed columns, bodies as JSON values, schemas, tokens, insertion order) is
@@ -50,8 +51,8 @@ anything DuckDB's parser reads differently from Python's or that needs a per-eve
   (the shape cannot show what is inside), a duplicate key (``json_transform_strict`` refuses it), an
   event whose JSON text reaches ``MAX_STRING`` bytes, a token longer than 64 characters, a
   ``keen.timestamp`` outside ``_STAMP`` (read in SQL exactly as ``timeframes.parse_iso``);
-* speed: a body under ``_SMALL`` bytes, or too many shapes for its events (each shape costs
-  one INSERT statement: see ``_EVENTS_PER_SHAPE``);
+* speed: a body under ``_SMALL`` bytes, or too many shapes for its events (each shape can cost
+  a statement of its own: see ``_EVENTS_PER_SHAPE``);
 * the caller also keeps autofill (access keys) and ``${keen.`` placeholders on the Python lane.
 """
 
@@ -114,7 +115,9 @@ _KIND = {str: "s", bool: "b", int: "i", float: "f"}
 # what the Python lane spends on 137 events, and the lane's other statements cost about 78
 # events more. So a batch of 5,000 events of 64 shapes takes 60 us an event here and 37 us
 # there, one of 50 events 260 us here and 97 us there. A body under _SMALL bytes is not
-# parsed here at all (it holds at most a few dozen realistic events).
+# parsed here at all (it holds at most a few dozen realistic events). (Measured before shapes
+# read alike shared a statement, ``_alike``: the rule still counts every shape, which errs
+# towards the Python lane.)
 _SMALL = 16_384
 # The threads that read parts of a large body besides the request's own (``_parts``): one
 # per other CPU the process may use, at most 3.
