@@ -10,9 +10,9 @@ integers / floats...) goes through ``_events.prepare_event``, which checks names
 ``keen`` namespace and gives the schema types; ``DuckDBStore._shred`` of the representatives
 records the typed columns exactly as the events would. One ``SELECT`` per shape (shapes read by
 the same SQL share one: ``_alike``) then reads its events with ``json_transform_strict`` into
-the shape's typed STRUCT (one parse:
-the typed columns' values, and a duplicate key is a statement error) and builds the remaining
-JSON body with ``json_object`` (the values of typed columns left out, as ``_shred`` does).
+the shape's typed STRUCT (one parse: the typed columns' values, and a duplicate key is a
+statement error) and builds the remaining JSON body with ``json_object`` (the values of typed
+columns left out, as ``_shred`` does).
 What is stored (typed columns, bodies as JSON values, schemas, tokens, insertion order) is
 what the Python lane stores; ``tests/test_engine_duckdb_batch.py`` compares the two.
 
