@@ -30,6 +30,7 @@ absolute times.
     python benchmarks/bench_engines.py --engine sqlite --events 100000
     python benchmarks/bench_engines.py --events 200000 --ingest-only   # the ingest figure only
     python benchmarks/bench_engines.py --events 200000 --ingest-only --clients 2   # two at once
+    python benchmarks/bench_engines.py --events 200000 --ingest-only --back-to-back  # no pauses
     python benchmarks/bench_engines.py --keep /tmp/bench1m --only group_by   # iterate on queries
 
 ``--keep DIR`` keeps both databases in DIR and, when DIR already holds them (from an earlier
@@ -120,9 +121,9 @@ class Server:
         return float("nan")
 
     def post_raw(self, path: str, body: bytes, session: Any = None) -> Any:
-        answer = (session or self.session).post(f"{self.url}/3.0/projects/{PROJECT}{path}", data=body,
-                                   headers={"Authorization": WRITE,
-                                            "Content-Type": "application/json"}, timeout=600)
+        answer = (session or self.session).post(
+            f"{self.url}/3.0/projects/{PROJECT}{path}", data=body,
+            headers={"Authorization": WRITE, "Content-Type": "application/json"}, timeout=600)
         assert answer.status_code in (200, 201), answer.text[:500]
         return answer.json()
 
@@ -139,13 +140,15 @@ class Server:
         self.process.communicate(timeout=120)
 
 
-def ingest(server: Server, count: int, source: str, clients: int = 1) -> float:
+def ingest(server: Server, count: int, source: str, clients: int = 1,
+           back_to_back: bool = False) -> float:
     """Post ``count`` generated events in batches and write them to ``source`` as
     newline-delimited JSON for the baseline; returns events/s. One client: only the requests
-    are timed (each body is generated just before it is posted). ``clients`` > 1: every body
-    is generated first, then that many threads, each on its own keep-alive connection, post
-    them at once (taking the next body as each finishes), timed from the first request to the
-    last answer."""
+    are timed (each body is generated just before it is posted, the server idle meanwhile).
+    ``clients`` > 1 or ``back_to_back``: every body is generated first, then that many
+    threads, each on its own keep-alive connection, post them (taking the next body as each
+    finishes, so one client posts them one after the other without a pause), timed from the
+    first request to the last answer."""
     rng = random.Random(7)
     bodies = []
     spent = 0.0
@@ -154,14 +157,14 @@ def ingest(server: Server, count: int, source: str, clients: int = 1) -> float:
             events = generate(min(BATCH, count - offset), rng)
             body = json.dumps({"purchases": events}).encode()
             handle.writelines(json.dumps(event) + "\n" for event in events)
-            if clients > 1:
+            if clients > 1 or back_to_back:
                 bodies.append(body)
                 continue
             started = time.perf_counter()
             answer = server.post_raw("/events", body)["purchases"]
             spent += time.perf_counter() - started
             assert all(item["success"] for item in answer), answer[:3]
-    if clients == 1:
+    if clients == 1 and not back_to_back:
         return count / spent
     work = iter(bodies)
     lock = threading.Lock()
@@ -320,6 +323,9 @@ def main() -> None:
                         help="stop after the ingest figure (no baseline, no queries)")
     parser.add_argument("--clients", type=int, default=1, metavar="N",
                         help="post from N connections at once (events/s over the whole run)")
+    parser.add_argument("--back-to-back", action="store_true",
+                        help="one client posts bodies generated beforehand without a pause "
+                             "between requests (events/s over the whole run)")
     args = parser.parse_args()
     print(f"{args.events:,} events, engine {args.engine}, load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -341,9 +347,9 @@ def main() -> None:
                 print(f"reusing the databases of {folder} (no ingest)")
             else:
                 source = os.path.join(folder, "events.ndjson")
-                rate = ingest(server, args.events, source, args.clients)
-                print(f"ingest over HTTP, batches of {BATCH:,}, {args.clients} client(s): "
-                      f"{rate:,.0f} events/s")
+                rate = ingest(server, args.events, source, args.clients, args.back_to_back)
+                print(f"ingest over HTTP, batches of {BATCH:,}, {args.clients} client(s)"
+                      f"{', back to back' if args.back_to_back else ''}: {rate:,.0f} events/s")
                 if args.ingest_only:
                     return
                 con, loaded, plain_size = plain_table(source, folder)
