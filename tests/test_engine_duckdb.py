@@ -612,6 +612,7 @@ def test_the_wal_is_checkpointed_by_a_thread_of_its_own_once_past_its_threshold(
     from keen.server.engines import duckdb as duckdb_engine
 
     path = tmp_path / "k.duckdb"
+    monkeypatch.setattr(duckdb_engine, "_CHECKPOINT_WAL_LEAST", 200_000)
     monkeypatch.setattr(duckdb_engine, "_CHECKPOINT_WAL", 200_000)
     store = DuckDBStore(str(path))
     try:
@@ -636,6 +637,37 @@ def test_the_wal_is_checkpointed_by_a_thread_of_its_own_once_past_its_threshold(
         assert again._con.execute("SELECT count(*) FROM events").fetchone() == (5_100,)
 
 
+def test_past_the_least_wal_the_checkpoint_waits_for_the_rows_to_nearly_fill_a_row_group(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between ``_CHECKPOINT_WAL_LEAST`` and ``_CHECKPOINT_WAL``, the checkpoint comes with
+    the first commit after which another of the same size would not fit in the row group the
+    rows added since the last checkpoint are filling (so the checkpoint leaves it nearly full,
+    and the next one has nothing old to rewrite), counted again from each checkpoint."""
+    from keen.server.engines import duckdb as duckdb_engine
+
+    monkeypatch.setattr(duckdb_engine, "_CHECKPOINT_WAL_LEAST", 1)
+    monkeypatch.setattr(duckdb_engine, "_ROW_GROUP_ROWS", 1_000)
+    store = DuckDBStore(str(tmp_path / "k.duckdb"))
+    asked: list[int] = []
+    monkeypatch.setattr(store, "_later", lambda work: asked.append(store._table_rows()))
+    try:
+        for commit in range(1, 4):  # 300, 600 (another 300 fits), 900 (it would not)
+            _some_events(store, 300)
+            assert asked == ([900] if commit == 3 else []), commit
+        store._checkpoint_due = False
+        store._checkpoint()  # counted from here: 300 and 600 wait, and 900 again
+        for commit in range(4, 7):
+            _some_events(store, 300)
+            assert asked == ([900, 1_800] if commit == 6 else [900]), commit
+        store._checkpoint_due = False
+        store._checkpoint()
+        _some_events(store, 500)
+        _some_events(store, 500)  # exactly full: now
+        assert asked == [900, 1_800, 2_800]
+    finally:
+        store.close()
+
+
 def test_a_checkpoint_threshold_given_in_the_config_is_duckdbs_own(tmp_path: Path) -> None:
     """``config`` naming a checkpoint threshold keeps DuckDB checkpointing in the commit that
     passes it, as DuckDB does: no checkpoint thread."""
@@ -650,6 +682,7 @@ def test_closing_the_store_with_a_checkpoint_asked_for_checkpoints_once_and_keep
     from keen.server.engines import duckdb as duckdb_engine
 
     path = tmp_path / "k.duckdb"
+    monkeypatch.setattr(duckdb_engine, "_CHECKPOINT_WAL_LEAST", 1)
     monkeypatch.setattr(duckdb_engine, "_CHECKPOINT_WAL", 1)
     store = DuckDBStore(str(path))
     _some_events(store, 1_000)
