@@ -668,6 +668,34 @@ def test_past_the_least_wal_the_checkpoint_waits_for_the_rows_to_nearly_fill_a_r
         store.close()
 
 
+def test_a_failing_row_count_never_fails_a_commit_and_leaves_the_checkpoint_to_the_wal_size(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows are counted after the commit: should that fail, the write is still answered
+    as stored, and the checkpoint comes when the WAL passes ``_CHECKPOINT_WAL``."""
+    from keen.server.engines import duckdb as duckdb_engine
+
+    monkeypatch.setattr(duckdb_engine, "_CHECKPOINT_WAL_LEAST", 1)
+    path = tmp_path / "k.duckdb"
+    store = DuckDBStore(str(path))
+    asked: list[str] = []
+    monkeypatch.setattr(store, "_later", lambda work: asked.append("checkpoint"))
+
+    def failing() -> int:
+        raise duckdb_errors.IOException("cannot read the catalog")
+
+    monkeypatch.setattr(store, "_table_rows", failing)
+    try:
+        for _ in range(3):
+            _some_events(store, 300)  # (asserts every event stored)
+        assert asked == []
+        monkeypatch.setattr(duckdb_engine, "_CHECKPOINT_WAL", 1)
+        _some_events(store, 300)
+        assert asked == ["checkpoint"]
+        assert store._con.execute("SELECT count(*) FROM events").fetchone() == (1_200,)
+    finally:
+        store.close()
+
+
 def test_a_checkpoint_threshold_given_in_the_config_is_duckdbs_own(tmp_path: Path) -> None:
     """``config`` naming a checkpoint threshold keeps DuckDB checkpointing in the commit that
     passes it, as DuckDB does: no checkpoint thread."""

@@ -200,10 +200,11 @@ _GROUP_MEMORY = 1_024
 # rows. So once the WAL passes _CHECKPOINT_WAL_LEAST, the checkpoint waits for the rows added
 # since the last one to come within a commit of filling their last row group (then nothing old
 # is rewritten, or a row group of a commit's rows), or for the WAL to reach _CHECKPOINT_WAL.
-# Measured on 1,000 batches of 5,000 realistic events: at every 64 MB of WAL, 270-780 ms a
-# checkpoint (the larger ones rewriting a row group of the last), 8.7 ms a batch in all; so,
-# 2.9 ms. (Not DuckDB's default of 16 MB: from the fourth such checkpoint on, one in two took
-# 300-600 ms, 15 ms a batch in all, and the file was a third larger.)
+# Measured on 600-1,000 batches of 5,000 realistic events, the next batches being read
+# meanwhile: at every 64 MB of WAL, 270-780 ms a checkpoint (the larger ones rewriting a row
+# group of the last), 8.4-8.7 ms a batch in all; so, 250-280 ms, 5.2 ms a batch (2.8 with
+# nothing else running). (Not DuckDB's default of 16 MB: from the fourth such checkpoint on,
+# one in two took 300-600 ms, 15 ms a batch in all, and the file was a third larger.)
 _CHECKPOINT_WAL_LEAST = 48 * 2**20
 _CHECKPOINT_WAL = 128 * 2**20
 _ROW_GROUP_ROWS = 122_880
@@ -450,10 +451,10 @@ class DuckDBStore(SqlCatalog):
             self._con.execute(f"ATTACH ':memory:' AS {self.scratch}")
             self._con.execute(_SCHEMA)
             row = self._con.execute("SELECT max(seq) FROM events").fetchone()
+            self._rows_checkpointed = self._table_rows()
         except duckdb.Error as exc:
             raise DatabaseError(f"cannot open the DuckDB database {target!r}: {exc}") from None
         self._next_seq = 0 if row is None or row[0] is None else int(row[0]) + 1
-        self._rows_checkpointed = self._table_rows()
         self._load_typed()
 
     def _migrate(self, sqlite_path: str, target: str) -> None:
@@ -647,10 +648,13 @@ class DuckDBStore(SqlCatalog):
         if size < _CHECKPOINT_WAL_LEAST:
             self._rows_seen = None
             return
-        rows = self._table_rows()
+        try:
+            rows: int | None = self._table_rows()
+        except duckdb.Error:  # (the commit is done: never its error) then by size alone
+            rows = None
         last, self._rows_seen = self._rows_seen, rows
         if size < _CHECKPOINT_WAL:
-            if last is None:
+            if last is None or rows is None:
                 return  # (the size of a commit is known from the next one)
             filled = (rows - self._rows_checkpointed) % _ROW_GROUP_ROWS
             if filled and filled + (rows - last) <= _ROW_GROUP_ROWS:
