@@ -686,10 +686,13 @@ class DuckDBStore(SqlCatalog):
                 return  # (close checkpoints)
             try:
                 self._con.execute("CHECKPOINT")
-                self._rows_checkpointed, self._rows_seen = self._table_rows(), None
             except duckdb.Error as exc:  # (committed writes are kept in the WAL regardless)
                 logger.warning("keen local server: could not checkpoint the DuckDB database: "
                                "%s", str(exc).splitlines()[0])
+                return
+            self._rows_seen = None
+            with contextlib.suppress(duckdb.Error):  # (else counted from the last one known)
+                self._rows_checkpointed = self._table_rows()
 
     def _forget(self, next_column: int) -> None:
         """Forget the typed columns and schemas of a rolled-back write (``_write``)."""
